@@ -1,0 +1,466 @@
+"""The SQLite store: one file, WAL journal, safe with several writer processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lensllm.exceptions import StoreError
+from lensllm.store._base import BaseStore
+from lensllm.store._records import (
+    CostRecord,
+    LossPoint,
+    NtkFeatures,
+    RunKey,
+    RunRecord,
+    RunResult,
+)
+
+__all__ = ["SQLiteStore", "InMemoryStore", "SCHEMA_VERSION", "check_store_path", "make_owner"]
+
+SCHEMA_VERSION = 1
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL, dataset TEXT NOT NULL, size INTEGER NOT NULL, seed INTEGER NOT NULL,
+    config_hash TEXT NOT NULL, config TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'running', 'finished', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT, owner_host TEXT, owner_pid INTEGER, heartbeat REAL,
+    created_at REAL NOT NULL, started_at REAL, finished_at REAL, error TEXT,
+    test_loss REAL, steps INTEGER, train_tokens INTEGER, eval_tokens INTEGER, flops REAL,
+    wall_time REAL, learning_rate REAL, early_stop_step INTEGER, n_params INTEGER,
+    n_trainable INTEGER, base_params INTEGER, family TEXT, device TEXT,
+    UNIQUE (model, dataset, size, seed, config_hash)
+);
+CREATE TABLE IF NOT EXISTS loss_points (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL, split TEXT NOT NULL, loss REAL NOT NULL,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, split, step)
+);
+CREATE TABLE IF NOT EXISTS run_attrs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE IF NOT EXISTS ntk_features (
+    id INTEGER PRIMARY KEY,
+    model TEXT NOT NULL, dataset TEXT NOT NULL, probe_seed INTEGER NOT NULL,
+    n INTEGER NOT NULL, d INTEGER NOT NULL, params_subset TEXT NOT NULL, dtype TEXT NOT NULL,
+    eigenvalues TEXT NOT NULL, projections TEXT NOT NULL, extra TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    UNIQUE (model, dataset, probe_seed, n, d, params_subset, dtype)
+);
+CREATE TABLE IF NOT EXISTS costs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL, model TEXT NOT NULL, dataset TEXT NOT NULL,
+    flops REAL NOT NULL, wall_time REAL NOT NULL, tokens INTEGER NOT NULL DEFAULT 0,
+    run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL, created_at REAL NOT NULL
+);
+"""
+
+_RESULT_COLUMNS = (
+    "test_loss", "steps", "train_tokens", "eval_tokens", "flops", "wall_time",
+    "learning_rate", "early_stop_step", "n_params", "n_trainable", "base_params", "family",
+    "device",
+)
+
+
+def make_owner() -> str:
+    """An owner id for this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def check_store_path(path: str | Path) -> Path:
+    """Check that a store can be created or opened at ``path`` without touching it.
+
+    Args:
+        path: the store file.
+
+    Returns:
+        The path, resolved.
+
+    Raises:
+        StoreError: the path is a directory, its parent is missing or not a writable
+            directory, the file is not writable, or it exists and is not an SQLite file.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise StoreError(f"store path '{path}' is a directory, not a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise StoreError(f"store path '{path}' is not writable: '{parent}' is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StoreError(f"store path '{path}' is not writable: cannot write in '{parent}'")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StoreError(f"store '{path}' is not writable")
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+        if head and head != _SQLITE_MAGIC:
+            raise StoreError(f"store '{path}' exists and is not an SQLite file")
+    return path.resolve()
+
+
+class SQLiteStore(BaseStore):
+    """A :class:`BaseStore` in one SQLite file.
+
+    WAL journal so readers never block the writer; ``busy_timeout`` so concurrent writers
+    wait instead of failing; every multi-row change in one ``BEGIN IMMEDIATE`` transaction.
+    The connection is shared by the threads of a process (the heartbeat thread included)
+    under a lock.
+
+    Args:
+        path: the store file, created if missing (``":memory:"`` for a private in-memory
+            store).
+        timeout_s: how long a writer waits for the lock of another process.
+    """
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 60.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            check_store_path(self.path)
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._lock = threading.RLock()
+            with self._transaction() as cur:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+                cur.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                version = cur.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'"
+                ).fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store '{self.path}': {exc}") from None
+        if int(version) != SCHEMA_VERSION:
+            raise StoreError(
+                f"store '{self.path}' has schema version {version}; this lensllm reads "
+                f"version {SCHEMA_VERSION}"
+            )
+
+    # ------------------------------------------------------------------ plumbing
+
+    class _Tx:
+        def __init__(self, store: SQLiteStore) -> None:
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Cursor:
+            self.store._lock.acquire()
+            try:
+                self.cur = self.store._conn.cursor()
+                self.cur.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.store._lock.release()
+                raise
+            return self.cur
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            try:
+                self.cur.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.store._lock.release()
+
+    def _transaction(self) -> SQLiteStore._Tx:
+        return SQLiteStore._Tx(self)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.row_factory = sqlite3.Row
+            return cur.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ runs
+
+    def create_run(self, key: RunKey, config: dict[str, Any] | None = None) -> int:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO runs (model, dataset, size, seed, config_hash, config, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key.model, key.dataset, int(key.size), int(key.seed), key.config_hash,
+                 json.dumps(config or {}, sort_keys=True), time.time()),
+            )
+            row = cur.execute(
+                "SELECT id FROM runs WHERE model=? AND dataset=? AND size=? AND seed=? AND "
+                "config_hash=?",
+                (key.model, key.dataset, int(key.size), int(key.seed), key.config_hash),
+            ).fetchone()
+        return int(row[0])
+
+    def claim_run(
+        self, run_ids: Iterable[int], owner: str, *, lease_s: float = 60.0
+    ) -> RunRecord | None:
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return None
+        host, pid = _owner_host_pid(owner)
+        now = time.time()
+        marks = ",".join("?" * len(ids))
+        with self._transaction() as cur:
+            rows = cur.execute(
+                f"SELECT id, status, owner_host, owner_pid, heartbeat FROM runs "
+                f"WHERE id IN ({marks}) AND status IN ('pending', 'running') ORDER BY id",
+                ids,
+            ).fetchall()
+            chosen = None
+            for run_id, status, o_host, o_pid, beat in rows:
+                if status == "pending":
+                    chosen = run_id
+                    break
+                stale = beat is None or now - beat > lease_s
+                dead = o_host == host and o_pid is not None and not _pid_alive(int(o_pid))
+                if stale or dead:
+                    chosen = run_id
+                    break
+            if chosen is None:
+                return None
+            cur.execute(
+                "UPDATE runs SET status='running', owner=?, owner_host=?, owner_pid=?, "
+                "heartbeat=?, started_at=?, attempts=attempts+1, error=NULL WHERE id=?",
+                (owner, host, pid, now, now, chosen),
+            )
+        return self.get_runs(run_ids=[chosen])[0]
+
+    def heartbeat(self, run_ids: Iterable[int], owner: str) -> None:
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        with self._transaction() as cur:
+            cur.execute(
+                f"UPDATE runs SET heartbeat=? WHERE owner=? AND status='running' "
+                f"AND id IN ({marks})",
+                [time.time(), owner, *ids],
+            )
+
+    def finish_run(self, run_id: int, owner: str, result: RunResult) -> bool:
+        if not math.isfinite(result.test_loss):
+            raise StoreError(f"run {run_id}: test loss {result.test_loss} is not finite")
+        now = time.time()
+        values = [getattr(result, c) for c in _RESULT_COLUMNS]
+        sets = ", ".join(f"{c}=?" for c in _RESULT_COLUMNS)
+        with self._transaction() as cur:
+            cur.execute(
+                f"UPDATE runs SET status='finished', finished_at=?, owner=?, {sets} "
+                f"WHERE id=? AND status != 'finished'",
+                [now, owner, *values, run_id],
+            )
+            if cur.rowcount != 1:
+                return False
+            cur.execute("DELETE FROM loss_points WHERE run_id=?", (run_id,))
+            cur.executemany(
+                "INSERT OR REPLACE INTO loss_points (run_id, step, split, loss, tokens) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(run_id, p.step, p.split, float(p.loss), int(p.tokens))
+                 for p in result.loss_points],
+            )
+            model, dataset, size = cur.execute(
+                "SELECT model, dataset, size FROM runs WHERE id=?", (run_id,)
+            ).fetchone()
+            cur.execute(
+                "INSERT INTO costs (kind, model, dataset, flops, wall_time, tokens, run_id, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ("finetune" if size > 0 else "zero_shot", model, dataset, float(result.flops),
+                 float(result.wall_time), int(result.train_tokens + result.eval_tokens),
+                 run_id, now),
+            )
+        return True
+
+    def fail_run(self, run_id: int, owner: str, message: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE runs SET status='failed', error=? WHERE id=? AND owner=? "
+                "AND status='running'",
+                (message, run_id, owner),
+            )
+
+    def reset_failed(self, run_ids: Iterable[int]) -> int:
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        with self._transaction() as cur:
+            cur.execute(
+                f"UPDATE runs SET status='pending' WHERE status='failed' AND id IN ({marks})", ids
+            )
+            return cur.rowcount
+
+    def get_run(self, key: RunKey) -> RunRecord | None:
+        rows = self._query(
+            "SELECT * FROM runs WHERE model=? AND dataset=? AND size=? AND seed=? AND "
+            "config_hash=?",
+            (key.model, key.dataset, int(key.size), int(key.seed), key.config_hash),
+        )
+        return _run_record(rows[0]) if rows else None
+
+    def get_runs(
+        self,
+        *,
+        status: str | None = None,
+        dataset: str | None = None,
+        config_hash: str | None = None,
+        run_ids: Sequence[int] | None = None,
+    ) -> list[RunRecord]:
+        where, params = [], []
+        for column, value in (("status", status), ("dataset", dataset),
+                              ("config_hash", config_hash)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if run_ids is not None:
+            if not run_ids:
+                return []
+            where.append(f"id IN ({','.join('?' * len(run_ids))})")
+            params.extend(int(i) for i in run_ids)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        return [_run_record(r) for r in self._query(sql + " ORDER BY id", params)]
+
+    # ------------------------------------------------------------------ loss points, attrs
+
+    def record_loss(self, run_id: int, point: LossPoint) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO loss_points (run_id, step, split, loss, tokens) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run_id, point.step, point.split, float(point.loss), int(point.tokens)),
+            )
+
+    def loss_points(self, run_id: int) -> list[LossPoint]:
+        rows = self._query(
+            "SELECT step, split, loss, tokens FROM loss_points WHERE run_id=? "
+            "ORDER BY split, step",
+            (run_id,),
+        )
+        return [LossPoint(r["step"], r["split"], r["loss"], r["tokens"]) for r in rows]
+
+    def set_system_attr(self, run_id: int, key: str, value: Any) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO run_attrs (run_id, key, value) VALUES (?, ?, ?)",
+                (run_id, key, json.dumps(value)),
+            )
+
+    def get_system_attrs(self, run_id: int) -> dict[str, Any]:
+        rows = self._query("SELECT key, value FROM run_attrs WHERE run_id=?", (run_id,))
+        return {r["key"]: json.loads(r["value"]) for r in rows}
+
+    # ------------------------------------------------------------------ NTK, costs
+
+    def record_ntk(self, features: NtkFeatures) -> int:
+        if len(features.eigenvalues) != len(features.projections):
+            raise StoreError(
+                f"NTK features of '{features.model}': {len(features.eigenvalues)} eigenvalues "
+                f"but {len(features.projections)} projections"
+            )
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT OR REPLACE INTO ntk_features (model, dataset, probe_seed, n, d, "
+                "params_subset, dtype, eigenvalues, projections, extra, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (features.model, features.dataset, int(features.probe_seed), int(features.n),
+                 int(features.d), features.params_subset, features.dtype,
+                 json.dumps([float(x) for x in features.eigenvalues]),
+                 json.dumps([float(x) for x in features.projections]),
+                 json.dumps(features.extra, sort_keys=True), time.time()),
+            )
+            return int(cur.lastrowid)
+
+    def get_ntk(
+        self, *, model: str | None = None, dataset: str | None = None
+    ) -> list[NtkFeatures]:
+        where, params = [], []
+        for column, value in (("model", model), ("dataset", dataset)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM ntk_features" + (" WHERE " + " AND ".join(where) if where else "")
+        return [
+            NtkFeatures(
+                model=r["model"], dataset=r["dataset"], probe_seed=r["probe_seed"], n=r["n"],
+                d=r["d"], params_subset=r["params_subset"], dtype=r["dtype"],
+                eigenvalues=tuple(json.loads(r["eigenvalues"])),
+                projections=tuple(json.loads(r["projections"])),
+                extra=json.loads(r["extra"]), ntk_id=r["id"],
+            )
+            for r in self._query(sql + " ORDER BY id", params)
+        ]
+
+    def record_cost(self, cost: CostRecord) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO costs (kind, model, dataset, flops, wall_time, tokens, run_id, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (cost.kind, cost.model, cost.dataset, float(cost.flops), float(cost.wall_time),
+                 int(cost.tokens), cost.run_id, cost.created_at or time.time()),
+            )
+
+    def costs(self) -> list[CostRecord]:
+        rows = self._query("SELECT * FROM costs ORDER BY id")
+        return [
+            CostRecord(r["kind"], r["model"], r["dataset"], r["flops"], r["wall_time"],
+                       r["tokens"], r["run_id"], r["created_at"])
+            for r in rows
+        ]
+
+
+class InMemoryStore(SQLiteStore):
+    """A private, in-memory :class:`SQLiteStore` for tests and one-off experiments."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+
+
+def _owner_host_pid(owner: str) -> tuple[str, int | None]:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    return host, int(pid_text) if pid_text.isdigit() else None
+
+
+def _run_record(row: sqlite3.Row) -> RunRecord:
+    key = RunKey(row["model"], row["dataset"], row["size"], row["seed"], row["config_hash"])
+    result = None
+    if row["status"] == "finished":
+        result = RunResult(**{c: row[c] for c in _RESULT_COLUMNS})
+    return RunRecord(
+        run_id=row["id"], key=key, status=row["status"], attempts=row["attempts"],
+        owner=row["owner"], created_at=row["created_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], config=json.loads(row["config"]), result=result,
+        error=row["error"],
+    )
