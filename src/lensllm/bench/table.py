@@ -1,0 +1,185 @@
+"""Loss tables: one row per candidate model, one column per fine-tuning data size.
+
+The format is that of the published tables (``lensllm/bench/data/flan.csv``): a first
+column with the model name, a column ``0`` with the zero-shot loss (optional), columns
+named by data size (strictly increasing integers) with the test loss after fine-tuning on
+that many examples, a column ``size`` with the model's parameter count and an optional
+column ``family``. Every problem is reported with the line, the model and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from lensllm.exceptions import TableError
+
+__all__ = ["LossTable", "load_table", "BUNDLED_TABLES"]
+
+#: Tables shipped as package data, by name.
+BUNDLED_TABLES = ("flan", "gigaword")
+
+
+@dataclass(frozen=True, eq=False)
+class LossTable:
+    """A validated loss table.
+
+    Attributes:
+        name: dataset name (file stem for a path).
+        models: model names ``(C,)``.
+        sizes: fine-tuning data sizes, strictly increasing, without 0 ``(S,)``.
+        losses: test loss after fine-tuning ``(C, S)``.
+        zero_shot: loss without fine-tuning (column ``0``) ``(C,)``, or None.
+        n_params: parameter count of each model ``(C,)``.
+        family: model family per row (empty strings when absent).
+    """
+
+    name: str
+    models: tuple[str, ...]
+    sizes: np.ndarray
+    losses: np.ndarray
+    zero_shot: np.ndarray | None
+    n_params: np.ndarray
+    family: tuple[str, ...]
+
+    @property
+    def n_models(self) -> int:
+        return len(self.models)
+
+    def column(self, size: int) -> np.ndarray:
+        """True losses at one data size ``(C,)`` (for evaluation, never for methods)."""
+        hits = np.flatnonzero(self.sizes == size)
+        if hits.size == 0:
+            raise TableError(f"table {self.name!r} has no column for size {size}; sizes are "
+                             f"{', '.join(str(int(s)) for s in self.sizes)}")
+        return self.losses[:, hits[0]]
+
+    def to_csv(self) -> str:
+        """The table in its own file format."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        head = ["config name"] + (["0"] if self.zero_shot is not None else [])
+        writer.writerow(head + [str(int(s)) for s in self.sizes] + ["size", "family"])
+        for i, model in enumerate(self.models):
+            zs = [repr(float(self.zero_shot[i]))] if self.zero_shot is not None else []
+            writer.writerow([model] + zs + [repr(float(v)) for v in self.losses[i]]
+                            + [str(int(self.n_params[i])), self.family[i]])
+        return buf.getvalue()
+
+
+def load_table(name_or_path: str | Path) -> LossTable:
+    """Load a bundled table by name (``flan``, ``gigaword``) or any table file by path.
+
+    Raises:
+        TableError: unknown name, unreadable file, or a table that breaks the format; the
+            message names the line, the model and the column at fault.
+    """
+    text_name = str(name_or_path)
+    if text_name in BUNDLED_TABLES:
+        text = resources.files("lensllm.bench").joinpath(f"data/{text_name}.csv").read_text()
+        return parse_table(text, name=text_name, source=f"{text_name} (bundled)")
+    path = Path(name_or_path)
+    if not path.exists():
+        raise TableError(f"table {text_name!r} is neither a bundled table "
+                         f"({', '.join(BUNDLED_TABLES)}) nor an existing file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TableError(f"cannot read table {str(path)!r}: {exc}") from None
+    return parse_table(text, name=path.stem, source=str(path))
+
+
+def _number(cell: str, where: str) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        raise TableError(f"{where}: {cell!r} is not a number") from None
+    if not math.isfinite(value):
+        raise TableError(f"{where}: value {cell!r} is not finite")
+    return value
+
+
+def parse_table(text: str, *, name: str, source: str) -> LossTable:
+    """Parse and validate a table's CSV text (see the module docstring for the format)."""
+    rows = [r for r in csv.reader(io.StringIO(text))]
+    while rows and not any(c.strip() for c in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise TableError(f"{source}: the file is empty")
+    header = [c.strip() for c in rows[0]]
+    body = rows[1:]
+    size_cols: list[tuple[int, int]] = []  # (column index, size)
+    zero_col = size_col = family_col = None
+    for j, col in enumerate(header[1:], start=1):
+        if col == "size":
+            size_col = j
+        elif col == "family":
+            family_col = j
+        else:
+            try:
+                value = int(col)
+            except ValueError:
+                raise TableError(f"{source}: line 1, column {j + 1} {col!r}: unknown column; "
+                                 f"expected a data size (integer), 'size' or 'family'") from None
+            if value < 0:
+                raise TableError(f"{source}: line 1, column {col!r}: data sizes must be >= 0")
+            if value == 0:
+                zero_col = j
+            else:
+                size_cols.append((j, value))
+    if not size_cols:
+        raise TableError(f"{source}: line 1: no size columns (columns named by a data size "
+                         f"such as 200, 400, ...)")
+    sizes = [s for _, s in size_cols]
+    for a, b in zip(sizes, sizes[1:]):
+        if b <= a:
+            raise TableError(f"{source}: line 1, column {str(b)!r}: size columns must be "
+                             f"strictly increasing ({a} then {b})")
+    if size_col is None:
+        raise TableError(f"{source}: line 1: no 'size' column (the parameter count of each "
+                         f"model, needed for costs)")
+    if len(body) < 2:
+        raise TableError(f"{source}: needs at least 2 model rows to rank, found {len(body)}")
+    models: list[str] = []
+    seen: dict[str, int] = {}
+    losses = np.empty((len(body), len(size_cols)))
+    zero = np.empty(len(body))
+    n_params = np.empty(len(body))
+    family: list[str] = []
+    for i, row in enumerate(body):
+        line = i + 2
+        if len(row) != len(header):
+            raise TableError(f"{source}: line {line}: has {len(row)} cells but the header has "
+                             f"{len(header)} (ragged row)")
+        model = row[0].strip()
+        if not model:
+            raise TableError(f"{source}: line {line}, column {header[0]!r}: empty model name")
+        if model in seen:
+            raise TableError(f"{source}: line {line}: duplicated model name {model!r} (first on "
+                             f"line {seen[model]})")
+        seen[model] = line
+        models.append(model)
+        for k, (j, s) in enumerate(size_cols):
+            where = f"{source}: line {line} (model {model!r}), column {str(s)!r}"
+            losses[i, k] = _number(row[j].strip(), where)
+            if losses[i, k] <= 0:
+                raise TableError(f"{where}: loss must be > 0, got {row[j].strip()}")
+        if zero_col is not None:
+            where = f"{source}: line {line} (model {model!r}), column '0'"
+            zero[i] = _number(row[zero_col].strip(), where)
+            if zero[i] <= 0:
+                raise TableError(f"{where}: loss must be > 0, got {row[zero_col].strip()}")
+        where = f"{source}: line {line} (model {model!r}), column 'size'"
+        n_params[i] = _number(row[size_col].strip(), where)
+        if n_params[i] <= 0:
+            raise TableError(f"{where}: parameter count must be > 0, got {row[size_col]}")
+        family.append(row[family_col].strip() if family_col is not None else "")
+    return LossTable(name=name, models=tuple(models), sizes=np.array(sizes, dtype=float),
+                     losses=losses, zero_shot=zero if zero_col is not None else None,
+                     n_params=n_params, family=tuple(family))

@@ -1,0 +1,53 @@
+"""The rectified law of Lin et al. (ICML 2024), ``L = B / (D_l + D**beta) + E``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lensllm.laws._base import BaseLaw, Param
+
+__all__ = ["RectifiedLaw", "signed_power_and_log"]
+
+
+def signed_power_and_log(d: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``d**beta`` and ``d**beta * log d``, both exactly 0 at ``d = 0`` (for ``beta > 0``)."""
+    pos = d > 0
+    log_d = np.log(np.where(pos, d, 1.0))
+    dpow = np.where(pos, np.exp(beta * log_d), 0.0)
+    return dpow, dpow * log_d
+
+
+class RectifiedLaw(BaseLaw):
+    """``L(D) = B / (D_l + D**beta) + E``, defined at ``D = 0`` (the zero-shot loss
+    ``B / D_l + E``), fitted in log space.
+
+    Internal coordinates: ``beta`` and ``log D_l``. Bounds: ``0.01 <= beta <= 4``,
+    ``e**-20 <= D_l <= e**60``, ``B > 0``, ``0 <= E <= min L``.
+    """
+
+    name = "rectified"
+    param_names = ("B", "D_l", "beta", "E")
+
+    def theta_params(self) -> tuple[Param, ...]:
+        return (Param("beta", 0.01, 4.0), Param("D_l", -20.0, 60.0, log=True))
+
+    def grid(self, aux):
+        beta = np.geomspace(0.02, 3.0, 24)
+        log_dl = np.linspace(-6.0, 50.0, 36)
+        b, c = np.meshgrid(beta, log_dl, indexing="ij")
+        return np.column_stack([b.ravel(), c.ravel()])
+
+    def basis(self, d, theta, aux):
+        dpow, _ = signed_power_and_log(d, theta[..., 0:1])
+        return 1.0 / (np.exp(theta[..., 1:2]) + dpow)
+
+    def basis_jac(self, d, theta, aux):
+        dpow, dpow_log = signed_power_and_log(d, theta[..., 0:1])
+        d_l = np.exp(theta[..., 1:2])
+        x = 1.0 / (d_l + dpow)
+        x2 = x * x
+        return np.stack([-x2 * dpow_log, -x2 * d_l], axis=-1)
+
+    def user_params(self, phi, aux):
+        return {"B": np.exp(phi[:, 2]), "D_l": np.exp(phi[:, 1]), "beta": phi[:, 0],
+                "E": phi[:, 3]}

@@ -1,0 +1,19 @@
+"""Selection strategies on loss curves, in a registry the bench harness iterates over.
+
+Imports without torch. ``REGISTRY`` maps names (``zero_shot``, ``model_size``,
+``subtuning``, ``vanilla_fit``, ``rectified_fit``, ``ats``, ``lensllm``, ...) to classes.
+"""
+
+from __future__ import annotations
+
+from lensllm.selection import ats, baselines, fits, lensllm_fit  # noqa: F401 - registration
+from lensllm.selection._base import (
+    REGISTRY,
+    BaseSelector,
+    NotApplicable,
+    Selection,
+    get_selector,
+    register,
+)
+
+__all__ = ["REGISTRY", "BaseSelector", "NotApplicable", "Selection", "get_selector", "register"]
