@@ -1,0 +1,392 @@
+"""Experiment configs: frozen, validated dataclasses loaded from TOML.
+
+A config file has four tables (see ``docs/running.md`` and ``examples/tiny.toml``)::
+
+    [experiment]            # what to run
+    sizes = [32, 64, 128]   # increasing subset sizes
+    seeds = [0, 1]
+    zero_shot = true        # also evaluate every candidate before training (size 0)
+    store = "tiny.sqlite"   # optional; relative to the config file
+
+    [data]
+    path = "data/task.jsonl"
+    validation_size = 32
+    test_size = 64
+
+    [[candidates]]
+    model = "tiny:gpt2"
+
+    [finetune]
+    method = "full"
+    learning_rate = 1e-3
+
+Unknown keys are errors (a typo would otherwise silently run with a default). Torch is not
+imported here, so configs validate fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lensllm.exceptions import ConfigError
+
+__all__ = [
+    "FinetuneConfig",
+    "DataConfig",
+    "Candidate",
+    "ExperimentConfig",
+    "load_config",
+    "file_sha256",
+]
+
+_METHODS = ("full", "lora")
+_ATTN = ("eager", "sdpa")
+_DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How each run fine-tunes: optimiser, schedule, early stopping, LoRA.
+
+    Attributes:
+        method: ``"full"`` (every parameter trains) or ``"lora"`` (peft adapters only).
+        learning_rate: AdamW learning rate (constant).
+        weight_decay: AdamW weight decay.
+        batch_size: training examples per step.
+        eval_batch_size: examples per evaluation forward pass.
+        max_epochs: passes over the subset at most.
+        max_steps: optimiser steps at most (0: no cap besides ``max_epochs``).
+        eval_every: steps between validation passes (also at step 0 and at the last step).
+        patience: validation passes without improvement before stopping early.
+        max_length: maximum tokens per sequence (per side for encoder-decoders).
+        lora_r, lora_alpha, lora_dropout: LoRA rank, scale and dropout.
+        lora_target_modules: module names to adapt, or ``"all-linear"``.
+        attn_implementation: ``"eager"`` or ``"sdpa"``.
+        device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"mps"``.
+    """
+
+    method: str = "full"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    eval_batch_size: int = 32
+    max_epochs: int = 3
+    max_steps: int = 0
+    eval_every: int = 10
+    patience: int = 3
+    max_length: int = 128
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_target_modules: str | tuple[str, ...] = "all-linear"
+    attn_implementation: str = "sdpa"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_choice("finetune.method", self.method, _METHODS)
+        _check_choice("finetune.attn_implementation", self.attn_implementation, _ATTN)
+        _check_choice("finetune.device", self.device, _DEVICES)
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(
+                f"`finetune.learning_rate` must be > 0, got {self.learning_rate}"
+            )
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"`finetune.weight_decay` must be >= 0, got {self.weight_decay}")
+        for name, low in (("batch_size", 1), ("eval_batch_size", 1), ("max_epochs", 1),
+                          ("max_steps", 0), ("eval_every", 1), ("patience", 1),
+                          ("max_length", 2), ("lora_r", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"`finetune.{name}` must be an integer >= {low}, got {value!r}")
+        if not self.lora_alpha > 0:
+            raise ConfigError(f"`finetune.lora_alpha` must be > 0, got {self.lora_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"`finetune.lora_dropout` must be in [0, 1), got {self.lora_dropout}")
+        targets = self.lora_target_modules
+        if isinstance(targets, list):
+            object.__setattr__(self, "lora_target_modules", tuple(targets))
+            targets = self.lora_target_modules
+        if not (isinstance(targets, str) or all(isinstance(t, str) for t in targets)):
+            raise ConfigError(
+                "`finetune.lora_target_modules` must be 'all-linear' or a list of module names"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-able dict."""
+        data = dataclasses.asdict(self)
+        if isinstance(self.lora_target_modules, tuple):
+            data["lora_target_modules"] = list(self.lora_target_modules)
+        return data
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The task file and its fixed validation/test splits.
+
+    Attributes:
+        path: the JSONL or CSV task file (absolute once loaded).
+        name: the dataset name runs are stored under (default: the file's stem).
+        validation_size: examples in the validation split.
+        test_size: examples in the test split.
+        split_seed: seed of the train/validation/test split, fixed across run seeds so all
+            runs are scored on the same test examples.
+    """
+
+    path: Path
+    name: str = ""
+    validation_size: int = 64
+    test_size: int = 128
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        if not self.name:
+            object.__setattr__(self, "name", self.path.stem)
+        for key in ("validation_size", "test_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"`data.{key}` must be an integer >= 1, got {value!r}")
+        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
+            raise ConfigError(f"`data.split_seed` must be an integer, got {self.split_seed!r}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model to fine-tune.
+
+    Attributes:
+        model: a model id (``tiny:gpt2``, ``gguf:smollm2``, a local path or hub id).
+        family: the family written to exported tables (default: the model's type).
+    """
+
+    model: str
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"`candidates.model` must be a non-empty string, got {self.model!r}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment: candidates x sizes x seeds on one task.
+
+    Attributes:
+        candidates: the models, at least one, no duplicates.
+        data: the task file and splits.
+        sizes: strictly increasing subset sizes (>= 1).
+        seeds: run seeds, no duplicates.
+        finetune: how every run trains.
+        zero_shot: also evaluate each candidate once before training (the table's ``0``
+            column; stored as a size-0 run with the first seed).
+        store: the store file (None: ``<config stem>.sqlite`` in the working directory).
+        threads: torch threads per run (None: torch's default).
+        source: the config file it came from, if any.
+    """
+
+    candidates: tuple[Candidate, ...]
+    data: DataConfig
+    sizes: tuple[int, ...]
+    seeds: tuple[int, ...] = (0,)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    zero_shot: bool = True
+    store: Path | None = None
+    threads: int | None = None
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "candidates", tuple(self.candidates))
+        object.__setattr__(self, "sizes", tuple(self.sizes))
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        if not self.candidates:
+            raise ConfigError("the config needs at least one [[candidates]] entry")
+        models = [c.model for c in self.candidates]
+        dupes = sorted({m for m in models if models.count(m) > 1})
+        if dupes:
+            raise ConfigError(f"candidate models must be distinct, repeated: {', '.join(dupes)}")
+        if not self.sizes:
+            raise ConfigError("`experiment.sizes` must list at least one subset size")
+        for size in self.sizes:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ConfigError(f"`experiment.sizes` must be integers >= 1, got {size!r}")
+        for prev, nxt in zip(self.sizes, self.sizes[1:]):
+            if nxt <= prev:
+                raise ConfigError(
+                    f"`experiment.sizes` must be strictly increasing, got {nxt} after {prev}"
+                )
+        if not self.seeds:
+            raise ConfigError("`experiment.seeds` must list at least one seed")
+        for seed in self.seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ConfigError(f"`experiment.seeds` must be integers >= 0, got {seed!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"`experiment.seeds` must be distinct, got {list(self.seeds)}")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise ConfigError(f"`experiment.threads` must be an integer >= 1, got {self.threads!r}")
+
+    def config_hash(self, data_sha256: str) -> str:
+        """Hash of every setting that changes a run's result, for the run key.
+
+        Covers the fine-tuning settings, the split settings and the content of the data
+        file; not the candidates, sizes or seeds (they are in the key itself), nor the store
+        or thread count.
+
+        Args:
+            data_sha256: :func:`file_sha256` of the data file.
+
+        Returns:
+            16 hex digits.
+        """
+        payload = {
+            "finetune": self.finetune.as_dict(),
+            "validation_size": self.data.validation_size,
+            "test_size": self.data.test_size,
+            "split_seed": self.data.split_seed,
+            "data": data_sha256,
+        }
+        # Settings that change speed, not results, stay out of the key.
+        for key in ("eval_batch_size", "device"):
+            payload["finetune"].pop(key)
+        text = json.dumps(payload, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_TOP_KEYS = ("experiment", "data", "candidates", "finetune")
+_EXPERIMENT_KEYS = ("sizes", "seeds", "zero_shot", "store", "threads")
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment config from a TOML file.
+
+    Relative paths in the file (``data.path``, ``experiment.store``) are relative to the
+    file's directory. Checks the file itself only; :func:`lensllm.finetune.experiment.
+    prepare_experiment` also checks the data, the models and the store.
+
+    Args:
+        path: the ``.toml`` file.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: the file is missing or not TOML, a key is unknown or missing, or a
+            value breaks a rule; the message names the key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+    return config_from_dict(raw, base_dir=path.parent, source=path)
+
+
+def config_from_dict(
+    raw: Mapping[str, Any], *, base_dir: str | Path = ".", source: Path | None = None
+) -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from parsed TOML (see :func:`load_config`)."""
+    base_dir = Path(base_dir)
+    where = f" in '{source}'" if source else ""
+    _reject_unknown("", raw, _TOP_KEYS, where)
+    for required in ("experiment", "data", "candidates"):
+        if required not in raw:
+            raise ConfigError(f"missing table [{required}]{where}")
+    experiment = _table("experiment", raw["experiment"], where)
+    _reject_unknown("experiment.", experiment, _EXPERIMENT_KEYS, where)
+    if "sizes" not in experiment:
+        raise ConfigError(f"missing key `experiment.sizes`{where}")
+
+    data_raw = dict(_table("data", raw["data"], where))
+    data_keys = tuple(f.name for f in dataclasses.fields(DataConfig))
+    _reject_unknown("data.", data_raw, data_keys, where)
+    if "path" not in data_raw:
+        raise ConfigError(f"missing key `data.path`{where}")
+    data_raw["path"] = (base_dir / str(data_raw["path"])).resolve()
+    data = _construct(DataConfig, data_raw, "data")
+
+    candidates_raw = raw["candidates"]
+    if not isinstance(candidates_raw, list):
+        raise ConfigError(f"`candidates` must be an array of tables [[candidates]]{where}")
+    candidates = []
+    for i, item in enumerate(candidates_raw):
+        if isinstance(item, str):
+            item = {"model": item}
+        item = _table(f"candidates[{i}]", item, where)
+        _reject_unknown(f"candidates[{i}].", item, ("model", "family"), where)
+        if "model" not in item:
+            raise ConfigError(f"missing key `candidates[{i}].model`{where}")
+        candidates.append(_construct(Candidate, item, f"candidates[{i}]"))
+
+    finetune_raw = _table("finetune", raw.get("finetune", {}), where)
+    finetune_keys = tuple(f.name for f in dataclasses.fields(FinetuneConfig))
+    _reject_unknown("finetune.", finetune_raw, finetune_keys, where)
+    finetune = _construct(FinetuneConfig, finetune_raw, "finetune")
+
+    store = experiment.get("store")
+    if store is not None:
+        if not isinstance(store, str) or not store:
+            raise ConfigError(f"`experiment.store` must be a file path, got {store!r}")
+        store = (base_dir / store).resolve()
+    zero_shot = experiment.get("zero_shot", True)
+    if not isinstance(zero_shot, bool):
+        raise ConfigError(f"`experiment.zero_shot` must be true or false, got {zero_shot!r}")
+    for key in ("sizes", "seeds"):
+        if key in experiment and not isinstance(experiment[key], list):
+            raise ConfigError(f"`experiment.{key}` must be a list, got {experiment[key]!r}")
+    return ExperimentConfig(
+        candidates=tuple(candidates),
+        data=data,
+        sizes=tuple(experiment["sizes"]),
+        seeds=tuple(experiment.get("seeds", [0])),
+        finetune=finetune,
+        zero_shot=zero_shot,
+        store=store,
+        threads=experiment.get("threads"),
+        source=source,
+    )
+
+
+def _table(name: str, value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"`{name}` must be a table, got {type(value).__name__}{where}")
+    return value
+
+
+def _reject_unknown(prefix: str, table: Mapping[str, Any], known: tuple[str, ...], where: str):
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                f"unknown key `{prefix}{key}`{where}; known keys: {', '.join(known)}"
+            )
+
+
+def _construct(cls, values: Mapping[str, Any], name: str):
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a value of the wrong type caught by a comparison
+        raise ConfigError(f"bad value in [{name}]: {exc}") from None
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"`{name}` must be one of {', '.join(choices)}, got {value!r}")
