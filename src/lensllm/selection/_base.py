@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -39,6 +40,9 @@ class Selection:
         predicted: predicted ``L(D*)`` per model ``(C,)``, when the method predicts it.
         lower, upper: a prediction interval for ``L(D*)`` ``(C,)`` and its level.
         info: method-specific details (fitted parameters, points used...).
+        curve: ``curve(d)`` gives each model's fitted loss at sizes ``d`` ``(m,)`` as
+            ``(C, m)``, for plots; None for methods without a curve.
+        transition: per-model size where the pre-power phase ends ``(C,)``, if detected.
     """
 
     score: np.ndarray
@@ -48,6 +52,8 @@ class Selection:
     upper: np.ndarray | None = None
     level: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    curve: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    transition: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not np.all(np.isfinite(self.score)):

@@ -74,12 +74,19 @@ class AcceptThenStop(BaseSelector):
         if n < self.k + 1:
             raise NotApplicable(f"AtS needs {self.k + 1} sizes within the budget, got {n}")
         predicted = np.empty(view.n_models)
+        lines = np.empty((view.n_models, 2))
         used = []
         for m in range(view.n_models):
             p, slope, intercept = ats_curve(
                 view.sizes, lambda i, m=m: float(view.observe(m, view.sizes[i])),
                 k=self.k, delta=self.delta)
             predicted[m] = np.exp(slope * np.log(view.target) + intercept)
+            lines[m] = slope, intercept
             used.append(p)
+
+        def curve(d: np.ndarray) -> np.ndarray:
+            log_d = np.log(np.asarray(d, float))[None, :]
+            return np.exp(lines[:, :1] * log_d + lines[:, 1:])
+
         return Selection(score=predicted, selected=int(np.argmin(predicted)),
-                         predicted=predicted, info={"points_used": used})
+                         predicted=predicted, info={"points_used": used}, curve=curve)

@@ -1,0 +1,93 @@
+"""``lensllm fit``: fit a scaling law to every model of a table within a budget."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+EPILOG = """\
+examples:
+  lensllm fit --table gigaword --law rectified --max-data 25600
+  lensllm fit --table my_runs.csv --law power --max-data 3200 --target 100000 --json
+
+The rectified law uses the zero-shot column (D = 0) as a point; the power law cannot
+(it is infinite at D = 0). Fits minimise the squared error of log L. The interval is a
+90% residual-bootstrap prediction interval of the loss at --target (see docs/laws.md).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fit", help="fit a scaling law per model and predict L(target) with an interval",
+        description="Fit a fine-tuning scaling law to each model's losses up to --max-data "
+                    "and predict its loss at --target with a 90% interval.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", required=True, metavar="NAME_OR_PATH",
+                   help="bundled table (flan, gigaword) or a CSV path")
+    p.add_argument("--law", required=True, choices=["power", "rectified"],
+                   help="power: A*D^-alpha+E; rectified: B/(D_l+D^beta)+E")
+    p.add_argument("--max-data", required=True, type=float, metavar="N",
+                   help="use the size columns <= N")
+    p.add_argument("--target", type=float, metavar="N",
+                   help="size to predict at (default: the table's largest size)")
+    p.add_argument("--json", action="store_true", help="print JSON records instead of text")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lensllm.bench import load_table
+    from lensllm.commands._common import positive_number, print_json
+    from lensllm.exceptions import CLIUsageError, FitError
+    from lensllm.laws import get_law
+
+    positive_number(args.max_data, "--max-data")
+    positive_number(args.target, "--target")
+    table = load_table(args.table)
+    target = float(args.target if args.target is not None else table.sizes[-1])
+    keep = table.sizes <= args.max_data
+    sizes, losses = table.sizes[keep], table.losses[:, keep]
+    if args.law == "rectified" and table.zero_shot is not None:
+        sizes = np.concatenate([[0.0], sizes])
+        losses = np.column_stack([table.zero_shot, losses])
+    law = get_law(args.law)
+    if sizes.size < law.n_params:
+        raise CLIUsageError(
+            f"--max-data {args.max_data:g} leaves {sizes.size} points per model "
+            f"({', '.join(f'{s:g}' for s in sizes)}) but the {args.law} law has "
+            f"{law.n_params} free parameters")
+    try:
+        batch = law.fit_many(sizes, losses, names=list(table.models))
+    except FitError as exc:
+        raise CLIUsageError(f"--max-data {args.max_data:g}: {exc}") from None
+    pred = batch.predict([target])[:, 0]
+    lo, hi = batch.interval([target], 0.9)
+    truth = table.column(target) if target in table.sizes else None
+    records = []
+    for i, model in enumerate(table.models):
+        rec = {"model": model, "law": args.law, "max_data_num": args.max_data,
+               "target": target, **{k: float(v[i]) for k, v in batch.params.items()},
+               "predicted": float(pred[i]), "lower": float(lo[i, 0]),
+               "upper": float(hi[i, 0]) if np.isfinite(hi[i, 0]) else None,
+               "rmse": float(batch.rmse[i]), "success": bool(batch.success[i]),
+               "true": None if truth is None else float(truth[i])}
+        records.append(rec)
+    if args.json:
+        print_json(records)
+        return 0
+    names = list(batch.params)
+    head = ["model"] + names + [f"L({target:g})", "90% interval", "true", "rmse", "ok"]
+    rows = []
+    for r in records:
+        upper = "inf" if r["upper"] is None else f"{r['upper']:.4f}"
+        rows.append([r["model"]] + [f"{r[n]:.4g}" for n in names] + [
+            f"{r['predicted']:.4f}", f"[{r['lower']:.4f}, {upper}]",
+            "-" if r["true"] is None else f"{r['true']:.4f}", f"{r['rmse']:.2e}",
+            "yes" if r["success"] else "NO"])
+    widths = [max(len(x[c]) for x in [head] + rows) for c in range(len(head))]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    for row in rows:
+        print("  ".join(x.ljust(w) for x, w in zip(row, widths)))
+    return 0

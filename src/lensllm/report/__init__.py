@@ -1,0 +1,1 @@
+"""Plots and summaries of bench runs (matplotlib, imported lazily, Agg backend)."""
