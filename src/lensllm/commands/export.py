@@ -1,0 +1,62 @@
+"""``lensllm export``: a store's finished runs as a loss table (CSV)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+EPILOG = """\
+examples:
+  lensllm export --store tiny.sqlite --out table.csv
+  lensllm export --store runs.sqlite --dataset my_task --out table.csv --partial
+  lensllm bench --table table.csv                # then rank the candidates
+
+The table has one row per model: column 0 is the zero-shot test loss, each size column the
+mean test loss over seeds, `size` the model's parameter count, `family` its family.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="write a store's finished runs as a loss table (CSV)",
+        description=(
+            "Write the finished runs of one experiment in a store as a loss table (rows = "
+            "models, columns = subset sizes) that `lensllm bench --table` and `lensllm fit` "
+            "read."),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", required=True, type=Path, metavar="FILE",
+                   help="the SQLite store written by `lensllm run`")
+    p.add_argument("--out", required=True, type=Path, metavar="TABLE.csv",
+                   help="where to write the table")
+    p.add_argument("--dataset", metavar="NAME",
+                   help="the dataset to export (needed when the store holds several)")
+    p.add_argument("--config-hash", metavar="HASH",
+                   help="the config to export (needed when a dataset has runs of several)")
+    p.add_argument("--partial", action="store_true",
+                   help="leave out sizes some model has not finished instead of failing")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lensllm.exceptions import StoreError
+    from lensllm.store import SQLiteStore
+    from lensllm.store.export import export_table, write_table
+
+    if not args.store.is_file():
+        raise StoreError(f"store '{args.store}' does not exist")
+    store = SQLiteStore(args.store)
+    try:
+        table = export_table(
+            store, dataset=args.dataset, config_hash=args.config_hash, partial=args.partial
+        )
+    finally:
+        store.close()
+    write_table(table, args.out)
+    sizes = [c for c in table.header[1:] if c not in ("size", "family")]
+    print(f"wrote {args.out}: {len(table.rows)} models x sizes {', '.join(sizes)} "
+          f"(dataset {table.dataset}, config {table.config_hash})")
+    if table.dropped_sizes:
+        print(f"left out unfinished sizes: {', '.join(map(str, table.dropped_sizes))}")
+    return 0

@@ -1,0 +1,105 @@
+"""``lensllm run``: fine-tune candidates x sizes x seeds into a store, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+__all__ = ["register"]
+
+EPILOG = """\
+examples:
+  lensllm run --config examples/tiny.toml                # tiny models, ~1 min on 2 CPUs
+  lensllm run --config examples/tiny.toml --store runs.sqlite --threads 2
+  lensllm run --config my.toml --ray auto                # one Ray task per run
+  lensllm export --store runs.sqlite --out table.csv     # then: lensllm bench --table table.csv
+
+Kill it at any time and run the same command again: finished runs are kept and not
+repeated, the run that was interrupted starts over. Several `lensllm run` processes (or
+machines sharing the store file) may work on the same config and store at once.
+Config keys, the FLOPs definition and Ray: docs/running.md.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="fine-tune candidate models on nested subsets into a store",
+        description=(
+            "Fine-tune every candidate model on nested, seeded subsets of a task dataset "
+            "(the sizes and seeds of a TOML config), with early stopping on a validation "
+            "split, and store each run's test loss, steps, tokens and FLOPs in one SQLite "
+            "file. The whole config is checked before the store is touched."),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, type=Path, metavar="FILE.toml",
+                   help="experiment config (see examples/tiny.toml and docs/running.md)")
+    p.add_argument("--store", type=Path, metavar="FILE",
+                   help="SQLite store to write (default: the config's experiment.store, else "
+                        "<config name>.sqlite in the current directory)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run one Ray task per run: 'auto' (the cluster this machine belongs "
+                        "to), a cluster address, or 'local' (start a private local Ray)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads per run (and CPUs per Ray task); default: the "
+                        "config's experiment.threads, else 1")
+    p.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
+                   help="a run whose process stopped renewing its lease for this long is "
+                        "taken over by another process (default: %(default)s)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lensllm.exceptions import CLIUsageError
+
+    if args.threads is not None and args.threads < 1:
+        raise CLIUsageError(f"--threads must be >= 1, got {args.threads}")
+    if not args.lease > 0:
+        raise CLIUsageError(f"--lease must be > 0, got {args.lease:g}")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from lensllm.finetune.config import load_config
+    from lensllm.finetune.experiment import (
+        LocalExecutor,
+        RayExecutor,
+        prepare_experiment,
+        run_experiment,
+    )
+    from lensllm.finetune.progress import make_progress
+    from lensllm.store import open_store
+
+    config = load_config(args.config)
+    threads = args.threads or config.threads or 1
+    prepared = prepare_experiment(config, store_path=args.store)  # validates everything
+
+    import torch
+
+    torch.set_num_threads(threads)
+    if args.ray:
+        executor = RayExecutor(prepared, address=args.ray, threads=threads)
+    else:
+        executor = LocalExecutor(prepared, threads=threads)
+    store = open_store(prepared.store_path)
+    try:
+        summary = run_experiment(
+            prepared, store, executor=executor, progress=make_progress(sys.stdout),
+            lease_s=args.lease, heartbeat_s=min(5.0, args.lease / 4),
+        )
+    finally:
+        store.close()
+    store_arg = shlex.quote(str(prepared.store_path))
+    print(f"store: {prepared.store_path}")
+    print(f"runs: {summary.total} planned, {summary.finished_before} finished before, "
+          f"{summary.ran} run now, {len(summary.failed)} failed")
+    if summary.failed:
+        for key, message in summary.failed[:5]:
+            print(f"  failed: {key.model} size={key.size} seed={key.seed}: {message}")
+        print("run the same command again to retry the failed runs")
+        return 1
+    table = shlex.quote(f"{args.config.stem}_table.csv")
+    print("next:")
+    print(f"  lensllm export --store {store_arg} --out {table}")
+    print(f"  lensllm bench --table {table}")
+    print(f"  lensllm fit --table {table} --law rectified --max-data {config.sizes[-1]}")
+    return 0
