@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import torch
@@ -96,7 +97,9 @@ def prepare_model(
     from peft import get_peft_model
 
     config = lora_config if lora_config is not None else default_lora_config(model)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # peft reads a transformers attribute deprecated in v5; not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
         torch.manual_seed(seed)
         wrapped = get_peft_model(copy.deepcopy(model), config)
     return wrapped.train(model.training)  # peft may switch to train mode (dropout)

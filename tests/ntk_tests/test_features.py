@@ -1,0 +1,123 @@
+"""NTK features end to end on tiny GPT-2, OPT, Llama, T5 and BART; probe sets; bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny, make_batch, reference_outputs
+
+from lensllm.exceptions import ConfigError, InputError
+from lensllm.ntk import (
+    DEFAULT_LORA_RANK,
+    NTKSpectrum,
+    compute_ntk_features,
+    empirical_ntk,
+    probe_indices,
+    select_probe,
+)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "opt", "llama", "t5", "bart"])
+def test_lora_features_for_each_architecture(arch, tmp_path):
+    model = build_tiny(arch)
+    batch = make_batch(arch, [7, 4, 6, 5], seed=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+    spec = compute_ntk_features(
+        model, batch, dim=64, chunk_size=3, eta=1e-3, progress=lambda d, n: seen.append((d, n)),
+        meta={"model_id": f"tiny-{arch}", "probe_seed": 0},
+    )
+    assert seen == [(3, 4), (4, 4)]
+    assert spec.n == 4
+    assert np.all(spec.eigenvalues >= 0) and spec.eigenvalues.max() > 0
+    assert np.all(np.diff(spec.eigenvalues) <= 0)  # descending
+    # LoRA starts with B = 0, so the wrapped model's outputs are the plain model's: the
+    # residual energy is the squared per-example loss of an ordinary batched forward.
+    r0 = -reference_outputs(model, batch).detach().numpy()
+    np.testing.assert_allclose(spec.residual_sq, np.sum(r0.astype(np.float64) ** 2), rtol=1e-5)
+    # the caller's model was not modified (LoRA wraps a copy)
+    assert not any("lora" in name for name, _ in model.named_modules())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])
+    meta = spec.meta
+    assert meta["params"] == "lora" and meta["dim"] == 64 and meta["n"] == 4
+    assert meta["dtype"] == "float32" and meta["model_id"] == f"tiny-{arch}"
+    assert meta["probe_seed"] == 0 and meta["lensllm_version"]
+    assert 0 < meta["n_params"] < sum(p.numel() for p in model.parameters())
+    back = NTKSpectrum.load(spec.save(tmp_path / "f.json"))
+    np.testing.assert_array_equal(back.eigenvalues, spec.eigenvalues)
+    assert back.eta == 1e-3 and back.meta["params"] == "lora"
+
+
+def test_lora_kernel_only_sees_b_matrices_at_initialisation():
+    model = build_tiny("gpt2", dtype=torch.float64)
+    batch = make_batch("gpt2", [5, 6, 4])
+    ntk = empirical_ntk(model, batch, params="lora", dim=None)
+    # rank-8 A (r x d) and B (3d x r) on c_attn: only B's 3d*r entries carry gradient, but all
+    # adapter parameters are counted
+    d = model.config.n_embd
+    layers = model.config.n_layer
+    assert ntk.n_params == layers * DEFAULT_LORA_RANK * (d + 3 * d)
+    assert torch.all(torch.linalg.eigvalsh(ntk.theta) > -1e-12)
+
+
+def test_float64_and_seed_determinism():
+    model = build_tiny("opt")
+    batch = make_batch("opt", [5, 6, 4, 7])
+    a = compute_ntk_features(model, batch, dim=32, seed=3)
+    b = compute_ntk_features(model, batch, dim=32, seed=3)
+    np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    np.testing.assert_array_equal(a.proj_sq, b.proj_sq)
+
+
+def test_probe_sets_are_seeded_and_nested():
+    examples = [f"ex{i}" for i in range(50)]
+    p32 = select_probe(examples, 32, seed=5)
+    p16 = select_probe(examples, 16, seed=5)
+    assert p16 == p32[:16]
+    assert len(set(p32)) == 32
+    assert select_probe(examples, 16, seed=5) == p16
+    assert select_probe(examples, 16, seed=6) != p16
+    assert sorted(probe_indices(10, 10, 0).tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize(("n", "total", "match"), [(1, 10, "`n` must be >= 2"),
+                                                   (11, 10, "larger than the 10")])
+def test_bad_probe_sizes(n, total, match):
+    with pytest.raises(InputError, match=match):
+        select_probe(list(range(total)), n, seed=0)
+
+
+def test_bad_arguments_are_reported():
+    model = build_tiny("gpt2")
+    batch = make_batch("gpt2", [5, 6])
+    with pytest.raises(ConfigError, match="`params`"):
+        compute_ntk_features(model, batch, params="some")
+    with pytest.raises(InputError, match="`chunk_size`"):
+        compute_ntk_features(model, batch, chunk_size=0)
+    with pytest.raises(InputError, match="`dim`"):
+        compute_ntk_features(model, batch, dim=0)
+    one = {k: v[:1] for k, v in batch.items()}
+    with pytest.raises(InputError, match="at least 2"):
+        compute_ntk_features(model, one)
+    with pytest.raises(InputError, match="`labels`"):
+        compute_ntk_features(model, {"input_ids": batch["input_ids"]})
+    with pytest.raises(InputError, match="`input_ids` must be a 2-D integer"):
+        compute_ntk_features(model, {**batch, "input_ids": batch["input_ids"].float()})
+    unscored = dict(batch)
+    unscored["labels"] = batch["labels"].clone()
+    unscored["labels"][1] = -100
+    with pytest.raises(InputError, match=r"example\(s\) \[1\]"):
+        compute_ntk_features(model, unscored)
+
+
+def test_no_lora_targets_for_unknown_architecture():
+    class Odd(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(2, 2)
+            self.config = type("C", (), {"model_type": "odd", "is_encoder_decoder": False})()
+
+    with pytest.raises(ConfigError, match="no default LoRA target"):
+        compute_ntk_features(Odd(), make_batch("gpt2", [3, 3]))
