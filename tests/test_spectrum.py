@@ -187,3 +187,21 @@ def test_spectrum_module_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_store_round_trip() -> None:
+    from lensllm.store import open_store
+
+    meta = {"model_id": "tiny:gpt2", "probe_seed": 2, "n": 2, "dim": None, "params": "all",
+            "dtype": "float64", "n_params": 1000}
+    spec = NTKSpectrum(np.array([3.0, 1.0]), np.array([0.5, 0.25]), eta=1e-3, meta=meta)
+    with open_store(":memory:") as store:
+        store.record_ntk(spec.to_store_features(dataset="toy"))
+        (rec,) = store.get_ntk(model="tiny:gpt2")
+    assert rec.d == 0 and rec.params_subset == "all" and rec.dataset == "toy"
+    back = NTKSpectrum.from_store_features(rec)
+    np.testing.assert_array_equal(back.eigenvalues, spec.eigenvalues)
+    np.testing.assert_array_equal(back.proj_sq, spec.proj_sq)
+    assert back.eta == 1e-3 and back.meta["dim"] is None and back.meta["n_params"] == 1000
+    with pytest.raises(InputError, match="model_id"):
+        NTKSpectrum(np.array([1.0]), np.array([1.0])).to_store_features(dataset="toy")

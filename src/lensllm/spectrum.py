@@ -251,6 +251,50 @@ class NTKSpectrum:
             raise InputError(f"{source}: not valid JSON ({exc}).") from None
         return cls.from_dict(data, source=source)
 
+    def to_store_features(self, *, dataset: str) -> Any:
+        """The spectrum as a :class:`lensllm.store.NtkFeatures` record for ``record_ntk``.
+
+        ``model``, ``probe_seed``, ``n``, ``dim``, ``params`` and ``dtype`` come from
+        :attr:`meta` (``dim=None``, the exact kernel, is stored as ``d = 0``); the rest of the
+        metadata and ``eta`` go to ``extra``.
+
+        Args:
+            dataset: name of the dataset the probe set came from.
+
+        Raises:
+            InputError: a required metadata key is missing.
+        """
+        from lensllm.store import NtkFeatures
+
+        missing = [k for k in ("model_id", "probe_seed", "params", "dtype") if k not in self.meta]
+        if missing:
+            raise InputError(
+                f"NTK spectrum metadata lacks {', '.join(missing)}; cannot store it."
+            )
+        extra = {k: v for k, v in self.to_dict()["meta"].items()
+                 if k not in ("model_id", "probe_seed", "n", "dim", "params", "dtype")}
+        return NtkFeatures(
+            model=str(self.meta["model_id"]),
+            dataset=str(dataset),
+            probe_seed=int(self.meta["probe_seed"]),
+            n=self.n,
+            d=int(self.meta.get("dim") or 0),
+            params_subset=str(self.meta["params"]),
+            dtype=str(self.meta["dtype"]),
+            eigenvalues=tuple(float(x) for x in self.eigenvalues),
+            projections=tuple(float(x) for x in self.proj_sq),
+            extra=extra,
+        )
+
+    @classmethod
+    def from_store_features(cls, record: Any) -> NTKSpectrum:
+        """Rebuild a spectrum from a :class:`lensllm.store.NtkFeatures` record."""
+        extra = dict(record.extra or {})
+        meta = {**extra, "model_id": record.model, "dataset": record.dataset,
+                "probe_seed": record.probe_seed, "n": record.n, "dim": record.d or None,
+                "params": record.params_subset, "dtype": record.dtype}
+        return cls(record.eigenvalues, record.projections, eta=extra.get("eta"), meta=meta)
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the spectrum as JSON to ``path`` (parent directories are created).
 

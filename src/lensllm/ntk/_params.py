@@ -63,6 +63,7 @@ def default_lora_config(model: torch.nn.Module) -> Any:
         lora_dropout=0.0,
         bias="none",
         target_modules=list(targets),
+        fan_in_fan_out=model_type == "gpt2",  # GPT-2 stores its projections as Conv1D
     )
 
 

@@ -1,0 +1,207 @@
+"""``lensllm ntk``: empirical NTK features of a model on a probe set drawn from task data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register"]
+
+EPILOG = """\
+examples:
+  lensllm ntk --model tiny:gpt2 --data task.jsonl --out gpt2.ntk.json     # seconds on a CPU
+  lensllm ntk --model ./my-model --data train.csv --n 64 --dim 4096 --params lora \\
+      --eta 2e-4 --out my-model.ntk.json --store runs.sqlite
+
+The output is JSON: the kernel's eigenvalues and the squared projections of the initial
+residual on its eigenvectors (2n numbers), with the model id, probe seed, n, d, parameter
+subset and dtype. `--eta` should be the learning rate of the fine-tuning runs; F(t) then uses
+t = optimizer steps. Definitions and costs: docs/ntk.md.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ntk", help="empirical NTK features of a model (eigenvalues, residual projections)",
+        description=(
+            "Draw a seeded probe set from a task file, compute per-example gradients of each "
+            "example's mean target log-likelihood (LoRA adapters or all parameters), sketch "
+            "them to --dim dimensions, and save the spectrum of the kernel Theta = G G^T and "
+            "the squared projections of the initial loss residual: the features the LensLLM "
+            "law's F(Theta, t) needs."),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, metavar="ID_OR_PATH",
+                   help="model: a local path, a hub id (cached), gguf:NAME or tiny:ARCH")
+    p.add_argument("--data", required=True, type=Path, metavar="FILE",
+                   help="training task data (.jsonl or .csv with 'text', or 'source' and "
+                        "'target'); the probe examples are drawn from all of it")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="JSON file to write the features to")
+    p.add_argument("--n", type=int, default=64, metavar="N",
+                   help="probe examples, >= 2 (default: %(default)s)")
+    p.add_argument("--dim", type=int, default=4096, metavar="D",
+                   help="projection dimension; 0 = no projection, the exact kernel (small "
+                        "models only) (default: %(default)s)")
+    p.add_argument("--params", choices=("lora", "all"), default="lora",
+                   help="parameters to differentiate (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the probe set, the projection and the LoRA init "
+                        "(default: %(default)s)")
+    p.add_argument("--eta", type=float, metavar="LR",
+                   help="learning rate of the fine-tuning runs, stored with the features")
+    p.add_argument("--chunk-size", type=int, default=8, metavar="K",
+                   help="examples whose gradients are in memory at once; peak memory grows "
+                        "with K, not with N (default: %(default)s)")
+    p.add_argument("--max-length", type=int, default=128, metavar="TOKENS",
+                   help="tokens per probe sequence (per side for seq2seq) "
+                        "(default: %(default)s)")
+    p.add_argument("--dtype", choices=("float32", "float64", "bfloat16"), default="float32",
+                   help="parameter dtype (default: %(default)s)")
+    p.add_argument("--lora-r", type=int, default=None, metavar="R",
+                   help="LoRA rank (default: 8); match your fine-tuning runs")
+    p.add_argument("--lora-alpha", type=float, default=None, metavar="ALPHA",
+                   help="LoRA alpha (default: 16)")
+    p.add_argument("--lora-targets", default=None, metavar="NAMES",
+                   help="comma-separated module names or 'all-linear' (default: peft's "
+                        "query/value projections for the architecture)")
+    p.add_argument("--store", type=Path, metavar="FILE",
+                   help="also record the features (and their cost) in this SQLite store")
+    p.add_argument("--dataset", metavar="NAME",
+                   help="dataset name for the store (default: the data file's stem)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from lensllm.exceptions import CLIUsageError
+
+    if args.n < 2:
+        raise CLIUsageError(f"--n must be >= 2 (a kernel needs two examples), got {args.n}")
+    if args.dim < 0:
+        raise CLIUsageError(f"--dim must be >= 1, or 0 for no projection, got {args.dim}")
+    if args.chunk_size < 1:
+        raise CLIUsageError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    if args.max_length < 2:
+        raise CLIUsageError(f"--max-length must be >= 2, got {args.max_length}")
+    if args.threads < 1:
+        raise CLIUsageError(f"--threads must be >= 1, got {args.threads}")
+    if args.eta is not None and not args.eta > 0:
+        raise CLIUsageError(f"--eta must be > 0, got {args.eta:g}")
+    if args.lora_r is not None and args.lora_r < 1:
+        raise CLIUsageError(f"--lora-r must be >= 1, got {args.lora_r}")
+    if args.lora_alpha is not None and not args.lora_alpha > 0:
+        raise CLIUsageError(f"--lora-alpha must be > 0, got {args.lora_alpha:g}")
+    if args.params == "all" and any(
+        v is not None for v in (args.lora_r, args.lora_alpha, args.lora_targets)
+    ):
+        raise CLIUsageError("--lora-r/--lora-alpha/--lora-targets need --params lora")
+
+
+def _lora_config(args: argparse.Namespace, model):
+    """A LoraConfig when a --lora-* option is given, else None (the library default)."""
+    if all(v is None for v in (args.lora_r, args.lora_alpha, args.lora_targets)):
+        return None
+    from peft import LoraConfig
+
+    from lensllm.ntk import DEFAULT_LORA_ALPHA, DEFAULT_LORA_RANK, default_lora_config
+
+    if args.lora_targets is None:
+        targets = default_lora_config(model).target_modules
+    elif args.lora_targets.strip() == "all-linear":
+        targets = "all-linear"
+    else:
+        targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
+    return LoraConfig(
+        r=args.lora_r or DEFAULT_LORA_RANK,
+        lora_alpha=args.lora_alpha or DEFAULT_LORA_ALPHA,
+        lora_dropout=0.0, bias="none",
+        target_modules=sorted(targets) if isinstance(targets, (set, list)) else targets,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    from lensllm.exceptions import InputError
+
+    start = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from lensllm.finetune.data import encode_examples, load_task_data
+    from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
+    from lensllm.ntk import compute_ntk_features, select_probe
+
+    task = load_task_data(args.data)
+    if len(task) < args.n:
+        raise InputError(
+            f"--n {args.n}: the data file '{args.data}' holds only {len(task)} example(s); "
+            f"pass a smaller --n or a larger file"
+        )
+    probe = select_probe(task.examples, args.n, args.seed)
+    dtype = getattr(torch, args.dtype)
+    model, tokenizer = load_model(args.model, attn_implementation="eager", dtype=dtype)
+    encdec = is_encoder_decoder(model)
+    batch = encode_examples(tokenizer, probe, task.kind, max_length=args.max_length,
+                            is_encoder_decoder=encdec)
+    lora_config = _lora_config(args, model) if args.params == "lora" else None
+
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=args.n, desc="per-example gradients", unit="ex", file=sys.stderr,
+                   leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    meta = {
+        "model_id": args.model,
+        "probe_seed": args.seed,
+        "data": str(args.data),
+        "max_length": args.max_length,
+        "chunk_size": args.chunk_size,
+    }
+    if lora_config is not None:
+        meta["lora"] = {"r": lora_config.r, "alpha": lora_config.lora_alpha,
+                        "targets": lora_config.target_modules}
+    try:
+        spectrum = compute_ntk_features(
+            model, batch, params=args.params, dim=args.dim or None,
+            chunk_size=args.chunk_size, seed=args.seed, eta=args.eta,
+            lora_config=lora_config, progress=progress, meta=meta,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - start
+    tokens = int(batch["attention_mask"].sum())
+    if encdec:
+        tokens += int((batch["labels"] != -100).sum())
+    # one forward and one backward per probe example through the whole model
+    flops = 6.0 * count_parameters(model) * tokens
+    spectrum = type(spectrum)(
+        spectrum.eigenvalues, spectrum.proj_sq, eta=spectrum.eta,
+        meta={**spectrum.meta, "wall_time_s": round(wall, 3), "tokens": tokens,
+              "flops": flops},
+    )
+    out = spectrum.save(args.out)
+    if args.store is not None:
+        from lensllm.store import CostRecord, open_store
+
+        dataset = args.dataset or args.data.stem
+        with open_store(args.store) as store:
+            store.record_ntk(spectrum.to_store_features(dataset=dataset))
+            store.record_cost(CostRecord(kind="ntk", model=args.model, dataset=dataset,
+                                         flops=flops, wall_time=wall, tokens=tokens,
+                                         created_at=time.time()))
+    lam = spectrum.eigenvalues
+    print(f"{args.model}: n={spectrum.n} d={args.dim or 'exact'} params={args.params} "
+          f"({spectrum.meta['n_params']:,} differentiated) lambda_max={lam[0]:.4g} "
+          f"trace={lam.sum():.4g} F(0)={spectrum.residual_sq:.4g} in {wall:.1f} s -> {out}")
+    return 0
