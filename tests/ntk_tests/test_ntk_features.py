@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny, make_batch, reference_outputs
+from ntk_tiny import build_tiny, make_batch, reference_outputs
 
 from lensllm.exceptions import ConfigError, InputError
 from lensllm.ntk import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import ENC_DEC, build_tiny, make_batch, reference_outputs
+from ntk_tiny import ENC_DEC, build_tiny, make_batch, reference_outputs
 from scipy.linalg import expm
 
 from lensllm.ntk import compute_ntk_features, empirical_ntk, prepare_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_batch
+from ntk_tiny import make_batch
 
 from lensllm.exceptions import InputError
 from lensllm.ntk import CountSketch, compute_ntk_features, per_sample_gradients
