@@ -6,7 +6,13 @@ Imports without torch. ``REGISTRY`` maps names (``zero_shot``, ``model_size``,
 
 from __future__ import annotations
 
-from lensllm.selection import ats, baselines, fits, lensllm_fit  # noqa: F401 - registration
+from lensllm.selection import (  # noqa: F401 - registration
+    adaptive,
+    ats,
+    baselines,
+    fits,
+    lensllm_fit,
+)
 from lensllm.selection._base import (
     REGISTRY,
     BaseSelector,
