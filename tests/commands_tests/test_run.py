@@ -122,9 +122,13 @@ def test_kill_minus_9_then_resume_repeats_nothing(reference, tmp_path):
 
 
 def test_two_processes_on_one_store_run_everything_exactly_once(reference, tmp_path):
+    # The tiny config cut to two sizes (same settings, so the same runs as the reference).
     _, ref_table = reference
+    config = tmp_path / "two.toml"
+    config.write_text(_tiny_text().replace("[32, 64, 128, 256]", "[32, 64]"))
+    n_runs = 3 + 3 * 2 * 2
     store = tmp_path / "shared.sqlite"
-    args = [sys.executable, "-m", "lensllm.cli", "run", "--config", str(TINY),
+    args = [sys.executable, "-m", "lensllm.cli", "run", "--config", str(config),
             "--store", str(store)]
     procs = [subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -132,11 +136,13 @@ def test_two_processes_on_one_store_run_everything_exactly_once(reference, tmp_p
     for proc, (out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err
     assert _rows(store, "SELECT COUNT(*), SUM(status='finished'), MAX(attempts) FROM runs") == [
-        (N_RUNS, N_RUNS, 1)]
-    assert _rows(store, "SELECT COUNT(*) FROM costs") == [(N_RUNS,)]
-    ran = sorted(n for _, n in _rows(store, "SELECT owner, COUNT(*) FROM runs GROUP BY owner"))
-    assert sum(ran) == N_RUNS
-    assert _export(store, tmp_path) == ref_table
+        (n_runs, n_runs, 1)]
+    assert _rows(store, "SELECT COUNT(*) FROM costs") == [(n_runs,)]
+    assert _rows(store, "SELECT COUNT(*) FROM loss_points WHERE split='test'") == [(n_runs,)]
+    ran = [n for _, n in _rows(store, "SELECT owner, COUNT(*) FROM runs GROUP BY owner")]
+    assert sum(ran) == n_runs
+    ref_cells = [line.split(",")[:4] + line.split(",")[-2:] for line in ref_table.splitlines()]
+    assert [line.split(",") for line in _export(store, tmp_path).splitlines()] == ref_cells
 
 
 # --------------------------------------------------------------------------- bad configs
