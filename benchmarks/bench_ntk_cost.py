@@ -84,7 +84,7 @@ def _worker_finetune(args: argparse.Namespace) -> dict:
     from lensllm.finetune.train import finetune
 
     task = load_task_data(args.data)
-    config = FinetuneConfig()
+    config = FinetuneConfig(device=args.device)
     result = finetune(args.model, task, size=N_TRAIN, seed=0, config=config,
                       validation_size=VALIDATION, test_size=TEST, threads=args.threads)
     return {"wall_s": result.wall_time, "steps": result.steps, "test_loss": result.test_loss,
@@ -101,18 +101,21 @@ def _worker_ntk(args: argparse.Namespace) -> dict:
 
     # Timed from the same point as the runner's wall_time: modules imported, nothing loaded
     # (transformers and peft are imported lazily inside, in both).
+    task = load_task_data(args.data)  # the runner gets the task already loaded too
     start = time.perf_counter()
-    task = load_task_data(args.data)
     probe = select_probe(task.examples, args.n, 0)
     model, tokenizer = load_model(args.model, attn_implementation="eager")
     batch = encode_examples(tokenizer, probe, task.kind, max_length=128,
                             is_encoder_decoder=is_encoder_decoder(model))
+    model.to(args.device)  # the runner moves its model too; prepare_batch moves the batch
     loaded = time.perf_counter()
     rss_loaded = _peak_rss_mb()
     if args.load_only:
         return {"wall_s": loaded - start, "peak_rss_mb": rss_loaded}
     spec = compute_ntk_features(model, batch, params=args.params, dim=args.dim,
                                 chunk_size=args.chunk_size, seed=0)
+    if args.device == "cuda":
+        torch.cuda.synchronize()
     end = time.perf_counter()
     return {"wall_s": end - start, "features_s": end - loaded, "n_params": spec.meta["n_params"],
             "rss_after_load_mb": rss_loaded}
@@ -133,6 +136,8 @@ def main() -> None:
     parser.add_argument("--model", default=None,
                         help="model id or path (default: a 3.3M-parameter GPT-2 built here)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="device of both the fine-tuning run and the features")
     parser.add_argument("--worker", choices=("finetune", "ntk"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=64, help=argparse.SUPPRESS)
@@ -155,9 +160,10 @@ def main() -> None:
         if model is None:
             model = str(Path(tmp) / "gpt2-3m")
             _write_model(Path(model))
-        common = ["--model", model, "--data", str(data), "--threads", str(args.threads)]
+        common = ["--model", model, "--data", str(data), "--threads", str(args.threads),
+                  "--device", args.device]
         print(f"model {args.model or 'GPT-2 d=256 x 4 layers (built here)'}, "
-              f"{args.threads} thread(s)", flush=True)
+              f"{args.threads} thread(s), device {args.device}", flush=True)
 
         ft = _run_worker("finetune", common)
         print(f"fine-tune {N_TRAIN} examples, default schedule: {ft['wall_s']:.2f} s, "

@@ -121,3 +121,25 @@ def test_no_lora_targets_for_unknown_architecture():
 
     with pytest.raises(ConfigError, match="no default LoRA target"):
         compute_ntk_features(Odd(), make_batch("gpt2", [3, 3]))
+
+
+def test_non_eager_attention_is_refused_with_a_hint():
+    import transformers as tf
+
+    cfg = tf.GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, bos_token_id=2,
+                        eos_token_id=2)
+    model = tf.GPT2LMHeadModel._from_config(cfg, attn_implementation="sdpa").eval()
+    with pytest.raises(ConfigError, match="attn_implementation='eager'"):
+        compute_ntk_features(model, make_batch("gpt2", [4, 5]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_cuda_kernel_matches_cpu_kernel(arch):
+    model = build_tiny(arch, dtype=torch.float64)
+    batch = make_batch(arch, [6, 4, 5], seed=2)
+    cpu = empirical_ntk(model, batch, params="all", dim=64, seed=1)
+    gpu = empirical_ntk(model.to("cuda"), batch, params="all", dim=64, seed=1)
+    assert gpu.theta.device.type == "cpu"
+    torch.testing.assert_close(gpu.theta, cpu.theta, rtol=1e-7, atol=1e-12)
+    torch.testing.assert_close(gpu.residual, cpu.residual, rtol=1e-9, atol=1e-12)

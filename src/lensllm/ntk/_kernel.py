@@ -12,7 +12,7 @@ import torch
 from torch.func import grad_and_value, vmap
 
 from lensllm import __version__
-from lensllm.exceptions import InputError
+from lensllm.exceptions import ConfigError, InputError
 from lensllm.ntk._outputs import make_output_fn, prepare_batch
 from lensllm.ntk._params import prepare_model, trainable_parameters
 from lensllm.ntk._projection import CountSketch
@@ -80,7 +80,18 @@ def _check_chunk_size(chunk_size: int) -> int:
     return int(chunk_size)
 
 
+def _check_attention(module: torch.nn.Module) -> None:
+    attn = getattr(getattr(module, "config", None), "_attn_implementation", None)
+    if attn not in (None, "eager"):
+        raise ConfigError(
+            f"the model uses attn_implementation={attn!r}; per-example gradients need "
+            f"'eager' attention (torch.func.vmap cannot trace the {attn} mask helpers): load "
+            f"it with attn_implementation='eager' (lensllm.finetune.models.load_model does)."
+        )
+
+
 def _model_setup(module: torch.nn.Module, params: str, batch: Mapping[str, torch.Tensor]):
+    _check_attention(module)
     prepared = prepare_batch(module, batch)
     keys = tuple(prepared)
     theta_params = trainable_parameters(module, params)
@@ -114,6 +125,10 @@ def per_sample_gradients(
 
     Yields:
         :class:`GradientChunk` in example order.
+
+    Raises:
+        ConfigError: the model does not use eager attention.
+        InputError: a bad batch or ``chunk_size``.
     """
     chunk_size = _check_chunk_size(chunk_size)
     prepared, keys, theta_params, output_fn = _model_setup(model, params, batch)
@@ -166,7 +181,7 @@ def empirical_ntk(
 
     Raises:
         InputError: bad batch, ``n < 2``, ``dim < 1`` or ``chunk_size < 1``.
-        ConfigError: bad ``params`` or no LoRA targets.
+        ConfigError: bad ``params``, no LoRA targets, or attention other than eager.
     """
     chunk_size = _check_chunk_size(chunk_size)
     if dim is not None and int(dim) < 1:
