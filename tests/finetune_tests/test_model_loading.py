@@ -39,7 +39,8 @@ def test_gpt2_parameter_count_matches_the_architecture_formula():
     assert count_parameters(model) == expected
     for p in model.transformer.h.parameters():
         p.requires_grad_(False)
-    assert count_parameters(model, trainable_only=True) == expected - layers * (12 * d * d + 13 * d)
+    blocks = layers * (12 * d * d + 13 * d)
+    assert count_parameters(model, trainable_only=True) == expected - blocks
 
 
 @pytest.mark.parametrize(

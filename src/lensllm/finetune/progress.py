@@ -118,7 +118,9 @@ class RichProgress(_Counter):
         self._update(f"{self._current}  ETA {self.eta()}")
 
     def step(self, step: int, total_steps: int, loss: float) -> None:
-        self._update(f"{self._current} step {step}/{total_steps} loss {loss:.3f}  ETA {self.eta()}")
+        self._update(
+            f"{self._current} step {step}/{total_steps} loss {loss:.3f}  ETA {self.eta()}"
+        )
 
     def run_finished(self, record: RunRecord, result: RunResult) -> None:
         self.done += 1

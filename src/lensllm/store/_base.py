@@ -106,7 +106,9 @@ class BaseStore(ABC):
         """Store (or replace) NTK features; unique per model, dataset and settings."""
 
     @abstractmethod
-    def get_ntk(self, *, model: str | None = None, dataset: str | None = None) -> list[NtkFeatures]:
+    def get_ntk(
+        self, *, model: str | None = None, dataset: str | None = None
+    ) -> list[NtkFeatures]:
         """Stored NTK features, optionally for one model and/or dataset."""
 
     @abstractmethod
