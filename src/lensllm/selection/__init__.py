@@ -12,6 +12,7 @@ from lensllm.selection import (  # noqa: F401 - registration
     baselines,
     fits,
     lensllm_fit,
+    nlp_metrics,
 )
 from lensllm.selection._base import (
     REGISTRY,

@@ -1,0 +1,174 @@
+"""``lensllm select`` configs: an experiment config plus ``[selection]`` and ``[ntk]`` tables.
+
+::
+
+    [selection]
+    method = "adaptive"   # any registered selector (lensllm bench --help lists them)
+    target = 6400         # D*: the full data size to predict the loss at
+    max_data = 800        # budget: the largest subset size a run may use
+
+    [ntk]                 # optional; NTK features for the `lensllm` method and the report
+    n = 32                # probe examples
+    dim = 4096            # projection dimension (0: exact kernel)
+    params = "all"        # "all" or "lora"
+    seed = 0
+
+The rest of the file is an ordinary experiment config (:mod:`lensllm.finetune.config`):
+``[experiment] sizes`` lists the subset sizes a selector may ask for (those up to
+``max_data`` are affordable). Torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lensllm.exceptions import ConfigError
+from lensllm.finetune.config import ExperimentConfig, config_from_dict
+
+__all__ = ["SelectionSettings", "NtkSettings", "SelectConfig", "load_select_config"]
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """The ``[selection]`` table.
+
+    Attributes:
+        method: registered selector name (default ``adaptive``).
+        target: ``D*``, the data size to predict at (default: the largest size).
+        max_data: the budget: largest affordable subset (default: the largest size).
+        options: keyword arguments for the selector's constructor.
+    """
+
+    method: str = "adaptive"
+    target: float | None = None
+    max_data: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from lensllm.selection import REGISTRY
+
+        if self.method not in REGISTRY:
+            raise ConfigError(f"`selection.method` must be one of {', '.join(REGISTRY)}, got "
+                              f"{self.method!r}")
+        for key in ("target", "max_data"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not value > 0):
+                raise ConfigError(f"`selection.{key}` must be a number > 0, got {value!r}")
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"`selection.options` must be a table, got {self.options!r}")
+
+
+@dataclass(frozen=True)
+class NtkSettings:
+    """The ``[ntk]`` table (see :func:`lensllm.ntk.compute_ntk_features`).
+
+    Attributes:
+        enabled: compute NTK features (needed by ``lensllm`` and the report's LensLLM fits).
+        n: probe examples (>= 2), drawn from the training pool by ``seed``.
+        dim: projection dimension; 0 for the exact kernel.
+        params: ``"all"`` or ``"lora"``.
+        seed: probe and projection seed.
+        chunk_size: examples per vmap call.
+    """
+
+    enabled: bool = True
+    n: int = 32
+    dim: int = 4096
+    params: str = "all"
+    seed: int = 0
+    chunk_size: int = 8
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"`ntk.enabled` must be true or false, got {self.enabled!r}")
+        for key, low in (("n", 2), ("dim", 0), ("seed", 0), ("chunk_size", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"`ntk.{key}` must be an integer >= {low}, got {value!r}")
+        if self.params not in ("all", "lora"):
+            raise ConfigError(f"`ntk.params` must be 'all' or 'lora', got {self.params!r}")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """A whole ``lensllm select`` config.
+
+    Attributes:
+        experiment: candidates, data, sizes, seeds, fine-tuning settings.
+        selection: method, ``D*`` and budget.
+        ntk: NTK feature settings.
+    """
+
+    experiment: ExperimentConfig
+    selection: SelectionSettings
+    ntk: NtkSettings
+
+    @property
+    def target(self) -> float:
+        """``D*`` (default: the largest configured size)."""
+        sel = self.selection.target
+        return float(sel if sel is not None else self.experiment.sizes[-1])
+
+    @property
+    def max_data(self) -> float:
+        """The budget (default: the largest configured size)."""
+        sel = self.selection.max_data
+        return float(sel if sel is not None else self.experiment.sizes[-1])
+
+    @property
+    def affordable_sizes(self) -> tuple[int, ...]:
+        """Configured sizes within the budget."""
+        return tuple(s for s in self.experiment.sizes if s <= self.max_data)
+
+
+def _construct(cls, raw: Any, name: str, where: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"`{name}` must be a table{where}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown key `{name}.{key}`{where}; known keys: "
+                              f"{', '.join(known)}")
+    try:
+        return cls(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"bad value in [{name}]{where}: {exc}") from None
+
+
+def select_config_from_dict(raw: dict[str, Any], *, base_dir: str | Path = ".",
+                            source: Path | None = None) -> SelectConfig:
+    """Build a :class:`SelectConfig` from parsed TOML (see :func:`load_select_config`)."""
+    where = f" in '{source}'" if source else ""
+    raw = dict(raw)
+    selection = _construct(SelectionSettings, raw.pop("selection", {}), "selection", where)
+    ntk = _construct(NtkSettings, raw.pop("ntk", {}), "ntk", where)
+    experiment = config_from_dict(raw, base_dir=base_dir, source=source)
+    config = SelectConfig(experiment, selection, ntk)
+    if not config.affordable_sizes:
+        raise ConfigError(f"`selection.max_data` = {config.max_data:g} is below the smallest "
+                          f"size {experiment.sizes[0]}{where}")
+    if config.max_data > config.target:
+        raise ConfigError(f"`selection.max_data` ({config.max_data:g}) must be <= "
+                          f"`selection.target` ({config.target:g}){where}")
+    return config
+
+
+def load_select_config(path: str | Path) -> SelectConfig:
+    """Read and validate a ``lensllm select`` TOML config.
+
+    Raises:
+        ConfigError: a missing file, bad TOML, an unknown key or a bad value (named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+    return select_config_from_dict(raw, base_dir=path.parent, source=path)

@@ -1,0 +1,293 @@
+"""The ``lensllm select`` report: one self-contained HTML file with PNG plots.
+
+- ``curves.png``: one panel per candidate: the observed test losses (filled dots; the
+  zero-shot loss as a dashed line), the selector's curve, the rectified and LensLLM laws
+  fitted to the same points, the LensLLM phase transition (dotted vertical line), the
+  predicted ``L(D*)`` with its interval, and the true ``L(D*)`` when known (a star);
+- ``ranking.png``: candidates sorted by predicted ``L(D*)`` with intervals;
+- ``cost.png``: the compute spent (fine-tuning, zero-shot evaluation, NTK features) against
+  the cost of fine-tuning every candidate on ``D*``.
+
+The PNGs are written next to ``index.html`` and embedded in it (base64), so the HTML file
+alone is the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lensllm.selectrun.driver import LAW_LABELS, SelectOutcome
+
+__all__ = ["write_select_report", "ranking_rows", "format_ranking"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _short(model: str) -> str:
+    return Path(model.rstrip("/")).name or model
+
+
+def ranking_rows(outcome: SelectOutcome) -> list[dict]:
+    """The ranking as dicts, best first: rank, model, params, predicted, lower, upper."""
+    view, sel = outcome.view, outcome.selection
+    order = np.argsort(sel.score)
+    if outcome.config.selection.method == "model_size":
+        order = order[::-1]
+    rows = []
+    for rank, i in enumerate(order, 1):
+        rows.append({
+            "rank": rank, "model": view.models[i], "n_params": int(view.n_params[i]),
+            "score": float(sel.score[i]),
+            "predicted": None if sel.predicted is None else float(sel.predicted[i]),
+            "lower": None if sel.lower is None else float(sel.lower[i]),
+            "upper": None if sel.upper is None else float(sel.upper[i]),
+            "selected": bool(i == sel.selected), "runs": int(view.paid[i].sum())})
+    return rows
+
+
+def format_ranking(outcome: SelectOutcome) -> str:
+    """The ranking as a text table (what ``lensllm select`` prints)."""
+    sel = outcome.selection
+    level = f"{100 * sel.level:.0f}% interval" if sel.level else "interval"
+    head = ("rank", "model", "params", f"predicted L({outcome.config.target:g})", level, "runs")
+    rows = []
+    for r in ranking_rows(outcome):
+        pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
+        iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
+        rows.append((f"{r['rank']}{'*' if r['selected'] else ''}", _short(r["model"]),
+                     f"{r['n_params'] / 1e6:.2f}M", pred, iv, str(r["runs"])))
+    for model, reason in outcome.failed:
+        rows.append(("-", _short(model), "-", "failed", reason[:60], "-"))
+    widths = [max(len(x[c]) for x in (head, *rows)) for c in range(len(head))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = None) -> None:
+    """One panel per candidate: observed points, fitted laws, transition, ``L(D*)``."""
+    plt = _pyplot()
+    view, sel = outcome.view, outcome.selection
+    n = view.n_models
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows + 0.6), squeeze=False)
+    target = view.target
+    lo_d = max(1.0, float(view.sizes[0]) / 2)
+    grid = np.geomspace(lo_d, target * 1.3, 160)
+    sel_curve = sel.curve(grid) if sel.curve is not None else None
+    styles = {"rectified": ("C2", "--"), "lens_fit_t": ("C4", "-."), "lens_fixed_t": ("C5", ":")}
+    for i in range(rows * cols):
+        ax = axes[i // cols][i % cols]
+        if i >= n:
+            ax.axis("off")
+            continue
+        sizes, losses = outcome.observed[i]
+        if view.zero_shot is not None:
+            ax.axhline(view.zero_shot[i], color="0.5", ls="--", lw=0.8, label="zero-shot (D=0)")
+        ax.plot(sizes, losses, "o", color="C0", ms=5, label="observed (paid)", zorder=5)
+        if sel_curve is not None:
+            ax.plot(grid, sel_curve[i], "-", color="C1", lw=1.6,
+                    label=f"{outcome.config.selection.method} fit")
+        for name, (color, ls) in styles.items():
+            law = outcome.laws.get(name)
+            if law is not None and law.curves[i] is not None:
+                ax.plot(grid, law.curves[i](grid), ls, color=color, lw=1.0,
+                        label=LAW_LABELS[name])
+        lens = outcome.laws.get("lens_fit_t")
+        if lens is not None and np.isfinite(lens.transition[i]) and \
+                grid[0] <= lens.transition[i] <= grid[-1]:
+            ax.axvline(lens.transition[i], color="C4", ls=":", lw=1.2,
+                       label="phase transition (LensLLM)")
+        ax.axvline(view.max_data_num, color="0.8", lw=0.8)
+        if sel.predicted is not None:
+            ax.plot([target], [sel.predicted[i]], "x", color="C3", ms=8, mew=2,
+                    label="predicted L(D*)")
+            if sel.lower is not None:
+                ax.vlines(target, sel.lower[i], sel.upper[i], color="C3", lw=2)
+        if truth is not None:
+            ax.plot([target], [truth[i]], "*", color="k", ms=10, label="true L(D*)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        title = _short(view.models[i]) + ("  (selected)" if i == sel.selected else "")
+        ax.set_title(title, fontsize=9, fontweight="bold" if i == sel.selected else None)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("fine-tuning examples D (log)", fontsize=8)
+        ax.set_ylabel("test loss (nats/token, log)", fontsize=8)
+        ax.grid(alpha=0.25, which="both")
+    handles, labels = {}, {}
+    for row in axes:
+        for ax in row:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="upper center", fontsize=8,
+               ncol=min(5, len(handles)), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / (2.9 * rows + 0.6)))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = None) -> None:
+    """Predicted ``L(D*)`` per candidate, best at the top, with intervals."""
+    plt = _pyplot()
+    view, sel = outcome.view, outcome.selection
+    rows = ranking_rows(outcome)
+    index = {m: i for i, m in enumerate(view.models)}
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    values = [r["predicted"] if r["predicted"] is not None else r["score"] for r in rows]
+    for yy, r, v in zip(y, rows, values):
+        color = "C3" if r["selected"] else "C0"
+        if r["lower"] is not None:
+            ax.errorbar(v, yy, xerr=[[v - r["lower"]], [r["upper"] - v]], fmt="o", color=color,
+                        capsize=3)
+        else:
+            ax.plot(v, yy, "o", color=color)
+        if truth is not None:
+            ax.plot(truth[index[r["model"]]], yy, "*", color="k", ms=9)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r['rank']}. {_short(r['model'])}" for r in rows], fontsize=8)
+    what = "predicted" if sel.predicted is not None else "score of"
+    ax.set_xlabel(f"{what} test loss at D* = {view.target:g} (nats/token)"
+                  + ("; star: true loss" if truth is not None else ""))
+    ax.set_title(f"Ranking by {outcome.config.selection.method} (red: selected)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_cost(outcome: SelectOutcome, path: Path) -> None:
+    """Compute spent by kind against fine-tuning every candidate on ``D*``."""
+    plt = _pyplot()
+    view = outcome.view
+    labels = ["fine-tuning runs\n(paid by the selector)", "zero-shot\nevaluation",
+              "NTK features", "fine-tune every\ncandidate on D*"]
+    values = [view.cost(), outcome.zero_shot_flops, outcome.ntk_flops, view.full_cost()]
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    colors = ["C0", "C7", "C4", "C3"]
+    bars = ax.barh(labels[::-1], [max(v, 1.0) for v in values[::-1]], color=colors[::-1])
+    ax.set_xscale("log")
+    ax.set_xlabel("FLOPs (counted; log scale)")
+    full = values[-1]
+    for bar, v in zip(bars, values[::-1]):
+        ax.text(bar.get_width() * 1.1, bar.get_y() + bar.get_height() / 2,
+                f"{v:.3g}  ({100 * v / full:.2f}%)", va="center", fontsize=8)
+    ax.set_xlim(right=full * 30)
+    ax.set_title("Compute spent vs fine-tuning all candidates on D*", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
+                        title: str = "lensllm select", truth: np.ndarray | None = None,
+                        intro: str = "", extra_html: str = "") -> Path:
+    """Write ``index.html`` and the PNGs under ``out_dir``; return the HTML path.
+
+    Args:
+        outcome: from :func:`lensllm.selectrun.run_select`.
+        out_dir: the report directory (created).
+        title: the page title.
+        truth: true ``L(D*)`` per candidate when known (benchmarks), drawn as stars.
+        intro: an HTML paragraph under the title.
+        extra_html: appended sections (benchmark tables...).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_curves(outcome, out / "curves.png", truth)
+    plot_ranking(outcome, out / "ranking.png", truth)
+    plot_cost(outcome, out / "cost.png")
+    cfg, view, sel = outcome.config, outcome.view, outcome.selection
+    best = view.models[sel.selected]
+    rows = []
+    for r in ranking_rows(outcome):
+        iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
+        pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
+        tr = ""
+        if truth is not None:
+            tr = f"{truth[view.models.index(r['model'])]:.4f}"
+        name = html.escape(_short(r["model"]))
+        rows.append([str(r["rank"]), f"<b>{name}</b>" if r["selected"] else name,
+                     f"{r['n_params'] / 1e6:.2f}M", pred, iv] + ([tr] if truth is not None
+                                                                  else []) + [str(r["runs"])])
+    head = ["rank", "model", "params", f"predicted L({cfg.target:g})",
+            f"{100 * sel.level:.0f}% interval" if sel.level else "interval"]
+    head += (["true L(D*)"] if truth is not None else []) + ["runs paid"]
+    failed = ""
+    if outcome.failed:
+        failed = "<h2>Failed candidates</h2><ul>" + "".join(
+            f"<li><b>{html.escape(_short(m))}</b>: {html.escape(r)}</li>"
+            for m, r in outcome.failed) + "</ul>"
+    law_rows = []
+    for name, law in outcome.laws.items():
+        law_rows.append([html.escape(LAW_LABELS[name])] + [
+            ("-" if not np.isfinite(v) else f"{v:.4f}") for v in law.predicted])
+    laws_table = _table(["law fitted to the observed points"] +
+                        [html.escape(_short(m)) for m in view.models], law_rows)
+    frac = outcome.cost_fraction
+    total = view.cost() + outcome.zero_shot_flops + outcome.ntk_flops
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 1.5em auto;
+       color: #222; }}
+table {{ border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+th {{ background: #f2f2f2; }} td:nth-child(2) {{ text-align: left; }}
+img {{ max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; }}
+.big {{ font-size: 1.15em; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+{intro}
+<p class="big">Selected: <b>{html.escape(_short(best))}</b>
+(method <code>{html.escape(cfg.selection.method)}</code>, task
+<code>{html.escape(view.dataset)}</code>, budget {cfg.max_data:g} examples, prediction at
+D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
+<b>{100 * frac:.2f}%</b> of fine-tuning all {view.n_models} candidates on D*
+({100 * total / view.full_cost():.2f}% with zero-shot evaluation and NTK features).</p>
+<h2>Ranking</h2>
+{_table(head, rows)}
+{_img(out / "ranking.png", "ranking with intervals")}
+{failed}
+<h2>Loss curves and fitted laws</h2>
+<p>Dots: test loss after fine-tuning on D examples (mean over seeds), only the runs the
+selector paid for. Dashed grey: zero-shot loss. The vertical grey line is the budget; the
+dotted line marks where the LensLLM law's pre-power phase ends (D<sup>beta</sup> = F).</p>
+{_img(out / "curves.png", "loss curves and fitted laws")}
+{laws_table}
+<h2>Cost</h2>
+{_img(out / "cost.png", "compute spent")}
+{extra_html}
+<p style="color:#777;font-size:0.85em">Written by lensllm in {outcome.wall_time:.0f} s
+({outcome.ran} runs executed, the others read from the store).</p>
+</body></html>
+"""
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
