@@ -145,7 +145,9 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
         raise TableError(f"{source}: line 1: no 'size' column (the parameter count of each "
                          f"model, needed for costs)")
     if len(body) < 2:
-        raise TableError(f"{source}: needs at least 2 model rows to rank, found {len(body)}")
+        only = (f"line 2 (model {body[0][0].strip()!r}) is the only model row" if body
+                else "line 1: no model rows below the header")
+        raise TableError(f"{source}: {only}; ranking needs at least 2 models")
     models: list[str] = []
     seen: dict[str, int] = {}
     losses = np.empty((len(body), len(size_cols)))
@@ -155,14 +157,17 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
     for i, row in enumerate(body):
         line = i + 2
         if len(row) != len(header):
-            raise TableError(f"{source}: line {line}: has {len(row)} cells but the header has "
-                             f"{len(header)} (ragged row)")
+            label = f" (model {row[0].strip()!r})" if row and row[0].strip() else ""
+            where = (f"no cell for column {header[len(row)]!r}" if len(row) < len(header)
+                     else f"cell {len(header) + 1} has no column")
+            raise TableError(f"{source}: line {line}{label}: has {len(row)} cells but the "
+                             f"header has {len(header)} (ragged row: {where})")
         model = row[0].strip()
         if not model:
             raise TableError(f"{source}: line {line}, column {header[0]!r}: empty model name")
         if model in seen:
-            raise TableError(f"{source}: line {line}: duplicated model name {model!r} (first on "
-                             f"line {seen[model]})")
+            raise TableError(f"{source}: line {line}, column {header[0]!r}: duplicated model "
+                             f"name {model!r} (first on line {seen[model]})")
         seen[model] = line
         models.append(model)
         for k, (j, s) in enumerate(size_cols):
