@@ -121,12 +121,11 @@ def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = N
         if truth is not None:
             ax.plot([target], [truth[i]], "*", color="k", ms=10, label="true L(D*)")
         ax.set_xscale("log")
-        ax.set_yscale("log")
         title = _short(view.models[i]) + ("  (selected)" if i == sel.selected else "")
         ax.set_title(title, fontsize=9, fontweight="bold" if i == sel.selected else None)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("fine-tuning examples D (log)", fontsize=8)
-        ax.set_ylabel("test loss (nats/token, log)", fontsize=8)
+        ax.set_ylabel("test loss (nats/token)", fontsize=8)
         ax.grid(alpha=0.25, which="both")
     handles, labels = {}, {}
     for row in axes:

@@ -99,7 +99,7 @@ class RunView:
         self._progress = progress
         self._executor_factory = executor_factory
         self._cache: dict[RunKey, RunRecord] = {}
-        self._fpe: dict[str, float | None] | None = None
+        self._frozen_fpe: list[float] | None = None
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -166,9 +166,11 @@ class RunView:
     def freeze(self) -> None:
         """Read everything cost and reports need from the store, so the view stays usable
         after the store is closed."""
-        self._fpe = {m: self._per_example(m) for m in self.models}
+        for i in range(self.n_models):
+            self.records(i, 0)
         for m, s in list(self._paid_keys):
             self.records(m, s)
+        self._frozen_fpe = [self.flops_per_example(i) for i in range(self.n_models)]
 
     def mean_loss(self, model: int, size: int) -> float:
         recs = [r for r in self.records(model, size) if r.status == "finished"]
@@ -184,14 +186,23 @@ class RunView:
         """Training FLOPs per subset example, measured on the candidate's largest finished
         run (any size in the store); scaled from the other candidates by parameter count
         when the candidate has no finished training run yet."""
+        if self._frozen_fpe is not None:
+            return self._frozen_fpe[model]
         own = self._per_example(self.models[model])
         if own is not None:
             return own
         per_param = [pe / self.n_params[i] for i in range(self.n_models)
                      if (pe := self._per_example(self.models[i])) is not None]
-        if not per_param:
+        if per_param:
+            return float(np.median(per_param) * self.n_params[model])
+        # No training run at all (zero-shot-only methods): tokens per example from the
+        # zero-shot evaluation of the test split, times every epoch.
+        (rec,) = self.records(model, 0) or (None,)
+        if rec is None or rec.status != "finished":
             return float("nan")
-        return float(np.median(per_param) * self.n_params[model])
+        config = self._prepared.config
+        per_example = rec.result.eval_tokens / config.data.test_size
+        return 6.0 * rec.result.n_params * per_example * config.finetune.max_epochs
 
     def steps(self, model: int, size: int, which: str = "early_stop_step") -> float:
         """Mean optimizer steps (``steps`` or ``early_stop_step``) of a finished run."""
@@ -213,8 +224,6 @@ class RunView:
         return RunKey(model, self.dataset, int(size), int(seed), self._prepared.config_hash)
 
     def _per_example(self, model: str) -> float | None:
-        if self._fpe is not None and model in self._fpe:
-            return self._fpe[model]
         runs = [r for r in self._store.get_runs(status="finished", dataset=self.dataset,
                                                 config_hash=self._prepared.config_hash)
                 if r.key.model == model and r.key.size > 0]

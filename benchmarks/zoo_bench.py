@@ -1,0 +1,400 @@
+"""The zoo benchmark: does the NTK term of the LensLLM law predict fine-tuning better?
+
+Builds the CPU-scale zoo (:data:`lensllm.zoo.FULL_ZOO`: pretrained here on
+``pydoc_data.topics``), fine-tunes every candidate on nested subsets of a generated
+word-list task from 50 to ``D*`` = 6400 examples (the ground truth is the measured loss at
+``D*``), computes NTK features, then scores, for budgets ``D*/8 ... D*/64``:
+
+- the laws alone: log-RMSE of the predicted ``L(D*)`` for the power law, the rectified law
+  and the LensLLM law (``t`` fitted, and ``t`` fixed to the run's early-stopping step);
+- every registered selection method (``adaptive``, ``lensllm``, ``nlp_metrics``...):
+  PearCorr, RelAcc, log-RMSE and the cost fraction (counted FLOPs of the runs it paid for /
+  FLOPs of fine-tuning every candidate on ``D*``, both measured);
+
+and writes ``benchmarks/results/zoo/``: ``zoo_table.csv`` (shared table format),
+``ntk_features.json``, ``bench.json``, ``summary.md`` and ``report/index.html`` (+ PNGs).
+
+    python benchmarks/zoo_bench.py                 # everything (about 40-60 min, 2 cores)
+    python benchmarks/zoo_bench.py --analyse-only  # re-score from the store (minutes)
+
+Runs are stored in ``--work`` (default ``~/.cache/lensllm/bench-zoo``) and never repeated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = (50, 64, 80, 100, 200, 400, 800, 1600, 3200, 6400)
+TARGET = 6400
+RATIOS = (8, 16, 32, 64)
+N_VAL, N_TEST = 128, 256
+LAWS = ("power", "rectified", "lens_fit_t", "lens_fixed_t", "lens_fixed_t_steps")
+
+FINETUNE = """[finetune]
+method = "full"
+learning_rate = 1e-3
+batch_size = 8
+max_epochs = 1
+eval_every = 20
+patience = 5
+max_length = 48
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def write_configs(work: Path, paths: dict[str, Path]) -> tuple[Path, Path]:
+    from lensllm.zoo import write_task
+
+    data = work / "wordlist_task.jsonl"
+    if not data.is_file():
+        write_task(data, TARGET + N_VAL + N_TEST, seed=0)
+    cands = "\n".join(f'[[candidates]]\nmodel = "{p}"\nfamily = "{n.split("-")[0]}"\n'
+                      for n, p in paths.items())
+    base = f"""[experiment]
+sizes = {list(SIZES)}
+seeds = [0]
+store = "zoo.sqlite"
+threads = 1
+
+[data]
+path = "{data.name}"
+name = "wordlist"
+validation_size = {N_VAL}
+test_size = {N_TEST}
+
+{cands}
+{FINETUNE}"""
+    run_cfg = work / "zoo_run.toml"
+    run_cfg.write_text(base)
+    sel_cfg = work / "zoo_select.toml"
+    sel_cfg.write_text(base + f"""
+[selection]
+method = "adaptive"
+target = {TARGET}
+max_data = {TARGET // 8}
+
+[ntk]
+n = 32
+dim = 4096
+params = "all"
+""")
+    return run_cfg, sel_cfg
+
+
+def run_all(run_cfg: Path, workers: int) -> float:
+    """Every (candidate, size) run, ``workers`` `lensllm run` processes on one store."""
+    start = time.perf_counter()
+    cmd = [str(ROOT / ".venv/bin/lensllm"), "run", "--config", str(run_cfg), "--threads", "1"]
+    procs = [subprocess.Popen(cmd, stdout=open(run_cfg.parent / f"run{i}.log", "w"),
+                              stderr=subprocess.STDOUT) for i in range(workers)]
+    for p in procs:
+        p.wait()
+    bad = [p.returncode for p in procs if p.returncode]
+    if bad:
+        log(f"some runs failed (exit {bad}); see {run_cfg.parent}/run*.log")
+    return time.perf_counter() - start
+
+
+def analyse(work: Path, sel_cfg: Path, paths: dict[str, Path], out: Path,
+            timings: dict[str, float]) -> None:
+    from lensllm.bench.budget import BudgetView
+    from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
+    from lensllm.bench.table import load_table
+    from lensllm.finetune.models import load_model
+    from lensllm.selection import REGISTRY, NotApplicable, get_selector
+    from lensllm.selectrun import fit_laws, load_select_config, run_select
+    from lensllm.selectrun.report import write_select_report
+    from lensllm.store import export_table, open_store
+
+    out.mkdir(parents=True, exist_ok=True)
+    names = {str(p): n for n, p in paths.items()}
+
+    # 1. select on real runs (NTK features computed and stored here), adaptive at 1/8
+    t0 = time.perf_counter()
+    config = load_select_config(sel_cfg)
+    outcome = run_select(config, threads=1, log=log)
+    timings["select_adaptive_1_8_s"] = time.perf_counter() - t0
+
+    # 2. the table (ground truth) and the per-run measurements
+    store = open_store(work / "zoo.sqlite")
+    exported = export_table(store, dataset="wordlist")
+    csv = exported.to_csv()
+    for path, name in names.items():
+        csv = csv.replace(path, name)
+    (out / "zoo_table.csv").write_text(csv)
+    table = load_table(out / "zoo_table.csv")
+    models = list(table.models)
+    path_of = {n: str(p) for n, p in paths.items()}
+    runs = {(names[r.key.model], r.key.size): r.result
+            for r in store.get_runs(status="finished", dataset="wordlist")}
+    spectra, ntk_json = [], {}
+    from lensllm.spectrum import NTKSpectrum
+
+    for m in models:
+        feats = [f for f in store.get_ntk(model=path_of[m], dataset="wordlist")
+                 if f.n == config.ntk.n]
+        spec = NTKSpectrum.from_store_features(feats[-1])
+        spectra.append(spec)
+        ntk_json[m] = {**spec.to_dict(), "model": m}
+    store.close()
+    (out / "ntk_features.json").write_text(json.dumps(ntk_json, indent=1))
+    flops = np.array([[runs[(m, int(s))].flops for s in table.sizes] for m in models])
+    full_flops = float(flops[:, -1].sum())  # fine-tuning every candidate on D*, measured
+    truth = table.column(TARGET)
+    early = np.array([[runs[(m, int(s))].early_stop_step for s in table.sizes] for m in models])
+    steps = np.array([[runs[(m, int(s))].steps for s in table.sizes] for m in models])
+
+    # 3. laws alone, on every point up to the budget (and the zero-shot point)
+    law_rmse: dict[str, dict[str, float | None]] = {}
+    law_pred: dict[str, dict[str, list]] = {}
+    for ratio in RATIOS:
+        vis = table.sizes <= TARGET / ratio
+        idx = int(np.flatnonzero(vis)[-1])
+        view = SimpleNamespace(n_models=len(models), zero_shot=table.zero_shot, ntk=spectra,
+                               models=models, target=float(TARGET))
+        observed = [(table.sizes[vis], table.losses[i, vis]) for i in range(len(models))]
+        res = {}
+        for tname, tval in (("lens_fixed_t", early[:, idx]), ("lens_fixed_t_steps",
+                                                              steps[:, idx])):
+            laws = fit_laws(view, observed, t_fixed=tval.astype(float))
+            res.update({k: v for k, v in laws.items() if k != "lens_fixed_t"} if
+                       tname == "lens_fixed_t_steps" else laws)
+            if tname == "lens_fixed_t_steps":
+                res["lens_fixed_t_steps"] = laws["lens_fixed_t"]
+        key = f"1/{ratio}"
+        law_rmse[key], law_pred[key] = {}, {}
+        for lname in LAWS:
+            pred = res[lname].predicted
+            ok = np.isfinite(pred)
+            law_rmse[key][lname] = float(log_rmse(pred[ok], truth[ok])) if ok.all() else None
+            law_pred[key][lname] = [None if not np.isfinite(v) else float(v) for v in pred]
+        law_rmse[key]["n_points"] = int(vis.sum()) + 1
+
+    # 4. every selection method at every budget
+    class ZooView(BudgetView):
+        def load_weights(self, i: int):
+            return load_model(path_of[self.models[i]])[0]
+
+    records, cache = [], {}
+    for ratio in RATIOS:
+        for method in REGISTRY:
+            max_data = TARGET / ratio
+            view = ZooView(table, max_data, TARGET, ntk=spectra)
+            opts = {"intervals": True} if method in ("vanilla_fit", "rectified_fit",
+                                                     "lensllm") else {}
+            t0 = time.perf_counter()
+            try:
+                if method == "nlp_metrics" and method in cache:
+                    sel = cache[method]  # budget-independent: computed once
+                else:
+                    sel = get_selector(method, **opts).select(view)
+                    cache[method] = sel
+            except NotApplicable as exc:
+                records.append({"budget_ratio": ratio, "max_data_num": max_data,
+                                "method": method, "note": f"not applicable: {exc}"})
+                continue
+            paid = view.paid
+            rec = {
+                "budget_ratio": ratio, "max_data_num": max_data, "method": method,
+                "pearcorr": pearson_corr(sel.score, truth),
+                "relacc": rel_acc(sel.selected, truth),
+                "rmse": (log_rmse(sel.predicted, truth) if sel.predicted is not None
+                         and method != "subtuning" else None),
+                "coverage": (coverage(sel.lower, sel.upper, truth) if sel.lower is not None
+                             else None),
+                "cost_fraction": float((paid * flops[:, : paid.shape[1]]).sum() / full_flops),
+                "cost_fraction_params": view.cost() / view.full_cost(),
+                "selected": models[sel.selected], "seconds": time.perf_counter() - t0}
+            records.append(rec)
+            log(f"1/{ratio} {method}: PearCorr {rec['pearcorr']} RelAcc {rec['relacc']:.3f} "
+                f"rmse {rec['rmse']} cost {rec['cost_fraction']:.4f}")
+
+    bench = {
+        "task": "wordlist (generated; reverse/sort/first/last/count over corpus words)",
+        "pretraining": "pydoc_data.topics, lensllm.zoo.PRETRAIN", "sizes": list(SIZES),
+        "target": TARGET, "seeds": [0], "finetune": FINETUNE,
+        "models": {m: {"n_params": int(table.n_params[i]), "path_name": m,
+                       "zero_shot": float(table.zero_shot[i]), "true_L_target": float(truth[i])}
+                   for i, m in enumerate(models)},
+        "law_log_rmse": law_rmse, "law_predictions": law_pred, "records": records,
+        "full_cost_flops": full_flops, "timings_s": timings,
+        "cost_note": ("cost_fraction = counted FLOPs of the runs a method paid for / counted "
+                      "FLOPs of fine-tuning every candidate on D* (the measured D* runs); "
+                      "cost_fraction_params = sum n_params * D (the published tables' unit)"),
+    }
+    (out / "bench.json").write_text(json.dumps(bench, indent=1))
+    summary = format_summary(bench)
+    (out / "summary.md").write_text(summary)
+    write_report(outcome, out / "report", bench, truth_by_name={
+        m: float(truth[i]) for i, m in enumerate(models)}, names=names)
+
+
+def plot_bench(bench: dict, path: Path) -> None:
+    """Law log-RMSE and each method's RelAcc / PearCorr against the budget ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ratios = [int(k.split("/")[1]) for k in bench["law_log_rmse"]]
+    ax = axes[0]
+    for j, law in enumerate(LAWS):
+        vals = [bench["law_log_rmse"][f"1/{r}"][law] for r in ratios]
+        ax.plot(ratios, [np.nan if v is None else v for v in vals], "o-", label=law,
+                color=f"C{j}")
+    ax.set_title("laws: log-RMSE of predicted L(D*) (lower is better)", fontsize=10)
+    ax.set_ylabel("log-RMSE")
+    for k, metric in enumerate(("pearcorr", "relacc")):
+        ax = axes[k + 1]
+        methods = list(dict.fromkeys(r["method"] for r in bench["records"]))
+        for j, m in enumerate(methods):
+            pts = [(r["budget_ratio"], r[metric]) for r in bench["records"]
+                   if r["method"] == m and r.get(metric) is not None]
+            if pts:
+                ax.plot(*zip(*pts), "o-", label=m, color=f"C{j % 10}",
+                        lw=2.5 if m in ("adaptive", "lensllm") else 1)
+        ax.set_title(f"methods: {'PearCorr' if metric == 'pearcorr' else 'RelAcc'} "
+                     "(higher is better)", fontsize=10)
+        ax.set_ylabel("PearCorr" if metric == "pearcorr" else "RelAcc")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("budget ratio D*/max_data (log scale)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    axes[2].legend(fontsize=7, loc="lower left", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(outcome, out: Path, bench: dict, *, truth_by_name: dict, names: dict) -> Path:
+    import html
+
+    from lensllm.selectrun.report import _img, write_select_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    plot_bench(bench, out / "bench.png")
+    truth = np.array([truth_by_name[names[m]] for m in outcome.view.models])
+    body = []
+    for line in format_summary(bench).splitlines():
+        if line.startswith("# "):
+            continue
+        if line.startswith("## "):
+            body.append(f"<h3>{html.escape(line[3:])}</h3>")
+        elif line.startswith("|---"):
+            continue
+        elif line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            tag = "th" if cells[0] in ("law", "method") else "td"
+            body.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells)
+                        + "</tr>")
+        elif line.startswith("- "):
+            body.append(f"<li>{html.escape(line[2:])}</li>")
+    text, in_table = [], False
+    for row in body:
+        if row.startswith("<tr>") and not in_table:
+            text.append("<table>")
+            in_table = True
+        if not row.startswith("<tr>") and in_table:
+            text.append("</table>")
+            in_table = False
+        text.append(row)
+    if in_table:
+        text.append("</table>")
+    extra = ("<h2>Benchmark: every method, budgets D*/8 to D*/64</h2>"
+             + _img(out / "bench.png", "benchmark metrics") + "\n".join(text))
+    intro = ("<p>The zoo benchmark (<code>benchmarks/zoo_bench.py</code>): candidates "
+             "pretrained by lensllm on <code>pydoc_data</code>, fine-tuned on a generated "
+             "word-list task; the true loss at D* = 6400 (black stars) was measured. Top: "
+             "<code>lensllm select</code> with <code>adaptive</code> at budget D*/8.</p>")
+    return write_select_report(outcome, out, title="lensllm zoo benchmark", truth=truth,
+                               intro=intro, extra_html=extra)
+
+
+def format_summary(bench: dict) -> str:
+    lines = ["# Zoo benchmark: measured results", ""]
+    lines.append("## log-RMSE of the predicted L(D*) (laws fitted to every point up to the "
+                 "budget, plus the zero-shot point)\n")
+    keys = list(bench["law_log_rmse"])
+    lines.append("| law | " + " | ".join(keys) + " |")
+    lines.append("|---|" + "---|" * len(keys))
+    for law in LAWS:
+        vals = [bench["law_log_rmse"][k][law] for k in keys]
+        lines.append(f"| {law} | " + " | ".join("n/a" if v is None else f"{v:.4f}"
+                                                for v in vals) + " |")
+    lines.append("")
+    recs = [r for r in bench["records"]]
+    methods = list(dict.fromkeys(r["method"] for r in recs))
+    ratios = list(dict.fromkeys(r["budget_ratio"] for r in recs))
+    by = {(r["method"], r["budget_ratio"]): r for r in recs}
+    for metric, title, scale in (("pearcorr", "PearCorr", 1), ("relacc", "RelAcc", 1),
+                                 ("rmse", "log-RMSE of predicted L(D*)", 1),
+                                 ("cost_fraction", "cost fraction (FLOPs)", 1)):
+        lines.append(f"## {title}\n")
+        lines.append("| method | " + " | ".join(f"1/{r}" for r in ratios) + " |")
+        lines.append("|---|" + "---|" * len(ratios))
+        for m in methods:
+            cells = []
+            for r in ratios:
+                v = by.get((m, r), {}).get(metric)
+                cells.append("n/a" if v is None else f"{v * scale:.4f}")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    notes = sorted({f"{r['method']} (1/{r['budget_ratio']}): {r['note']}" for r in recs
+                    if r.get("note")})
+    lines += [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path,
+                    default=Path.home() / ".cache" / "lensllm" / "bench-zoo")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "zoo")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--analyse-only", action="store_true")
+    args = ap.parse_args()
+    from lensllm.zoo import FULL_ZOO, build_zoo
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    timings_path = args.work / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    t0 = time.perf_counter()
+    paths = build_zoo(FULL_ZOO, workers=args.workers, log=log)
+    if not args.analyse_only:  # keep the first (uncached) build time
+        timings["zoo_build_s"] = max(timings.get("zoo_build_s", 0.0),
+                                     time.perf_counter() - t0)
+    run_cfg, sel_cfg = write_configs(args.work, paths)
+    if not args.analyse_only:
+        log(f"fine-tuning {len(paths)} candidates x {len(SIZES)} sizes ({args.workers} workers)")
+        timings["finetune_runs_s"] = run_all(run_cfg, args.workers)
+        log(f"runs done in {timings['finetune_runs_s']:.0f} s")
+        timings_path.write_text(json.dumps(timings))
+    t1 = time.perf_counter()
+    analyse(args.work, sel_cfg, paths, args.out, timings)
+    timings["analysis_s"] = time.perf_counter() - t1
+    timings_path.write_text(json.dumps(timings))
+    log(f"done: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Failed candidates are reported with the reason; the others are still ranked."""
+
+from __future__ import annotations
+
+import pytest
+
+from lensllm.cli import main
+
+from select_tiny import write_select_config
+
+
+def test_failed_candidates_reported_and_others_ranked(tmp_path, capsys):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "gpt2", "n_embd": 32, "n_layer": 1, '
+                                        '"n_head": 2, "vocab_size": 300}')  # no weights
+    path = write_select_config(
+        tmp_path, candidates=("tiny:gpt2", "tiny:nosuch", str(broken), "tiny:opt"))
+    status = main(["select", "--config", str(path), "--quiet"])
+    out = capsys.readouterr()
+    assert status == 1
+    assert "failed" in out.err
+    lines = out.out.splitlines()
+    failed = [ln for ln in lines if " failed " in f" {ln} "]
+    assert any("nosuch" in ln for ln in failed)
+    assert any("broken-model" in ln for ln in failed)
+    ranked = [ln for ln in lines if ln[:1].isdigit()]
+    assert len(ranked) == 2 and {"tiny:gpt2", "tiny:opt"} <= {ln.split()[1] for ln in ranked}
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path, capsys):
+    path = write_select_config(tmp_path, extra="typo_key = 1\n")
+    assert main(["select", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ntk.typo_key" in err[0]
+
+
+@pytest.mark.parametrize("table, message", [
+    ('[selection]\nmethod = "nope"', "selection.method"),
+    ('[selection]\nmax_data = 1', "below the smallest size"),
+])
+def test_bad_selection_values(tmp_path, table, message):
+    from lensllm.exceptions import ConfigError
+    from lensllm.selectrun import load_select_config
+
+    path = write_select_config(tmp_path)
+    text = path.read_text()
+    head, _, rest = text.partition("[selection]")
+    rest = rest.split("[ntk]", 1)[1]
+    path.write_text(head + table + "\n[ntk]" + rest)
+    with pytest.raises(ConfigError, match=message):
+        load_select_config(path)
