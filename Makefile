@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/lensllm bench --out reports/bench
+	$(VENV)/bin/lensllm demo
 
 test: setup
 	$(PY) -m pytest -q
