@@ -36,6 +36,17 @@ def _short(name: str) -> str:
     return name.split("/")[-1]
 
 
+def _plain_log_ticks(ax) -> None:
+    """Plain decimal labels on the log y axis ("2", "2.5", "3"), not "2x10^0"."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    fmt = FuncFormatter(lambda v, _pos: f"{v:g}")
+    ax.yaxis.set_major_formatter(fmt)
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0,
+                                                         6.0, 7.0, 8.0, 9.0)))
+    ax.yaxis.set_minor_formatter(fmt)
+
+
 def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
     """One panel per model: points, paid points, fitted curve, transition, ``D*``."""
     plt = _pyplot()
@@ -74,6 +85,7 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
         title = _short(table.models[i]) + (" (selected)" if sel is not None and
                                            sel.selected == i else "")
         ax.set_title(title, fontsize=8, fontweight="bold" if "selected" in title else None)
+        _plain_log_ticks(ax)
         ax.tick_params(labelsize=6)
         if i % cols == 0:
             ax.set_ylabel("test loss", fontsize=7)
