@@ -30,7 +30,7 @@ import numpy as np
 from lensllm import __version__
 from lensllm.exceptions import InputError
 
-__all__ = ["NTKSpectrum", "EIGENVALUE_RTOL", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["EIGENVALUE_RTOL", "FORMAT_NAME", "FORMAT_VERSION", "NTKSpectrum"]
 
 #: Relative tolerance for negative eigenvalues. ``Theta = G G^T`` is positive semi-definite, so
 #: a negative eigenvalue can only come from floating-point round-off in the Gram product or in

@@ -25,8 +25,7 @@ def _write_causal(path, n):
 
 def _write_seq2seq(path, n):
     with open(path, "w") as f:
-        for i in range(n):
-            f.write(json.dumps({"source": f"add {i} {i + 1}", "target": str(2 * i + 1)}) + "\n")
+        f.writelines(json.dumps({"source": f"add {i} {i + 1}", "target": str(2 * i + 1)}) + "\n" for i in range(n))
     return path
 
 

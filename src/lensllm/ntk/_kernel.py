@@ -19,14 +19,14 @@ from lensllm.ntk._projection import CountSketch
 from lensllm.spectrum import NTKSpectrum
 
 __all__ = [
-    "DEFAULT_DIM",
     "DEFAULT_CHUNK_SIZE",
-    "GradientChunk",
+    "DEFAULT_DIM",
     "EmpiricalNTK",
-    "per_sample_gradients",
-    "empirical_ntk",
-    "spectrum_from_kernel",
+    "GradientChunk",
     "compute_ntk_features",
+    "empirical_ntk",
+    "per_sample_gradients",
+    "spectrum_from_kernel",
 ]
 
 #: Default projection dimension d.

@@ -22,7 +22,7 @@ from torch.func import functional_call
 
 from lensllm.exceptions import InputError
 
-__all__ = ["prepare_batch", "make_output_fn", "is_encoder_decoder"]
+__all__ = ["is_encoder_decoder", "make_output_fn", "prepare_batch"]
 
 IGNORE_INDEX = -100
 

@@ -11,9 +11,9 @@ import torch
 from lensllm.exceptions import ConfigError
 
 __all__ = [
-    "PARAM_SUBSETS",
-    "DEFAULT_LORA_RANK",
     "DEFAULT_LORA_ALPHA",
+    "DEFAULT_LORA_RANK",
+    "PARAM_SUBSETS",
     "default_lora_config",
     "prepare_model",
     "trainable_parameters",

@@ -9,7 +9,7 @@ import numpy as np
 
 from lensllm.exceptions import InputError
 
-__all__ = ["select_probe", "probe_indices"]
+__all__ = ["probe_indices", "select_probe"]
 
 T = TypeVar("T")
 
