@@ -30,8 +30,16 @@ from scipy.optimize import minimize
 from lensllm.laws import RectifiedLaw
 from lensllm.laws._engine import LOG_B_BOUNDS
 
-__all__ = ["STARTS_BENCH", "STARTS_TEST", "bounds", "objective", "start_grid", "fit_curve",
-           "polish", "budget_curves"]
+__all__ = [
+    "STARTS_BENCH",
+    "STARTS_TEST",
+    "bounds",
+    "budget_curves",
+    "fit_curve",
+    "objective",
+    "polish",
+    "start_grid",
+]
 
 #: The start grid of the speed benchmark: 4 x 4 x 2 = 32 starts per curve.
 STARTS_BENCH = {

@@ -32,7 +32,7 @@ def test_more_parameters_than_points_names_the_option(capsys):
 
 
 def test_power_law_with_too_few_points(capsys):
-    status, out, err = run_cli(capsys, ["fit", "--table", "flan", "--law", "power",
+    status, _out, err = run_cli(capsys, ["fit", "--table", "flan", "--law", "power",
                                         "--max-data", "400"])
     assert status == 2
     (line,) = err.splitlines()
@@ -46,7 +46,7 @@ def test_power_law_with_too_few_points(capsys):
 ])
 def test_bad_options(argv, words, capsys):
     base = ["fit", "--table", "gigaword"] + ([] if "--law" in argv else ["--law", "rectified"])
-    status, out, err = run_cli(capsys, base + argv)
+    status, _out, err = run_cli(capsys, base + argv)
     assert status == 2
     (line,) = err.splitlines()
     for word in words:
@@ -56,8 +56,8 @@ def test_bad_options(argv, words, capsys):
 def test_bad_table_names_row_and_column(tmp_path, capsys):
     path = tmp_path / "runs.csv"
     path.write_text("config name,0,200,400,800,size\na,3,2.5,2.2,2.0,10\nb,3,2.6,inf,2.1,20\n")
-    status, out, err = run_cli(capsys, ["fit", "--table", str(path), "--law", "rectified",
-                                        "--max-data", "800"])
+    status, _out, err = run_cli(capsys, ["fit", "--table", str(path), "--law", "rectified",
+                                         "--max-data", "800"])
     assert status == 2
     (line,) = err.splitlines()
     assert "line 3" in line and "'b'" in line and "column '400'" in line

@@ -20,7 +20,7 @@ from lensllm.bench import load_table
 from lensllm.laws import RectifiedLaw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import _scipy_baseline as baseline  # noqa: E402
+import _scipy_baseline as baseline
 
 RTOL = 1e-6
 

@@ -58,7 +58,7 @@ def noisy(loss: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_power_law_recovers_parameters(seed):
     d = D[1:]
-    truth = dict(a=30.0, alpha=0.35, e=1.2)
+    truth = {"a": 30.0, "alpha": 0.35, "e": 1.2}
     law = PowerLaw().fit(d, noisy(power_loss(d, **truth), 1e-3, seed))
     p = law.fit_.params
     assert p["alpha"] == pytest.approx(truth["alpha"], rel=0.05)
@@ -69,7 +69,7 @@ def test_power_law_recovers_parameters(seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rectified_law_recovers_parameters(seed):
-    truth = dict(b=60.0, d_l=15.0, beta=0.45, e=1.1)
+    truth = {"b": 60.0, "d_l": 15.0, "beta": 0.45, "e": 1.1}
     law = RectifiedLaw().fit(D, noisy(rectified_loss(D, **truth), 1e-3, seed))
     p = law.fit_.params
     assert p["beta"] == pytest.approx(truth["beta"], rel=0.05)
@@ -82,7 +82,7 @@ def test_rectified_law_recovers_parameters(seed):
 
 
 def test_rectified_fit_exact_data_reaches_zero_residual():
-    truth = dict(b=40.0, d_l=10.0, beta=0.5, e=1.0)
+    truth = {"b": 40.0, "d_l": 10.0, "beta": 0.5, "e": 1.0}
     law = RectifiedLaw().fit(D, rectified_loss(D, **truth))
     assert law.fit_.rmse < 1e-6
     np.testing.assert_allclose(law.predict(D), rectified_loss(D, **truth), rtol=1e-6)
@@ -92,7 +92,7 @@ def test_rectified_fit_exact_data_reaches_zero_residual():
 def test_lens_law_fit_t_recovers_b_beta_e_and_t(seed):
     t_true = 1000.0
     f_true = f_closed_form(SPECTRUM, t_true)
-    truth = dict(b=80.0, beta=0.5, e=1.3)
+    truth = {"b": 80.0, "beta": 0.5, "e": 1.3}
     loss = noisy(lens_loss(D, f=f_true, **truth), 1e-4, seed)
     law = LensLaw(fit_t=True, t_bounds=(1.0, 1e6)).fit(D, loss, spectrum=SPECTRUM)
     p = law.fit_.params
@@ -107,7 +107,7 @@ def test_lens_law_fit_t_recovers_b_beta_e_and_t(seed):
 def test_lens_law_fixed_t_recovers_b_beta_e(seed):
     t_true = 300.0
     f_true = f_closed_form(SPECTRUM, t_true)
-    truth = dict(b=50.0, beta=0.6, e=0.9)
+    truth = {"b": 50.0, "beta": 0.6, "e": 0.9}
     loss = noisy(lens_loss(D, f=f_true, **truth), 1e-3, seed)
     law = LensLaw(fit_t=False).fit(D, loss, spectrum=SPECTRUM, t=t_true)
     p = law.fit_.params
@@ -161,10 +161,10 @@ def test_ntk_loss_matches_closed_form():
 def test_basis_jacobian_matches_finite_differences(law, theta, aux):
     d = D[1:] if isinstance(law, PowerLaw) else D
     for i in range(d.size):
-        def f(th):
+        def f(th, i=i):
             return float(law.basis(d[None, :], th[None, :], aux)[0, i])
 
-        def g(th):
+        def g(th, i=i):
             return law.basis_jac(d[None, :], th[None, :], aux)[0, i]
 
         scale = max(abs(f(theta)), 1e-12)
