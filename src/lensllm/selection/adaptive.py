@@ -24,8 +24,9 @@ on the two bundled tables (``docs/adaptive.md``).
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy.stats import norm
 
 from lensllm.exceptions import InputError
 from lensllm.selection._base import BaseSelector, NotApplicable, Selection, register
@@ -84,7 +85,7 @@ class Adaptive(BaseSelector):
             y[:, j] = np.log(view.observe(models, view.sizes[j]))
             used[:, j] = True
         x_target = np.log(view.target)
-        z = norm.ppf(0.5 + self.level / 2)
+        z = NormalDist().inv_cdf(0.5 + self.level / 2)
 
         def predict(weights):
             xx = np.broadcast_to(x, y.shape)
