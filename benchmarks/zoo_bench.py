@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,12 +34,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (50, 64, 80, 100, 200, 400, 800, 1600, 3200, 6400)
 TARGET = 6400
 RATIOS = (8, 16, 32, 64)
+if os.environ.get("ZOO_BENCH_SMOKE"):  # a minutes-long check of the whole script
+    SIZES, TARGET, RATIOS = (50, 64, 80, 100, 200), 200, (2,)
 N_VAL, N_TEST = 128, 256
 LAWS = ("power", "rectified", "lens_fit_t", "lens_fixed_t", "lens_fixed_t_steps")
 
@@ -88,7 +89,7 @@ test_size = {N_TEST}
 [selection]
 method = "adaptive"
 target = {TARGET}
-max_data = {TARGET // 8}
+max_data = {TARGET // RATIOS[0]}
 
 [ntk]
 n = 32
@@ -102,10 +103,11 @@ def run_all(run_cfg: Path, workers: int) -> float:
     """Every (candidate, size) run, ``workers`` `lensllm run` processes on one store."""
     start = time.perf_counter()
     cmd = [str(ROOT / ".venv/bin/lensllm"), "run", "--config", str(run_cfg), "--threads", "1"]
-    procs = [subprocess.Popen(cmd, stdout=open(run_cfg.parent / f"run{i}.log", "w"),
-                              stderr=subprocess.STDOUT) for i in range(workers)]
-    for p in procs:
+    logs = [open(run_cfg.parent / f"run{i}.log", "w") for i in range(workers)]  # noqa: SIM115
+    procs = [subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT) for f in logs]
+    for p, f in zip(procs, logs):
         p.wait()
+        f.close()
     bad = [p.returncode for p in procs if p.returncode]
     if bad:
         log(f"some runs failed (exit {bad}); see {run_cfg.parent}/run*.log")
@@ -120,8 +122,8 @@ def analyse(work: Path, sel_cfg: Path, paths: dict[str, Path], out: Path,
     from lensllm.finetune.models import load_model
     from lensllm.selection import REGISTRY, NotApplicable, get_selector
     from lensllm.selectrun import fit_laws, load_select_config, run_select
-    from lensllm.selectrun.report import write_select_report
-    from lensllm.store import export_table, open_store
+    from lensllm.store import open_store
+    from lensllm.store.export import export_table
 
     out.mkdir(parents=True, exist_ok=True)
     names = {str(p): n for n, p in paths.items()}
@@ -170,14 +172,9 @@ def analyse(work: Path, sel_cfg: Path, paths: dict[str, Path], out: Path,
         view = SimpleNamespace(n_models=len(models), zero_shot=table.zero_shot, ntk=spectra,
                                models=models, target=float(TARGET))
         observed = [(table.sizes[vis], table.losses[i, vis]) for i in range(len(models))]
-        res = {}
-        for tname, tval in (("lens_fixed_t", early[:, idx]), ("lens_fixed_t_steps",
-                                                              steps[:, idx])):
-            laws = fit_laws(view, observed, t_fixed=tval.astype(float))
-            res.update({k: v for k, v in laws.items() if k != "lens_fixed_t"} if
-                       tname == "lens_fixed_t_steps" else laws)
-            if tname == "lens_fixed_t_steps":
-                res["lens_fixed_t_steps"] = laws["lens_fixed_t"]
+        res = fit_laws(view, observed, t_fixed=early[:, idx].astype(float))
+        res["lens_fixed_t_steps"] = fit_laws(view, observed, t_fixed=steps[:, idx].astype(float),
+                                             names=("lens_fixed_t",))["lens_fixed_t"]
         key = f"1/{ratio}"
         law_rmse[key], law_pred[key] = {}, {}
         for lname in LAWS:
@@ -378,7 +375,10 @@ def main() -> int:
     timings_path = args.work / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     t0 = time.perf_counter()
-    paths = build_zoo(FULL_ZOO, workers=args.workers, log=log)
+    from lensllm.zoo import DEMO_ZOO
+
+    zoo = DEMO_ZOO[1:] if os.environ.get("ZOO_BENCH_SMOKE") else FULL_ZOO
+    paths = build_zoo(zoo, workers=args.workers, log=log)
     if not args.analyse_only:  # keep the first (uncached) build time
         timings["zoo_build_s"] = max(timings.get("zoo_build_s", 0.0),
                                      time.perf_counter() - t0)

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from select_tiny import write_select_config  # noqa: E402
+from select_tiny import write_select_config
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from select_tiny import write_select_config
 
 from lensllm.cli import main
-
-from select_tiny import write_select_config
 
 
 def test_failed_candidates_reported_and_others_ranked(tmp_path, capsys):

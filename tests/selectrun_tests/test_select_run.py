@@ -46,9 +46,9 @@ def test_zero_shot_and_losses_come_from_the_store(tiny_select):
 
 
 def test_cost_is_the_counted_flops_of_the_paid_runs(tiny_select):
-    from lensllm.store import open_store
-
     from select_tiny import TARGET
+
+    from lensllm.store import open_store
 
     path, outcome = tiny_select
     with open_store(path.parent / "select.sqlite") as store:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["register", "demo_config"]
+__all__ = ["demo_config", "register"]
 
 EPILOG = """\
 examples:
@@ -143,6 +143,6 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             webbrowser.open(path.resolve().as_uri(), new=2)
-        except Exception:  # noqa: BLE001 - opening a browser is a convenience only
+        except Exception:  # noqa: BLE001, S110 - opening a browser is a convenience only
             pass
     return 1 if outcome.failed else 0

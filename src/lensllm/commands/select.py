@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["register", "print_outcome"]
+__all__ = ["print_outcome", "register"]
 
 EPILOG = """\
 example config (examples/select_tiny.toml is a runnable one):

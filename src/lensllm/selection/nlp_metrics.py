@@ -20,7 +20,7 @@ import numpy as np
 from lensllm.exceptions import InputError
 from lensllm.selection._base import BaseSelector, NotApplicable, Selection, register
 
-__all__ = ["NLPMetrics", "METRICS"]
+__all__ = ["METRICS", "NLPMetrics"]
 
 #: Metrics of ``WeightWatcher.get_summary`` and whether lower is better for each.
 METRICS = {"alpha": True, "alpha_weighted": True, "log_alpha_norm": True,

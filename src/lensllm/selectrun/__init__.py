@@ -17,6 +17,15 @@ from lensllm.selectrun.config import (
 from lensllm.selectrun.driver import SelectOutcome, fit_laws, run_select
 from lensllm.selectrun.view import CandidateFailed, RunView
 
-__all__ = ["SelectConfig", "SelectionSettings", "NtkSettings", "load_select_config",
-           "select_config_from_dict", "RunView", "CandidateFailed", "SelectOutcome",
-           "run_select", "fit_laws"]
+__all__ = [
+    "CandidateFailed",
+    "NtkSettings",
+    "RunView",
+    "SelectConfig",
+    "SelectOutcome",
+    "SelectionSettings",
+    "fit_laws",
+    "load_select_config",
+    "run_select",
+    "select_config_from_dict",
+]

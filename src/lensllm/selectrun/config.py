@@ -29,7 +29,7 @@ from typing import Any
 from lensllm.exceptions import ConfigError
 from lensllm.finetune.config import ExperimentConfig, config_from_dict
 
-__all__ = ["SelectionSettings", "NtkSettings", "SelectConfig", "load_select_config"]
+__all__ = ["NtkSettings", "SelectConfig", "SelectionSettings", "load_select_config"]
 
 
 @dataclass(frozen=True)

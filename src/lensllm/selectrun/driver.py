@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from lensllm.exceptions import InputError, LensLLMError
 from lensllm.selectrun.config import SelectConfig
 from lensllm.selectrun.view import CandidateFailed, RunView
 
-__all__ = ["SelectOutcome", "LawCurves", "run_select", "fit_laws", "LAW_LABELS"]
+__all__ = ["LAW_LABELS", "LawCurves", "SelectOutcome", "fit_laws", "run_select"]
 
 #: Laws fitted for the report and their labels.
 LAW_LABELS = {"power": "power law", "rectified": "rectified law",
@@ -189,7 +189,7 @@ def run_select(
             from lensllm.selectrun.features import candidate_spectrum
 
             say(f"NTK features ({config.ntk.n} probe examples, params={config.ntk.params})")
-            for model in list(alive):
+            for model in alive:
                 try:
                     spec = candidate_spectrum(model, prepared, config.ntk, store, threads=threads)
                 except Exception as exc:  # noqa: BLE001 - a candidate failing must not stop the rest
@@ -273,13 +273,26 @@ def _observed(view: RunView, i: int) -> tuple[np.ndarray, np.ndarray]:
     return sizes, np.array([view.mean_loss(i, int(s)) for s in sizes])
 
 
+def _curve_of(batch) -> Callable[[np.ndarray], np.ndarray]:
+    """``d -> L(d)`` of a one-curve fit."""
+    return lambda d: batch.predict(np.asarray(d, float))[0]
+
+
 def fit_laws(view: Any, observed: list[tuple[np.ndarray, np.ndarray]], *,
-             t_fixed: np.ndarray | None = None) -> dict[str, LawCurves]:
+             t_fixed: np.ndarray | None = None,
+             names: Sequence[str] = tuple(LAW_LABELS)) -> dict[str, LawCurves]:
     """Fit each law to each candidate's observed points (with the zero-shot point at D = 0
     for the laws defined there) and predict ``L(D*)``.
 
     ``t`` of the fixed-``t`` LensLLM law is, per candidate, the early-stopping step of its
     largest observed run (the step whose weights were kept), unless ``t_fixed`` is given.
+
+    Args:
+        view: a view (``n_models``, ``models``, ``zero_shot``, ``ntk``, ``target``, and
+            ``steps`` unless ``t_fixed`` is given).
+        observed: per candidate, ``(sizes, losses)`` of its observed runs.
+        t_fixed: per candidate ``t`` for the fixed-``t`` LensLLM law.
+        names: which laws (keys of :data:`LAW_LABELS`).
 
     Returns:
         ``{law name: LawCurves}``; a law that cannot be fitted to a candidate (too few
@@ -289,7 +302,7 @@ def fit_laws(view: Any, observed: list[tuple[np.ndarray, np.ndarray]], *,
 
     out = {}
     n = view.n_models
-    for name in LAW_LABELS:
+    for name in names:
         pred = np.full(n, np.nan)
         trans = np.full(n, np.nan)
         curves: list[Any] = [None] * n
@@ -333,7 +346,7 @@ def fit_laws(view: Any, observed: list[tuple[np.ndarray, np.ndarray]], *,
                 notes[i] = str(exc).splitlines()[0]
                 continue
             pred[i] = float(batch.predict([view.target])[0, 0])
-            curves[i] = (lambda b: (lambda dd: b.predict(np.asarray(dd, float))[0]))(batch)
+            curves[i] = _curve_of(batch)
             params = batch.params
             key = "D_l" if "D_l" in params else ("F" if "F" in params else None)
             if key is not None:

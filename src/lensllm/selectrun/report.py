@@ -24,7 +24,7 @@ import numpy as np
 
 from lensllm.selectrun.driver import LAW_LABELS, SelectOutcome
 
-__all__ = ["write_select_report", "ranking_rows", "format_ranking"]
+__all__ = ["format_ranking", "ranking_rows", "write_select_report"]
 
 
 def _pyplot():
@@ -127,7 +127,7 @@ def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = N
         ax.set_xlabel("fine-tuning examples D (log)", fontsize=8)
         ax.set_ylabel("test loss (nats/token)", fontsize=8)
         ax.grid(alpha=0.25, which="both")
-    handles, labels = {}, {}
+    handles: dict = {}
     for row in axes:
         for ax in row:
             for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -249,6 +249,19 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
             ("-" if not np.isfinite(v) else f"{v:.4f}") for v in law.predicted])
     laws_table = _table(["law fitted to the observed points"] +
                         [html.escape(_short(m)) for m in view.models], law_rows)
+    laws_note = ""
+    rect, lens = outcome.laws.get("rectified"), outcome.laws.get("lens_fit_t")
+    if rect is not None and lens is not None:
+        both = np.isfinite(rect.predicted) & np.isfinite(lens.predicted)
+        same = both & np.isclose(rect.predicted, lens.predicted, rtol=1e-4)
+        if same.any():
+            laws_note = (
+                f"<p>For {int(same.sum())} of {int(both.sum())} candidates the LensLLM law "
+                "with t fitted predicts what the rectified law predicts: F(Theta, t) decreases "
+                "from F(0) = ||r0||<sup>2</sup> towards 0 as t grows, so a fitted t can give F "
+                "any value below F(0), and F then plays the role of the rectified law's free "
+                "D<sub>l</sub>. With t fixed (the early-stopping step of the largest run) "
+                "the kernel, not the fit, sets F.</p>")
     frac = outcome.cost_fraction
     total = view.cost() + outcome.zero_shot_flops + outcome.ntk_flops
     page = f"""<!DOCTYPE html>
@@ -280,6 +293,7 @@ selector paid for. Dashed grey: zero-shot loss. The vertical grey line is the bu
 dotted line marks where the LensLLM law's pre-power phase ends (D<sup>beta</sup> = F).</p>
 {_img(out / "curves.png", "loss curves and fitted laws")}
 {laws_table}
+{laws_note}
 <h2>Cost</h2>
 {_img(out / "cost.png", "compute spent")}
 {extra_html}

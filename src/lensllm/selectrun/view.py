@@ -25,7 +25,7 @@ import numpy as np
 from lensllm.exceptions import InputError, LensLLMError
 from lensllm.store import BaseStore, RunKey, RunRecord
 
-__all__ = ["RunView", "CandidateFailed"]
+__all__ = ["CandidateFailed", "RunView"]
 
 
 class CandidateFailed(LensLLMError):

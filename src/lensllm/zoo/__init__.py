@@ -14,5 +14,14 @@ from __future__ import annotations
 from lensllm.zoo.build import DEMO_ZOO, FULL_ZOO, ZooModel, build_zoo, zoo_dir
 from lensllm.zoo.corpus import make_task, pretraining_text, task_vocabulary, write_task
 
-__all__ = ["ZooModel", "FULL_ZOO", "DEMO_ZOO", "build_zoo", "zoo_dir", "make_task",
-           "pretraining_text", "task_vocabulary", "write_task"]
+__all__ = [
+           "DEMO_ZOO",
+           "FULL_ZOO",
+           "ZooModel",
+           "build_zoo",
+           "make_task",
+           "pretraining_text",
+           "task_vocabulary",
+           "write_task",
+           "zoo_dir",
+]

@@ -20,8 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["ZooModel", "FULL_ZOO", "DEMO_ZOO", "zoo_dir", "build_zoo", "train_tokenizer",
-           "PRETRAIN"]
+__all__ = [
+    "DEMO_ZOO",
+    "FULL_ZOO",
+    "PRETRAIN",
+    "ZooModel",
+    "build_zoo",
+    "train_tokenizer",
+    "zoo_dir",
+]
 
 #: Pretraining settings shared by every zoo model (part of the cache key).
 PRETRAIN = {"seq_len": 64, "batch_size": 8, "learning_rate": 2e-3, "warmup": 20,
@@ -157,9 +164,8 @@ def _pretrain_trunk(specs: Sequence[ZooModel], root: Path, threads: int) -> dict
     import torch
     import transformers as tf
 
-    from lensllm.zoo.corpus import pretraining_text
-
     from lensllm.selectrun.driver import quiet_transformers
+    from lensllm.zoo.corpus import pretraining_text
 
     quiet_transformers()
     torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["pretraining_text", "task_vocabulary", "make_task", "write_task", "TASK_OPS"]
+__all__ = ["TASK_OPS", "make_task", "pretraining_text", "task_vocabulary", "write_task"]
 
 #: The operations of the downstream task (one is drawn per example).
 TASK_OPS = ("reverse", "sort", "first", "last", "count")
