@@ -271,7 +271,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 1.5em aut
        color: #222; }}
 table {{ border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-th {{ background: #f2f2f2; }} td:nth-child(2) {{ text-align: left; }}
+th {{ background: #f2f2f2; }} td:first-child, td:nth-child(2) {{ text-align: left; }}
 img {{ max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; }}
 .big {{ font-size: 1.15em; }}
 </style></head><body>
