@@ -249,10 +249,13 @@ def run_select(
 def quiet_transformers() -> None:
     """Silence transformers' per-load progress bars and advisory warnings (our own progress
     lines say what runs)."""
+    import warnings
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
 
 
 def _executor(prepared, factory, threads):
