@@ -71,7 +71,8 @@ class NtkSettings:
         enabled: compute NTK features (needed by ``lensllm`` and the report's LensLLM fits).
         n: probe examples (>= 2), drawn from the training pool by ``seed``.
         dim: projection dimension; 0 for the exact kernel.
-        params: ``"all"`` or ``"lora"``.
+        params: ``"auto"`` (the parameters the fine-tuning runs train: ``"lora"`` for
+            ``finetune.method = "lora"``, else ``"all"``), ``"all"`` or ``"lora"``.
         seed: probe and projection seed.
         chunk_size: examples per vmap call.
     """
@@ -79,7 +80,7 @@ class NtkSettings:
     enabled: bool = True
     n: int = 32
     dim: int = 4096
-    params: str = "all"
+    params: str = "auto"
     seed: int = 0
     chunk_size: int = 8
 
@@ -90,8 +91,9 @@ class NtkSettings:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"`ntk.{key}` must be an integer >= {low}, got {value!r}")
-        if self.params not in ("all", "lora"):
-            raise ConfigError(f"`ntk.params` must be 'all' or 'lora', got {self.params!r}")
+        if self.params not in ("auto", "all", "lora"):
+            raise ConfigError(f"`ntk.params` must be 'auto', 'all' or 'lora', got "
+                              f"{self.params!r}")
 
 
 @dataclass(frozen=True)

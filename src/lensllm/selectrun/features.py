@@ -33,10 +33,13 @@ def candidate_spectrum(model_id: str, prepared: Any, settings: Any, store: BaseS
     dataset = config.data.name
     eta = float(config.finetune.learning_rate)
     dim = settings.dim or 0
+    params = settings.params
+    if params == "auto":  # the kernel of the parameters the runs train
+        params = "lora" if config.finetune.method == "lora" else "all"
     for rec in store.get_ntk(model=model_id, dataset=dataset):
         extra = rec.extra or {}
         if (rec.probe_seed == settings.seed and rec.n == settings.n and rec.d == dim
-                and rec.params_subset == settings.params and extra.get("eta") == eta
+                and rec.params_subset == params and extra.get("eta") == eta
                 and extra.get("config_hash") == prepared.config_hash):
             return NTKSpectrum.from_store_features(rec)
 
@@ -44,6 +47,7 @@ def candidate_spectrum(model_id: str, prepared: Any, settings: Any, store: BaseS
 
     from lensllm.finetune.data import encode_examples, split_indices
     from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
+    from lensllm.finetune.train import lora_config
     from lensllm.ntk import compute_ntk_features, select_probe
 
     if threads is not None:
@@ -59,7 +63,8 @@ def candidate_spectrum(model_id: str, prepared: Any, settings: Any, store: BaseS
     batch = encode_examples(tokenizer, probe, task.kind, max_length=config.finetune.max_length,
                             is_encoder_decoder=encdec)
     spectrum = compute_ntk_features(
-        model, batch, params=settings.params, dim=settings.dim or None,
+        model, batch, params=params, dim=settings.dim or None,
+        lora_config=lora_config(config.finetune, encdec) if params == "lora" else None,
         chunk_size=settings.chunk_size, seed=settings.seed, eta=eta,
         meta={"model_id": model_id, "probe_seed": settings.seed,
               "config_hash": prepared.config_hash, "max_length": config.finetune.max_length})
