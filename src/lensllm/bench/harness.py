@@ -85,7 +85,7 @@ def _evaluate(method: str, table: LossTable, ratio: float, target: float,
         return BenchResult(BenchRecord(**base, **none, note=f"not applicable: {exc}"))
     truth = table.column(target)
     rmse = cov = None
-    if sel.predicted is not None and method != "subtuning":
+    if sel.predicted is not None:
         rmse = log_rmse(sel.predicted, truth)
     if sel.lower is not None and sel.upper is not None:
         cov = coverage(sel.lower, sel.upper, truth)

@@ -45,5 +45,6 @@ class SubTuning(BaseSelector):
     def select(self, view):
         size = view.sizes[-1]
         score = view.observe(np.arange(view.n_models), size)
+        # The loss at the budget is a score, not a prediction of L(D*): no `predicted`.
         return Selection(score=score.copy(), selected=int(np.argmin(score)),
-                         predicted=score.copy(), info={"size": float(size)})
+                         info={"size": float(size)})
