@@ -296,13 +296,17 @@ def load_config(path: str | Path) -> ExperimentConfig:
             value breaks a rule; the message names the key.
     """
     path = Path(path)
+    return config_from_dict(read_toml(path), base_dir=path.parent, source=path)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML config file as a dict; :class:`ConfigError` naming the file otherwise."""
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
-    return config_from_dict(raw, base_dir=path.parent, source=path)
 
 
 def config_from_dict(

@@ -21,13 +21,12 @@ The rest of the file is an ordinary experiment config (:mod:`lensllm.finetune.co
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lensllm.exceptions import ConfigError
-from lensllm.finetune.config import ExperimentConfig, config_from_dict
+from lensllm.finetune.config import ExperimentConfig, config_from_dict, read_toml
 
 __all__ = ["NtkSettings", "SelectConfig", "SelectionSettings", "load_select_config"]
 
@@ -167,10 +166,4 @@ def load_select_config(path: str | Path) -> SelectConfig:
         ConfigError: a missing file, bad TOML, an unknown key or a bad value (named).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
-    return select_config_from_dict(raw, base_dir=path.parent, source=path)
+    return select_config_from_dict(read_toml(path), base_dir=path.parent, source=path)
