@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from lensllm.cli import main
+from cli_helpers import assert_one_line_error, run_cli
 
 HEAD = "config name,0,200,400,800,1600,size,family"
 GOOD_A = "org/alpha,3.0,2.5,2.2,2.0,1.9,1000000,x"
@@ -41,26 +41,6 @@ BAD_TABLES = {
     "bad_param_count": (f"{HEAD}\n{GOOD_A}\norg/beta,3.1,2.6,2.3,2.1,2.0,-5,y\n",
                         ["line 3", "org/beta", "column 'size'", "> 0"]),
 }
-
-
-def run_cli(capsys, argv):
-    """``main(argv)``'s status (argparse usage errors exit through SystemExit), stdout, stderr."""
-    try:
-        status = main(argv)
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_one_line_error(status, out, err, words):
-    assert status == 2
-    assert out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 @pytest.mark.parametrize("case", list(BAD_TABLES))

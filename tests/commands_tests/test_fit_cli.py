@@ -8,18 +8,8 @@ import numpy as np
 import pytest
 
 from lensllm.bench import load_table
-from lensllm.cli import main
+from cli_helpers import run_cli
 from lensllm.laws import rectified_loss
-
-
-def run_cli(capsys, argv):
-    """``main(argv)``'s status (argparse usage errors exit through SystemExit), stdout, stderr."""
-    try:
-        status = main(argv)
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_more_parameters_than_points_names_the_option(capsys):
