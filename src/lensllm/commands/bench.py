@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -87,8 +88,6 @@ def run(args: argparse.Namespace) -> int:
         from lensllm.report.bench_report import write_bench_report
 
         sys.stderr.write(f"writing plots to {args.out} ...\n")
-        import json
-
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench.json").write_text(json.dumps(records, indent=1))
         summary = write_bench_report(results, tables, args.out)
