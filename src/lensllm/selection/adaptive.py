@@ -16,7 +16,16 @@ The algorithm (design note and measurements: ``docs/adaptive.md``):
 4. **Accept-then-stop for contenders.** The remaining candidates are extended towards smaller
    sizes while each new point lies within ``delta`` standard deviations of their line
    (AtS, Lin et al. 2024), which both lengthens the line and detects the pre-power phase.
-5. **Rank** by the predicted ``L(D*)`` of the final lines; report the calibrated intervals.
+5. **Pooled drift.** Lines through a curve that still steepens (fine-tuning curves leaving
+   the pre-power phase) under-predict later gains, and more so the further they reach.
+   Every line the paid runs allow (``k`` consecutive points ending below the largest size)
+   is asked to predict the largest size; the error grows with the distance ``h`` (in
+   ``log D``). Per candidate, a line through the origin ``error = c_m h``; their mean,
+   shrunk by its standard error and kept only if positive, is the table's drift ``c`` per
+   unit of ``log D``; each prediction at ``D*`` is lowered by ``c u``. It shifts every
+   candidate alike, so the ranking is that of step 4; only the predicted values and the
+   intervals move. ``c`` is measured on the table at hand (0 on straight power laws).
+6. **Rank** by the predicted ``L(D*)``; report the calibrated intervals.
 
 Hyperparameters (``k``, ``delta``, ``growth``, ``level``) were chosen by leave-one-table-out
 on the two bundled tables (``docs/adaptive.md``).
@@ -32,6 +41,53 @@ from lensllm.exceptions import InputError
 from lensllm.selection._base import BaseSelector, NotApplicable, Selection, register
 
 __all__ = ["Adaptive"]
+
+
+def pooled_drift(x: np.ndarray, y: np.ndarray, k: int) -> tuple[float, int]:
+    """Steepening of extrapolated lines per unit of ``log D``, pooled over candidates.
+
+    Back-tests: for every candidate and every window of ``k`` consecutive observed sizes
+    ending at index ``i`` below the largest index ``j``, the least-squares line through the
+    window predicts ``y[:, j]``; ``h = x[j] - x[i]`` and ``e = line(x[j]) - y[:, j]``. Each
+    candidate's drift is the least-squares slope through the origin ``c_m = sum(h e) /
+    sum(h**2)``. Pooled: ``c = mean(c_m)`` with standard error ``s = sd(c_m) / sqrt(M)``,
+    shrunk by its own noise, ``c (1 - s**2 / c**2)``, and kept only when positive (a curve
+    that steepens; flattening towards the irreducible loss is not extrapolated).
+
+    Args:
+        x: ``log D`` of the sizes ``(S,)``.
+        y: ``log L`` per candidate ``(C, S)``; NaN where not observed.
+        k: points per line.
+
+    Returns:
+        ``(c, M)``: the drift (0 when fewer than two candidates have a back-test) and the
+        number of candidates behind it.
+    """
+    j = x.size - 1
+    num = np.zeros(y.shape[0])
+    den = np.zeros(y.shape[0])
+    for i in range(k - 1, j):
+        window = slice(i - k + 1, i + 1)
+        ok = np.isfinite(y[:, window]).all(1) & np.isfinite(y[:, j])
+        if not ok.any():
+            continue
+        xs = x[window]
+        xc = xs - xs.mean()
+        ys = y[ok][:, window]
+        slope = (ys - ys.mean(1, keepdims=True)) @ xc / (xc @ xc)
+        err = ys.mean(1) + slope * (x[j] - xs.mean()) - y[ok, j]
+        h = x[j] - x[i]
+        num[ok] += h * err
+        den[ok] += h * h
+    per_model = num[den > 0] / den[den > 0]
+    m = per_model.size
+    if m < 2:
+        return 0.0, m
+    c = float(per_model.mean())
+    se2 = float(per_model.var(ddof=1)) / m
+    if c <= 0 or se2 >= c * c:
+        return 0.0, m
+    return c * (1.0 - se2 / (c * c)), m
 
 
 def _fit_lines(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,13 +111,14 @@ class Adaptive(BaseSelector):
         growth: exponent of the interval's growth with extrapolation distance.
         level: coverage of the reported intervals.
         prune: drop candidates whose interval cannot reach the leader's.
+        drift: correct the predictions by the pooled drift of extrapolated lines (step 5).
     """
 
     name = "adaptive"
     summary = "largest runs first, self-calibrated intervals, pruning, AtS for contenders"
 
     def __init__(self, *, k: int = 3, delta: float = 5.0, growth: float = 1.5,
-                 level: float = 0.9, prune: bool = True) -> None:
+                 level: float = 0.9, prune: bool = True, drift: bool = True) -> None:
         if k < 3:
             raise InputError(f"`k` must be >= 3 (the back-test line needs 2 points), got {k}")
         if not delta > 0:
@@ -71,6 +128,7 @@ class Adaptive(BaseSelector):
         if not 0 < level < 1:
             raise InputError(f"`level` must be in (0, 1), got {level}")
         self.k, self.delta, self.growth, self.level, self.prune = k, delta, growth, level, prune
+        self.drift = drift
 
     def select(self, view):
         n_sizes, n_models = view.sizes.size, view.n_models
@@ -125,14 +183,21 @@ class Adaptive(BaseSelector):
                 used[m, nxt] = True
                 p += 1
         pred, a, b = predict(used)
+        drift, n_backtests = pooled_drift(x, y, k) if self.drift else (0.0, 0)
+        # Beyond D_max the lines steepen by the drift: a broken line in log-log.
+        pred = pred - drift * u
         predicted = np.exp(pred)
         lower, upper = np.exp(pred - half), np.exp(pred + half)
+        x_max = x[-1]
 
         def curve(d: np.ndarray) -> np.ndarray:
-            return np.exp(a[:, None] * np.log(np.asarray(d, float))[None, :] + b[:, None])
+            log_d = np.log(np.asarray(d, float))[None, :]
+            beyond = np.maximum(log_d - x_max, 0.0)
+            return np.exp(a[:, None] * log_d + b[:, None] - drift * beyond)
 
         return Selection(
             score=predicted, selected=int(np.argmin(predicted)), predicted=predicted,
             lower=lower, upper=upper, level=self.level, curve=curve,
             info={"pruned": (~active).tolist(), "points_used": used.sum(1).tolist(),
-                  "sigma_backtest": sigma_bt, "interval_log_halfwidth": float(half)})
+                  "sigma_backtest": sigma_bt, "interval_log_halfwidth": float(half),
+                  "drift_per_log_d": float(drift), "drift_candidates": n_backtests})
