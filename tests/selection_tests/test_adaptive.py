@@ -90,7 +90,7 @@ def test_drift_brings_steepening_curves_closer():
     t = table(y)
     with_drift = get_selector("adaptive").select(BudgetView(t, TARGET / 16, TARGET))
     without = get_selector("adaptive", drift=False).select(BudgetView(t, TARGET / 16, TARGET))
-    err = lambda p: np.sqrt(np.mean((np.log(p) - y[:, -1]) ** 2))  # noqa: E731
+    err = lambda p: np.sqrt(np.mean((np.log(p) - y[:, -1]) ** 2))
     assert with_drift.info["drift_per_log_d"] > 0
     assert err(with_drift.predicted) < 0.5 * err(without.predicted)
     assert with_drift.selected == without.selected  # a common shift: same ranking
