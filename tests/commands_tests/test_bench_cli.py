@@ -125,3 +125,13 @@ def test_importing_the_numeric_core_does_not_import_torch():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_help_lists_every_registered_method_with_its_summary(capsys):
+    from lensllm.selection import REGISTRY
+
+    status, out, _ = run_cli(capsys, ["bench", "--help"])
+    assert status == 0
+    section = out[out.index("methods (--methods"):]
+    for name, cls in REGISTRY.items():
+        assert f"  {name} " in section and cls.summary in section

@@ -27,6 +27,15 @@ metrics (fractions in --json, percent on the terminal):
 """
 
 
+def methods_help() -> str:
+    """The ``methods:`` section of ``--help``: every registered selector with its summary."""
+    from lensllm.selection import REGISTRY
+
+    width = max(len(name) for name in REGISTRY)
+    lines = [f"  {name:{width}}  {cls.summary}" for name, cls in REGISTRY.items()]
+    return "\nmethods (--methods; default: all):\n" + "\n".join(lines) + "\n"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from lensllm.bench.harness import DEFAULT_RATIOS
 
@@ -37,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "data sizes). A method with budget ratio r sees only the columns up to D*/r "
             "(plus the zero-shot column 0) and predicts or ranks the models at D*, the "
             "largest column by default. Results are scored against the true losses at D*."),
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG + methods_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", nargs="+", action="extend", metavar="NAME_OR_PATH",
                    help="bundled table (flan, gigaword) or a CSV path in the same format; "
                         "repeatable (default: both bundled tables)")

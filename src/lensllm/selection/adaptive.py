@@ -103,7 +103,7 @@ def _fit_lines(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray,
 
 @register
 class Adaptive(BaseSelector):
-    """Budgeted selection: largest runs first, pooled self-calibration, pruning, AtS.
+    """Budgeted selection: largest runs first, pruning, AtS, pooled drift and calibration.
 
     Args:
         k: runs per candidate before any decision (the ``k`` largest affordable sizes).
@@ -115,7 +115,7 @@ class Adaptive(BaseSelector):
     """
 
     name = "adaptive"
-    summary = "largest runs first, self-calibrated intervals, pruning, AtS for contenders"
+    summary = "largest runs first, pruning, AtS lines bent by a pooled drift, calibrated intervals"
 
     def __init__(self, *, k: int = 3, delta: float = 5.0, growth: float = 1.5,
                  level: float = 0.9, prune: bool = True, drift: bool = True) -> None:
