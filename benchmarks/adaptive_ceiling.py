@@ -37,11 +37,16 @@ RMSE_TARGET = {("flan", 8): 0.049 / 2, ("flan", 64): 0.175 / 2,
                ("gigaword", 8): 0.017 / 2, ("gigaword", 64): 0.053 / 2}
 
 
+def last_affordable(table, ratio: float) -> int:
+    """Index of ``D_max``, the largest size column within the budget ``D*/ratio``."""
+    return int(np.sum(table.sizes <= table.sizes[-1] / ratio)) - 1
+
+
 def features(table, ratio: float) -> np.ndarray:
     """The six in-budget features, ``(C, 6)``."""
     x = np.log(table.sizes)
     y = np.log(table.losses)
-    j = int(np.sum(table.sizes <= table.sizes[-1] / ratio)) - 1
+    j = last_affordable(table, ratio)
     u = x[-1] - x[j]
     slope = np.polyfit(x[j - 2:j + 1] - x[j], y[:, j - 2:j + 1].T, 1)[0]
     k = min(6, j + 1)
@@ -67,7 +72,7 @@ RIDGE_PENALTIES = (0.1, 1.0, 10.0, 100.0)
 def ridge_loo(table, ratio: float, penalty: float) -> np.ndarray:
     """Leave-one-out ridge predictions of ``log L(D*)`` from every in-budget observation."""
     y = np.log(table.losses)
-    j = int(np.sum(table.sizes <= table.sizes[-1] / ratio)) - 1
+    j = last_affordable(table, ratio)
     feats = np.column_stack([y[:, :j + 1], np.diff(y[:, :j + 1], axis=1),
                              np.log(table.n_params), np.log(table.zero_shot)])
     target = y[:, -1]

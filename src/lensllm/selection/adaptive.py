@@ -71,11 +71,9 @@ def pooled_drift(x: np.ndarray, y: np.ndarray, k: int) -> tuple[float, int]:
         ok = np.isfinite(y[:, window]).all(1) & np.isfinite(y[:, j])
         if not ok.any():
             continue
-        xs = x[window]
-        xc = xs - xs.mean()
         ys = y[ok][:, window]
-        slope = (ys - ys.mean(1, keepdims=True)) @ xc / (xc @ xc)
-        err = ys.mean(1) + slope * (x[j] - xs.mean()) - y[ok, j]
+        slope, icpt = _fit_lines(np.broadcast_to(x[window], ys.shape), ys, np.ones_like(ys))
+        err = slope * x[j] + icpt - y[ok, j]
         h = x[j] - x[i]
         num[ok] += h * err
         den[ok] += h * h
@@ -183,7 +181,7 @@ class Adaptive(BaseSelector):
                 used[m, nxt] = True
                 p += 1
         pred, a, b = predict(used)
-        drift, n_backtests = pooled_drift(x, y, k) if self.drift else (0.0, 0)
+        drift, n_drift_candidates = pooled_drift(x, y, k) if self.drift else (0.0, 0)
         # Beyond D_max the lines steepen by the drift: a broken line in log-log.
         pred = pred - drift * u
         predicted = np.exp(pred)
@@ -200,4 +198,4 @@ class Adaptive(BaseSelector):
             lower=lower, upper=upper, level=self.level, curve=curve,
             info={"pruned": (~active).tolist(), "points_used": used.sum(1).tolist(),
                   "sigma_backtest": sigma_bt, "interval_log_halfwidth": float(half),
-                  "drift_per_log_d": float(drift), "drift_candidates": n_backtests})
+                  "drift_per_log_d": float(drift), "drift_candidates": n_drift_candidates})
