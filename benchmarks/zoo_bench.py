@@ -49,9 +49,6 @@ FINETUNE = """[finetune]
 method = "full"
 learning_rate = 1e-3
 batch_size = 8
-max_epochs = 1
-eval_every = 20
-patience = 5
 max_length = 48
 """
 

@@ -18,6 +18,7 @@ __all__ = [
     "FitError",
     "StoreError",
     "CLIUsageError",
+    "TrainingDiverged",
     "FitWarning",
 ]
 
@@ -52,6 +53,10 @@ class StoreError(LensLLMError):
 
 class CLIUsageError(LensLLMError):
     """A command-line option is missing, malformed or conflicts with another."""
+
+
+class TrainingDiverged(LensLLMError):
+    """A fine-tuning run whose loss became non-finite; the run is recorded as failed."""
 
 
 class FitWarning(UserWarning):

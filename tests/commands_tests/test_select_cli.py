@@ -29,7 +29,8 @@ model = "tiny:gpt2"
 model = "tiny:opt"
 [finetune]
 batch_size = 8
-max_epochs = 1
+epochs = 1
+min_steps = 1
 max_length = 32
 [selection]
 method = "{method}"

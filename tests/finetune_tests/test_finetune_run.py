@@ -40,8 +40,8 @@ def test_flops_agree_with_six_n_tokens_counted_independently(addition):
     tokens_per_example = len(transformers.ByT5Tokenizer()("12+34=46")["input_ids"])
     assert tokens_per_example == 9
     size, epochs, batch = 16, 3, 4
-    config = FinetuneConfig(batch_size=batch, max_epochs=epochs, eval_every=1000, patience=5,
-                            max_length=32, learning_rate=1e-3)
+    config = FinetuneConfig(batch_size=batch, epochs=epochs, min_steps=1, eval_every_epochs=1000,
+                            patience_epochs=1000, max_length=32, learning_rate=1e-3)
     result = finetune("tiny:gpt2", addition, size=size, seed=0, config=config, **SPLITS)
     train_tokens = epochs * size * tokens_per_example
     evaluations = 2  # validation at step 0 and at the last step
@@ -57,8 +57,8 @@ def test_flops_agree_with_six_n_tokens_counted_independently(addition):
 
 
 def test_training_lowers_the_test_loss_and_is_deterministic(addition):
-    config = FinetuneConfig(batch_size=8, max_epochs=4, eval_every=4, max_length=32,
-                            learning_rate=3e-3)
+    config = FinetuneConfig(batch_size=8, epochs=4, min_steps=1, eval_every_epochs=0.5,
+                            max_length=32, learning_rate=3e-3)
     zero = finetune("tiny:gpt2", addition, size=0, seed=0, config=config, **SPLITS)
     assert zero.steps == 0 and zero.train_tokens == 0 and zero.early_stop_step == 0
     assert zero.test_loss == pytest.approx(math.log(384), abs=0.3)  # random init: ~uniform
@@ -73,19 +73,21 @@ def test_training_lowers_the_test_loss_and_is_deterministic(addition):
 
 
 def test_early_stopping_restores_the_best_weights(addition):
-    # A huge learning rate makes every validation worse than step 0: training stops after
-    # `patience` evaluations and the step-0 weights come back.
-    config = FinetuneConfig(batch_size=4, max_epochs=10, eval_every=2, patience=2,
-                            max_length=32, learning_rate=5.0)
+    # A huge learning rate makes every validation worse than step 0: training stops at the
+    # first evaluation at least `patience` (0.4 epochs of 10 steps = 4 steps) after step 0,
+    # and the step-0 weights come back.
+    config = FinetuneConfig(batch_size=4, epochs=10, eval_every_epochs=0.2, min_eval_interval=1,
+                            patience_epochs=0.4, min_train_epochs=0, warmup_ratio=0,
+                            max_grad_norm=0, max_length=32, learning_rate=5.0)
     zero = finetune("tiny:gpt2", addition, size=0, seed=0, config=config, **SPLITS)
     result = finetune("tiny:gpt2", addition, size=40, seed=0, config=config, **SPLITS)
     assert result.early_stop_step == 0
-    assert result.steps == config.patience * config.eval_every
+    assert result.steps == 4
     assert result.test_loss == pytest.approx(zero.test_loss, abs=1e-5)
 
 
 def test_lora_trains_adapters_only_and_counts_them(addition):
-    config = FinetuneConfig(method="lora", lora_r=4, batch_size=8, max_epochs=2, eval_every=4,
+    config = FinetuneConfig(method="lora", lora_r=4, batch_size=8, epochs=2, min_steps=1,
                             max_length=32, learning_rate=1e-2)
     result = finetune("tiny:llama", addition, size=32, seed=0, config=config, **SPLITS)
     base, _ = load_model("tiny:llama")
@@ -103,7 +105,7 @@ def test_seq2seq_model_on_source_target_data(tmp_path):
     path = tmp_path / "s2s.jsonl"
     path.write_text("\n".join(lines))
     task = load_task_data(path)
-    config = FinetuneConfig(batch_size=8, max_epochs=3, eval_every=4, max_length=16,
+    config = FinetuneConfig(batch_size=8, epochs=3, min_steps=1, max_length=16,
                             learning_rate=3e-3)
     zero = finetune("tiny:t5", task, size=0, seed=0, config=config, **SPLITS)
     trained = finetune("tiny:t5", task, size=32, seed=0, config=config, **SPLITS)

@@ -38,9 +38,11 @@ test_size = 16
 [finetune]
 learning_rate = 3e-3
 batch_size = 8
-max_epochs = 2
-eval_every = 2
-patience = 2
+epochs = 2
+min_steps = 4
+eval_every_epochs = 0.25
+min_eval_interval = 2
+patience_epochs = 0.5
 max_length = 40
 
 [selection]

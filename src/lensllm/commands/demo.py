@@ -76,9 +76,10 @@ test_size = {n_test}
 method = "full"
 learning_rate = 2e-3
 batch_size = 8
-max_epochs = 2
-eval_every = 10
-patience = 4
+epochs = 2
+min_steps = 20
+eval_every_epochs = 0.5
+patience_epochs = 1.0
 max_length = 48
 attn_implementation = "eager"
 

@@ -80,6 +80,8 @@ def print_outcome(outcome, *, as_json: bool = False, stream=None) -> None:
             "ranking": ranking_rows(outcome),
             "failed": [{"model": m, "reason": r} for m, r in outcome.failed],
             "cost_flops": view.cost(), "full_cost_flops": view.full_cost(),
+            "full_cost_source": view.full_cost_source,
+            "full_cost_estimated_flops": view.estimated_full_cost(),
             "cost_fraction": outcome.cost_fraction, "ntk_flops": outcome.ntk_flops,
             "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
             "wall_time_s": outcome.wall_time}
@@ -92,9 +94,16 @@ def print_outcome(outcome, *, as_json: bool = False, stream=None) -> None:
     print(f"selected: {_short(view.models[outcome.selection.selected])}", file=stream)
     print(f"compute: {view.cost():.3g} FLOPs of fine-tuning = {100 * outcome.cost_fraction:.2f}% "
           f"of fine-tuning all {view.n_models} candidates on D*={outcome.config.target:g} "
-          f"({view.full_cost():.3g} FLOPs); zero-shot {outcome.zero_shot_flops:.3g}, NTK "
+          f"({view.full_cost():.3g} FLOPs, {_source_words(view)}); zero-shot {outcome.zero_shot_flops:.3g}, NTK "
           f"{outcome.ntk_flops:.3g} FLOPs; {outcome.ran} runs executed now, "
           f"{outcome.wall_time:.0f} s", file=stream)
+
+
+def _source_words(view) -> str:
+    if view.full_cost_source == "measured":
+        return (f"measured on real D* runs; the recipe estimated "
+                f"{view.estimated_full_cost():.3g}")
+    return "estimated by the training recipe, no D* run in the store"
 
 
 def run(args: argparse.Namespace) -> int:

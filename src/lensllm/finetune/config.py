@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lensllm.exceptions import ConfigError
+from lensllm.finetune.recipe import TrainingPlan, plan_training
 
 __all__ = [
     "FinetuneConfig",
@@ -50,22 +51,44 @@ __all__ = [
 _METHODS = ("full", "lora")
 _ATTN = ("eager", "sdpa")
 _DEVICES = ("auto", "cpu", "cuda", "mps")
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_SCHEDULES = ("cosine", "linear", "constant")
+#: Keys of earlier releases that counted in steps, with what replaced them.
+RENAMED_KEYS = {"max_epochs": "epochs", "eval_every": "eval_every_epochs",
+                "patience": "patience_epochs"}
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """How each run fine-tunes: optimiser, schedule, early stopping, LoRA.
+    """How each run fine-tunes: optimiser, recipe, precision, LoRA.
+
+    The recipe counts in epochs of the run's own subset (see
+    :mod:`lensllm.finetune.recipe`), so that every subset size is trained the same way to
+    its own convergence.
 
     Attributes:
         method: ``"full"`` (every parameter trains) or ``"lora"`` (peft adapters only).
-        learning_rate: AdamW learning rate (constant).
+        learning_rate: peak AdamW learning rate.
         weight_decay: AdamW weight decay.
-        batch_size: training examples per step.
+        batch_size: training examples per optimizer step.
+        micro_batch_size: examples per forward/backward pass (0: ``batch_size``); the
+            gradients of ``ceil(batch_size / micro_batch_size)`` passes are accumulated.
         eval_batch_size: examples per evaluation forward pass.
-        max_epochs: passes over the subset at most.
-        max_steps: optimiser steps at most (0: no cap besides ``max_epochs``).
-        eval_every: steps between validation passes (also at step 0 and at the last step).
-        patience: validation passes without improvement before stopping early.
+        epochs: planned passes over the subset.
+        min_steps: planned optimizer steps at least (small subsets train several epochs).
+        max_steps: planned optimizer steps at most (0: no cap).
+        eval_every_epochs: epochs between validation passes.
+        min_eval_interval: floor of the validation interval, in steps.
+        patience_epochs: epochs without a better validation loss before stopping.
+        min_train_epochs: epochs every run trains before early stopping may end it.
+        warmup_ratio: fraction of the planned steps with a linear warmup.
+        lr_schedule: decay after warmup: ``"cosine"``, ``"linear"`` (to 0 at the planned
+            end) or ``"constant"``.
+        max_grad_norm: gradient clipping norm (0: no clipping).
+        precision: ``"auto"`` (bf16 autocast on CUDA when supported, else fp32), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"`` (autocast with loss scaling; CUDA only).
+        gradient_checkpointing: recompute activations in the backward pass (less memory,
+            about a third more compute).
         max_length: maximum tokens per sequence (per side for encoder-decoders).
         lora_r, lora_alpha, lora_dropout: LoRA rank, scale and dropout.
         lora_target_modules: module names to adapt, or ``"all-linear"``.
@@ -77,11 +100,20 @@ class FinetuneConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 8
+    micro_batch_size: int = 0
     eval_batch_size: int = 32
-    max_epochs: int = 3
+    epochs: float = 3.0
+    min_steps: int = 50
     max_steps: int = 0
-    eval_every: int = 10
-    patience: int = 3
+    eval_every_epochs: float = 0.25
+    min_eval_interval: int = 5
+    patience_epochs: float = 1.0
+    min_train_epochs: float = 1.0
+    warmup_ratio: float = 0.05
+    lr_schedule: str = "cosine"
+    max_grad_norm: float = 1.0
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
     max_length: int = 128
     lora_r: int = 8
     lora_alpha: float = 16.0
@@ -94,20 +126,24 @@ class FinetuneConfig:
         _check_choice("finetune.method", self.method, _METHODS)
         _check_choice("finetune.attn_implementation", self.attn_implementation, _ATTN)
         _check_choice("finetune.device", self.device, _DEVICES)
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigError(
-                f"`finetune.learning_rate` must be > 0, got {self.learning_rate}"
-            )
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ConfigError(f"`finetune.weight_decay` must be >= 0, got {self.weight_decay}")
-        for name, low in (("batch_size", 1), ("eval_batch_size", 1), ("max_epochs", 1),
-                          ("max_steps", 0), ("eval_every", 1), ("patience", 1),
+        _check_choice("finetune.precision", self.precision, _PRECISIONS)
+        _check_choice("finetune.lr_schedule", self.lr_schedule, _SCHEDULES)
+        if not isinstance(self.gradient_checkpointing, bool):
+            raise ConfigError("`finetune.gradient_checkpointing` must be true or false, "
+                              f"got {self.gradient_checkpointing!r}")
+        _check_number("learning_rate", self.learning_rate, low=0.0, strict=True)
+        for name, strict in (("weight_decay", False), ("epochs", True),
+                             ("eval_every_epochs", True), ("patience_epochs", True),
+                             ("min_train_epochs", False), ("max_grad_norm", False)):
+            _check_number(name, getattr(self, name), low=0.0, strict=strict)
+        _check_number("warmup_ratio", self.warmup_ratio, low=0.0, high=1.0)
+        for name, low in (("batch_size", 1), ("micro_batch_size", 0), ("eval_batch_size", 1),
+                          ("min_steps", 1), ("max_steps", 0), ("min_eval_interval", 1),
                           ("max_length", 2), ("lora_r", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"`finetune.{name}` must be an integer >= {low}, got {value!r}")
-        if not self.lora_alpha > 0:
-            raise ConfigError(f"`finetune.lora_alpha` must be > 0, got {self.lora_alpha}")
+        _check_number("lora_alpha", self.lora_alpha, low=0.0, strict=True)
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError(
                 f"`finetune.lora_dropout` must be in [0, 1), got {self.lora_dropout}"
@@ -120,6 +156,21 @@ class FinetuneConfig:
             raise ConfigError(
                 "`finetune.lora_target_modules` must be 'all-linear' or a list of module names"
             )
+
+    @property
+    def accumulation_steps(self) -> int:
+        """Forward/backward passes per optimizer step."""
+        micro = self.micro_batch_size or self.batch_size
+        return math.ceil(self.batch_size / min(micro, self.batch_size))
+
+    def plan(self, size: int) -> TrainingPlan:
+        """The recipe's step counts for a run on ``size`` examples."""
+        return plan_training(
+            size, batch_size=self.batch_size, epochs=self.epochs, min_steps=self.min_steps,
+            max_steps=self.max_steps, eval_every_epochs=self.eval_every_epochs,
+            min_eval_interval=self.min_eval_interval, patience_epochs=self.patience_epochs,
+            min_train_epochs=self.min_train_epochs, warmup_ratio=self.warmup_ratio,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a JSON-able dict."""
@@ -258,8 +309,8 @@ class ExperimentConfig:
             "split_seed": self.data.split_seed,
             "data": data_sha256,
         }
-        # Settings that change speed, not results, stay out of the key.
-        for key in ("eval_batch_size", "device"):
+        # Settings that change speed or memory, not the math, stay out of the key.
+        for key in ("eval_batch_size", "device", "micro_batch_size", "gradient_checkpointing"):
             payload["finetune"].pop(key)
         text = json.dumps(payload, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -347,6 +398,10 @@ def config_from_dict(
 
     finetune_raw = _table("finetune", raw.get("finetune", {}), where)
     finetune_keys = tuple(f.name for f in dataclasses.fields(FinetuneConfig))
+    for old, new in RENAMED_KEYS.items():
+        if old in finetune_raw:
+            raise ConfigError(f"`finetune.{old}`{where} was replaced by `finetune.{new}`: "
+                              "the recipe counts in epochs of each subset (docs/running.md)")
     _reject_unknown("finetune.", finetune_raw, finetune_keys, where)
     finetune = _construct(FinetuneConfig, finetune_raw, "finetune")
 
@@ -393,6 +448,20 @@ def _construct(cls, values: Mapping[str, Any], name: str):
         return cls(**values)
     except TypeError as exc:  # a value of the wrong type caught by a comparison
         raise ConfigError(f"bad value in [{name}]: {exc}") from None
+
+
+def _check_number(
+    name: str, value: Any, *, low: float, high: float = math.inf, strict: bool = False
+) -> None:
+    """A finite real number in ``[low, high]`` (``(low, high]`` when ``strict``)."""
+    ok = (not isinstance(value, bool) and isinstance(value, int | float)
+          and math.isfinite(value) and (value > low if strict else value >= low)
+          and value <= high)
+    if not ok:
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        if high != math.inf:
+            bound += f" and <= {high:g}"
+        raise ConfigError(f"`finetune.{name}` must be a finite number {bound}, got {value!r}")
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

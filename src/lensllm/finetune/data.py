@@ -32,6 +32,7 @@ __all__ = [
     "split_indices",
     "nested_subset_indices",
     "encode_examples",
+    "tokenize_rows",
 ]
 
 #: The two kinds of task data and the fields each one needs.
@@ -270,56 +271,66 @@ def encode_examples(
         ConfigError: an encoder-decoder model on causal ``text`` data, an unknown kind, or
             ``max_length`` < 2.
     """
+    if not examples:
+        raise InputError("no examples to encode")
+    rows = tokenize_rows(tokenizer, examples, kind, max_length=max_length,
+                         is_encoder_decoder=is_encoder_decoder)
+    input_ids, attention_mask = _pad([ids for ids, _ in rows], pad_token_id(tokenizer))
+    labels, _ = _pad([labels for _, labels in rows], -100)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def tokenize_rows(
+    tokenizer,
+    examples: Sequence[Mapping[str, str]],
+    kind: str,
+    *,
+    max_length: int,
+    is_encoder_decoder: bool,
+) -> list[tuple[list[int], list[int]]]:
+    """Tokenise examples without padding: one ``(input_ids, labels)`` pair per example.
+
+    The rules are those of :func:`encode_examples` (which pads these rows into a batch);
+    a training run calls this once and pads each batch to its own longest row.
+    """
     if kind not in TASK_KINDS:
         raise ConfigError(f"task kind must be one of {sorted(TASK_KINDS)}, got '{kind}'")
     if max_length < 2:
         raise ConfigError(f"`max_length` must be >= 2, got {max_length}")
-    if not examples:
-        raise InputError("no examples to encode")
-    pad_id = _pad_id(tokenizer)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     if is_encoder_decoder:
         if kind != "seq2seq":
             raise ConfigError(
                 "an encoder-decoder model needs 'source'/'target' data, got causal 'text' data"
             )
-        sources = [_encode(tokenizer, ex["source"], True)[:max_length] for ex in examples]
-        targets = [
-            (_encode(tokenizer, ex["target"], False) + eos)[:max_length] for ex in examples
-        ]
-        input_ids, attention_mask = _pad(sources, pad_id)
-        labels, _ = _pad(targets, -100)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-    sequences: list[list[int]] = []
-    label_rows: list[list[int]] = []
+        return [(_encode(tokenizer, ex["source"], True)[:max_length],
+                 (_encode(tokenizer, ex["target"], False) + eos)[:max_length])
+                for ex in examples]
+    rows: list[tuple[list[int], list[int]]] = []
     for ex in examples:
         if kind == "causal":
             ids = _encode(tokenizer, ex["text"], True)[:max_length]
-            labels = list(ids)
-        else:
-            src = _encode(tokenizer, ex["source"], True)
-            if eos and src and src[-1] == eos[0]:
-                src = src[:-1]  # tokenizers that end every text with EOS (T5, ByT5)
-            tgt = _encode(tokenizer, ex["target"], False) + eos
-            if len(src) + len(tgt) > max_length:
-                # Keep at least half the window for the target, so something is scored.
-                n_tgt = min(len(tgt), max(max_length - len(src), max_length // 2))
-                tgt = tgt[:n_tgt]
-                src = src[: max_length - n_tgt]
-            ids = src + tgt
-            labels = [-100] * len(src) + tgt
-        sequences.append(ids)
-        label_rows.append(labels)
-    input_ids, attention_mask = _pad(sequences, pad_id)
-    labels_t, _ = _pad(label_rows, -100)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels_t}
+            rows.append((ids, list(ids)))
+            continue
+        src = _encode(tokenizer, ex["source"], True)
+        if eos and src and src[-1] == eos[0]:
+            src = src[:-1]  # tokenizers that end every text with EOS (T5, ByT5)
+        tgt = _encode(tokenizer, ex["target"], False) + eos
+        if len(src) + len(tgt) > max_length:
+            # Keep at least half the window for the target, so something is scored.
+            n_tgt = min(len(tgt), max(max_length - len(src), max_length // 2))
+            tgt = tgt[:n_tgt]
+            src = src[: max_length - n_tgt]
+        rows.append((src + tgt, [-100] * len(src) + tgt))
+    return rows
 
 
 def _encode(tokenizer, text: str, add_special_tokens: bool) -> list[int]:
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
 
-def _pad_id(tokenizer) -> int:
+def pad_token_id(tokenizer) -> int:
+    """The id padding uses: the pad token, else EOS, else 0 (padding is never scored)."""
     for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
         if candidate is not None:
             return int(candidate)

@@ -1,7 +1,10 @@
-"""One fine-tuning run: a model, a nested subset, early stopping, a test loss and its cost.
+"""One fine-tuning run: a model, a nested subset, the recipe, a test loss and its cost.
 
 :func:`finetune` is a pure function of its arguments (model id, task data, subset size,
 seed, settings): it touches no store, so it runs the same in-process or in a Ray task.
+How long it trains, when it evaluates and when it stops follow the recipe of
+:mod:`lensllm.finetune.recipe`; the steps themselves run in
+:class:`lensllm.finetune.engine.TrainEngine`.
 
 FLOPs are counted, not guessed: every training batch adds its non-padding tokens to
 ``train_tokens`` and every evaluation batch to ``eval_tokens`` (an encoder-decoder counts
@@ -12,28 +15,32 @@ frozen or not, plus LoRA adapters; tied tensors once).
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from lensllm.exceptions import ConfigError
+from lensllm.finetune.batches import Batch, TokenizedSplit
 from lensllm.finetune.config import FinetuneConfig
 from lensllm.finetune.data import (
     TaskData,
-    encode_examples,
+    pad_token_id,
     nested_subset_indices,
     split_indices,
+    tokenize_rows,
 )
+from lensllm.finetune.engine import Scorer, TrainEngine, check_finite, resolve_device
 from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
+from lensllm.finetune.recipe import TrainingPlan
 from lensllm.store import LossPoint, RunResult
 
-__all__ = ["finetune", "subset_examples", "evaluate_loss", "ProgressCallback"]
+__all__ = ["finetune", "subset_examples", "ProgressCallback"]
 
-#: ``callback(step, total_steps, train_loss)`` after every optimiser step.
+#: ``callback(step, total_steps, train_loss)`` after every optimiser step; the loss is the
+#: mean since the last evaluation (read from the device only there, NaN before the first).
 ProgressCallback = Callable[[int, int, float], None]
 
 
@@ -88,10 +95,11 @@ def finetune(
     """Fine-tune one model on a nested subset and measure its test loss and cost.
 
     ``size == 0`` evaluates the model as loaded (zero-shot): no training, ``steps == 0``.
-    Otherwise trains with AdamW for at most ``max_epochs`` passes (``max_steps`` steps),
-    validating at step 0, every ``eval_every`` steps and at the last step; stops after
-    ``patience`` validations without improvement and restores the weights of the best one
-    (its step is ``early_stop_step``) before measuring the test loss.
+    Otherwise trains by the recipe (``config.plan(size)``): validation at step 0, every
+    ``eval_interval`` steps and at the planned end; the run stops at an evaluation once it
+    has trained its guaranteed steps and the best validation loss is ``patience_steps``
+    old, and the weights of the best validation (its step is ``early_stop_step``) are put
+    back before the test loss is measured.
 
     Args:
         model_id: any id :func:`lensllm.finetune.models.load_model` accepts.
@@ -102,13 +110,14 @@ def finetune(
         validation_size, test_size, split_seed: the fixed splits.
         family: family name to record (default: the model's ``model_type``).
         threads: torch threads for this run (None: leave as is).
-        callback: called after every step with ``(step, total_steps, train_loss)``.
+        callback: called after every optimizer step (see :data:`ProgressCallback`).
 
     Returns:
         The measurements, with the loss curve in ``loss_points``.
 
     Raises:
         ConfigError: the model cannot be loaded or does not fit the data kind.
+        TrainingDiverged: the training or validation loss became non-finite.
     """
     start = time.perf_counter()
     if threads is not None:
@@ -118,179 +127,159 @@ def finetune(
         split_seed=split_seed,
     )
     torch.manual_seed(seed)
-    model, tokenizer = load_model(
-        model_id, attn_implementation=config.attn_implementation
-    )
-    base_params = count_parameters(model)
-    encdec = is_encoder_decoder(model)
-    if encdec and task.kind != "seq2seq":
-        raise ConfigError(
-            f"model '{model_id}' is an encoder-decoder and needs 'source'/'target' data; "
-            f"'{task.path}' has 'text'"
-        )
-    family = family or str(getattr(model.config, "model_type", "")) or model_id
-    if config.method == "lora" and size > 0:
-        model = _add_lora(model, config, encdec)
-    device = _device(config.device)
-    model.to(device)
-    n_params = count_parameters(model)
-    n_trainable = count_parameters(model, trainable_only=True) if size > 0 else 0
-
-    def encode(examples: Sequence[dict]) -> dict[str, torch.Tensor]:
-        batch = encode_examples(
-            tokenizer, examples, task.kind, max_length=config.max_length,
-            is_encoder_decoder=encdec,
-        )
-        return {k: v.to(device) for k, v in batch.items()}
-
-    val_batches = [encode(b) for b in _chunks(validation, config.eval_batch_size)]
-    test_batches = [encode(b) for b in _chunks(test, config.eval_batch_size)]
-    points: list[LossPoint] = []
-    eval_tokens = 0
-    train_tokens = 0
-    steps = 0
+    run = _RunSetup.load(model_id, task, config, family, training=size > 0)
+    val_batches = run.eval_batches(validation)
+    test_batches = run.eval_batches(test)
+    counter = _Counter()
     best_step = 0
-
     if size > 0:
-        steps_per_epoch = math.ceil(size / config.batch_size)
-        total_steps = steps_per_epoch * config.max_epochs
-        if config.max_steps:
-            total_steps = min(total_steps, config.max_steps)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            params, lr=config.learning_rate, weight_decay=config.weight_decay
+        best_step = _train(run, run.split(train), val_batches, config.plan(size), seed,
+                           counter, callback)
+    test_loss = run.scorer().evaluate(_on(test_batches, run.device))
+    check_finite("test", test_loss, counter.steps)
+    counter.eval_tokens += sum(b.tokens for b in test_batches)
+    counter.points.append(LossPoint(best_step, "test", test_loss, counter.train_tokens))
+    return run.result(counter, test_loss, best_step, time.perf_counter() - start)
+
+
+@dataclass
+class _Counter:
+    """What a run has done so far: steps, tokens (FLOPs are counted from them), points."""
+
+    steps: int = 0
+    train_tokens: int = 0
+    eval_tokens: int = 0
+    points: list[LossPoint] = field(default_factory=list)
+
+
+@dataclass
+class _RunSetup:
+    """The loaded model of one run and how to batch its data."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    config: FinetuneConfig
+    kind: str
+    encoder_decoder: bool
+    device: torch.device
+    family: str
+    base_params: int
+    n_trainable: int
+    _engine: TrainEngine | None = None
+
+    @classmethod
+    def load(cls, model_id: str, task: TaskData, config: FinetuneConfig, family: str,
+             *, training: bool) -> _RunSetup:
+        model, tokenizer = load_model(model_id, attn_implementation=config.attn_implementation)
+        base_params = count_parameters(model)
+        encdec = is_encoder_decoder(model)
+        if encdec and task.kind != "seq2seq":
+            raise ConfigError(
+                f"model '{model_id}' is an encoder-decoder and needs 'source'/'target' data; "
+                f"'{task.path}' has 'text'"
+            )
+        family = family or str(getattr(model.config, "model_type", "")) or model_id
+        if config.method == "lora" and training:
+            model = _add_lora(model, config, encdec)
+        if not training:
+            model.requires_grad_(False)
+        device = resolve_device(config.device)
+        model.to(device)
+        trainable = count_parameters(model, trainable_only=True) if training else 0
+        return cls(model, tokenizer, config, task.kind, encdec, device, family, base_params,
+                   trainable)
+
+    def split(self, examples: list[dict]) -> TokenizedSplit:
+        rows = tokenize_rows(self.tokenizer, examples, self.kind,
+                             max_length=self.config.max_length,
+                             is_encoder_decoder=self.encoder_decoder)
+        return TokenizedSplit(rows, pad_token_id(self.tokenizer), self.encoder_decoder)
+
+    def eval_batches(self, examples: list[dict]) -> list[Batch]:
+        return self.split(examples).batches(self.config.eval_batch_size)
+
+    def engine(self, plan: TrainingPlan) -> TrainEngine:
+        if self._engine is None:
+            self._engine = TrainEngine(self.model, self.config, self.device,
+                                       planned_steps=plan.planned_steps,
+                                       warmup_steps=plan.warmup_steps)
+        return self._engine
+
+    def scorer(self) -> Scorer:
+        """The training engine when the run trained, else a plain scorer."""
+        return self._engine or Scorer(self.model, self.config.precision, self.device)
+
+    def result(self, counter: _Counter, test_loss: float, best_step: int,
+               wall_time: float) -> RunResult:
+        n_params = count_parameters(self.model)
+        return RunResult(
+            test_loss=test_loss, steps=counter.steps, train_tokens=counter.train_tokens,
+            eval_tokens=counter.eval_tokens,
+            flops=6.0 * n_params * counter.train_tokens + 2.0 * n_params * counter.eval_tokens,
+            wall_time=wall_time, learning_rate=self.config.learning_rate,
+            early_stop_step=best_step, n_params=n_params, n_trainable=self.n_trainable,
+            base_params=self.base_params, family=self.family, device=str(self.device),
+            loss_points=tuple(counter.points),
         )
-        rng = np.random.default_rng([seed, 1])
-        best_loss, tokens = evaluate_loss(model, val_batches, encdec)
-        eval_tokens += tokens
-        points.append(LossPoint(0, "validation", best_loss, 0))
-        best_state = _trainable_state(model)
-        bad_evals = 0
-        window: list[float] = []
-        stop = False
-        while not stop and steps < total_steps:
-            order = rng.permutation(size)
-            for chunk in _chunks(list(order), config.batch_size):
-                model.train()
-                batch = encode([train[i] for i in chunk])
-                loss = _mean_token_loss(model, batch, encdec)[0]
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                steps += 1
-                train_tokens += _count_tokens(batch, encdec)
-                window.append(float(loss.detach()))
-                if callback is not None:
-                    callback(steps, total_steps, window[-1])
-                if steps % config.eval_every == 0 or steps == total_steps:
-                    val_loss, tokens = evaluate_loss(model, val_batches, encdec)
-                    eval_tokens += tokens
-                    points.append(LossPoint(steps, "train", float(np.mean(window)), train_tokens))
-                    points.append(LossPoint(steps, "validation", val_loss, train_tokens))
-                    window = []
-                    if val_loss < best_loss:
-                        best_loss, best_step, bad_evals = val_loss, steps, 0
-                        best_state = _trainable_state(model)
-                    else:
-                        bad_evals += 1
-                        if bad_evals >= config.patience:
-                            stop = True
-                if stop or steps >= total_steps:
-                    break
-        _load_trainable_state(model, best_state)
-
-    test_loss, tokens = evaluate_loss(model, test_batches, encdec)
-    eval_tokens += tokens
-    points.append(LossPoint(best_step, "test", test_loss, train_tokens))
-    return RunResult(
-        test_loss=test_loss,
-        steps=steps,
-        train_tokens=train_tokens,
-        eval_tokens=eval_tokens,
-        flops=6.0 * n_params * train_tokens + 2.0 * n_params * eval_tokens,
-        wall_time=time.perf_counter() - start,
-        learning_rate=config.learning_rate,
-        early_stop_step=best_step,
-        n_params=n_params,
-        n_trainable=n_trainable,
-        base_params=base_params,
-        family=family,
-        device=str(device),
-        loss_points=tuple(points),
-    )
 
 
-@torch.no_grad()
-def evaluate_loss(
-    model, batches: Sequence[dict[str, torch.Tensor]], encoder_decoder: bool
-) -> tuple[float, int]:
-    """Mean token loss over every scored token of ``batches`` (not a mean of batch means).
-
-    Returns:
-        ``(loss, tokens)``: the loss in nats and the non-padding tokens processed.
-    """
-    model.eval()
-    total, count, tokens = 0.0, 0, 0
-    for batch in batches:
-        loss, n_scored = _mean_token_loss(model, batch, encoder_decoder)
-        total += float(loss) * n_scored
-        count += n_scored
-        tokens += _count_tokens(batch, encoder_decoder)
-    if count == 0:
-        raise ConfigError("no token is scored in the evaluation split (all targets truncated?)")
-    return total / count, tokens
-
-
-def _mean_token_loss(
-    model, batch: dict[str, torch.Tensor], encoder_decoder: bool
-) -> tuple[torch.Tensor, int]:
-    """Cross-entropy averaged over scored tokens, computed here rather than by the model
-    so that every architecture scores the same positions."""
-    labels = batch["labels"]
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    if encoder_decoder:
-        inputs["labels"] = labels  # the model builds its decoder inputs from them
-        logits = model(**inputs).logits
-        targets = labels
-    else:
-        logits = model(**inputs).logits[:, :-1]
-        targets = labels[:, 1:]
-    n_scored = int((targets != -100).sum())
-    loss = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100,
-        reduction="sum",
-    ) / max(n_scored, 1)
-    return loss, n_scored
+def _train(run: _RunSetup, data: TokenizedSplit, val_batches: list[Batch],
+           plan: TrainingPlan, seed: int, counter: _Counter,
+           callback: ProgressCallback | None) -> int:
+    """Train by the recipe; restore the best validation's weights; return its step."""
+    engine = run.engine(plan)
+    val_on_device = _on(val_batches, run.device)
+    val_tokens = sum(b.tokens for b in val_batches)
+    best_loss = engine.evaluate(val_on_device)
+    check_finite("validation", best_loss, 0)
+    counter.eval_tokens += val_tokens
+    counter.points.append(LossPoint(0, "validation", best_loss, 0))
+    best_state, best_step = engine.snapshot(), 0
+    eval_at = set(plan.eval_steps())
+    last_train_loss = float("nan")
+    for micro_batches in _step_batches(data, plan, run.config, seed):
+        engine.step([b.to(run.device) for b in micro_batches])
+        counter.steps += 1
+        counter.train_tokens += sum(b.tokens for b in micro_batches)
+        step = counter.steps
+        if step in eval_at:
+            last_train_loss = engine.read_train_loss()
+            check_finite("training", last_train_loss, step)
+            val_loss = engine.evaluate(val_on_device)
+            check_finite("validation", val_loss, step)
+            counter.eval_tokens += val_tokens
+            counter.points.append(LossPoint(step, "train", last_train_loss, counter.train_tokens))
+            counter.points.append(LossPoint(step, "validation", val_loss, counter.train_tokens))
+            if val_loss < best_loss:
+                best_loss, best_step, best_state = val_loss, step, engine.snapshot()
+            elif plan.should_stop(step, best_step):
+                break
+        if callback is not None:
+            callback(step, plan.planned_steps, last_train_loss)
+    engine.restore(best_state)
+    return best_step
 
 
-def _count_tokens(batch: dict[str, torch.Tensor], encoder_decoder: bool) -> int:
-    tokens = int(batch["attention_mask"].sum())
-    if encoder_decoder:
-        tokens += int((batch["labels"] != -100).sum())
-    return tokens
+def _step_batches(data: TokenizedSplit, plan: TrainingPlan, config: FinetuneConfig,
+                  seed: int):
+    """Yield the micro-batches of each optimizer step, ``plan.planned_steps`` times: a new
+    seeded permutation of the subset every epoch, ``batch_size`` examples a step (the last
+    step of an epoch may be short), split into micro-batches of ``micro_batch_size``."""
+    rng = np.random.default_rng([seed, 1])
+    micro = config.micro_batch_size or config.batch_size
+    steps = 0
+    while True:
+        order = rng.permutation(len(data))
+        for i in range(0, len(order), config.batch_size):
+            chunk = order[i : i + config.batch_size]
+            yield [data.batch(chunk[j : j + micro]) for j in range(0, len(chunk), micro)]
+            steps += 1
+            if steps >= plan.planned_steps:
+                return
 
 
-def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _trainable_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _load_trainable_state(model, state: dict[str, torch.Tensor]) -> None:
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name in state:
-                param.copy_(state[name])
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("`finetune.device` is 'cuda' but no CUDA device is available")
-    return torch.device(name)
+def _on(batches: list[Batch], device: torch.device) -> list[Batch]:
+    return [b.to(device) for b in batches]
 
 
 def lora_config(config: FinetuneConfig, encoder_decoder: bool):

@@ -169,12 +169,24 @@ def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = 
     plt.close(fig)
 
 
+def _full_cost_note(view) -> str:
+    """Where the denominator of the cost fraction comes from, in one sentence."""
+    if view.full_cost_source == "measured":
+        est = view.estimated_full_cost()
+        return (f"The cost of fine-tuning all candidates on D* ({view.full_cost():.3g} FLOPs) "
+                f"is <b>measured</b> on real D* runs; the training recipe estimated "
+                f"{est:.3g} ({100 * (est / view.full_cost() - 1):+.0f}%).")
+    return (f"The cost of fine-tuning all candidates on D* ({view.full_cost():.3g} FLOPs) is "
+            "<b>estimated</b> from the training recipe (planned steps at D*, corrected by "
+            "where the largest paid runs stopped); no D* run is in the store.")
+
+
 def plot_cost(outcome: SelectOutcome, path: Path) -> None:
     """Compute spent by kind against fine-tuning every candidate on ``D*``."""
     plt = _pyplot()
     view = outcome.view
     labels = ["fine-tuning runs\n(paid by the selector)", "zero-shot\nevaluation",
-              "NTK features", "fine-tune every\ncandidate on D*"]
+              "NTK features", f"fine-tune every\ncandidate on D*\n({view.full_cost_source})"]
     values = [view.cost(), outcome.zero_shot_flops, outcome.ntk_flops, view.full_cost()]
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
     colors = ["C0", "C7", "C4", "C3"]
@@ -282,7 +294,8 @@ img {{ max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; }}
 <code>{html.escape(view.dataset)}</code>, budget {cfg.max_data:g} examples, prediction at
 D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
 <b>{100 * frac:.2f}%</b> of fine-tuning all {view.n_models} candidates on D*
-({100 * total / view.full_cost():.2f}% with zero-shot evaluation and NTK features).</p>
+({100 * total / view.full_cost():.2f}% with zero-shot evaluation and NTK features).
+{_full_cost_note(view)}</p>
 <h2>Ranking</h2>
 {_table(head, rows)}
 {_img(out / "ranking.png", "ranking with intervals")}

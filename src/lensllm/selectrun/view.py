@@ -9,14 +9,18 @@ on the same store runs nothing new).
 
 Cost is counted, not modelled: :meth:`RunView.cost` sums the FLOPs the store recorded for
 the runs a selector paid for (every seed). The denominator of the cost fraction,
-:meth:`RunView.full_cost`, is each candidate's measured training FLOPs per example of its
-largest finished run (``6 * n_params * train_tokens / size``) times ``D*``, summed over
-candidates: fine-tuning every candidate once on the full data, with the same epochs.
+:meth:`RunView.full_cost`, is fine-tuning every candidate once on ``D*``: the counted FLOPs
+of the candidate's real runs at ``D*`` when the store has them (``full_cost_source ==
+"measured"``), otherwise the recipe's price of that run (``"estimated"``, see
+:func:`lensllm.finetune.recipe.estimate_run_flops`): its planned steps, corrected by the
+early-stopping point of the candidate's largest finished run, times the tokens per example
+measured on that run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -99,7 +103,9 @@ class RunView:
         self._progress = progress
         self._executor_factory = executor_factory
         self._cache: dict[RunKey, RunRecord] = {}
-        self._frozen_fpe: list[float] | None = None
+        self._frozen_full: list[float] | None = None
+        self._frozen_source: str | None = None
+        self._frozen_estimate: float | None = None
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -137,9 +143,24 @@ class RunView:
         return float(sum(self.flops(m, s) for m, s in self._paid_keys))
 
     def full_cost(self) -> float:
-        """Fine-tuning every candidate once on ``D*``: measured FLOPs per example x ``D*``."""
-        return float(sum(self.flops_per_example(i) for i in range(self.n_models))
-                     * self.target)
+        """FLOPs of fine-tuning every candidate once on ``D*`` (see the module docstring)."""
+        return float(sum(self.full_run_flops(i) for i in range(self.n_models)))
+
+    def estimated_full_cost(self) -> float:
+        """What the recipe estimates for :meth:`full_cost`, even when the ``D*`` runs are
+        in the store (the report sets the two side by side)."""
+        if self._frozen_estimate is not None:
+            return self._frozen_estimate
+        return float(sum(self.full_run_flops(i, measured=False) for i in range(self.n_models)))
+
+    @property
+    def full_cost_source(self) -> str:
+        """``"measured"`` when every candidate's ``D*`` run is in the store, else
+        ``"estimated"``."""
+        if self._frozen_source is not None:
+            return self._frozen_source
+        measured = all(self._measured_full(i) is not None for i in range(self.n_models))
+        return "measured" if measured else "estimated"
 
     # ------------------------------------------------------------------ extras
     @property
@@ -170,7 +191,9 @@ class RunView:
             self.records(i, 0)
         for m, s in list(self._paid_keys):
             self.records(m, s)
-        self._frozen_fpe = [self.flops_per_example(i) for i in range(self.n_models)]
+        self._frozen_full = [self.full_run_flops(i) for i in range(self.n_models)]
+        self._frozen_source = self.full_cost_source
+        self._frozen_estimate = self.estimated_full_cost()
 
     def mean_loss(self, model: int, size: int) -> float:
         recs = [r for r in self.records(model, size) if r.status == "finished"]
@@ -182,27 +205,24 @@ class RunView:
         return float(sum(r.result.flops for r in self.records(model, size)
                          if r.status == "finished"))
 
-    def flops_per_example(self, model: int) -> float:
-        """Training FLOPs per subset example, measured on the candidate's largest finished
-        run (any size in the store); scaled from the other candidates by parameter count
-        when the candidate has no finished training run yet."""
-        if self._frozen_fpe is not None:
-            return self._frozen_fpe[model]
-        own = self._per_example(self.models[model])
+    def full_run_flops(self, model: int, *, measured: bool = True) -> float:
+        """FLOPs of fine-tuning candidate ``model`` once on ``D*``: measured when the store
+        has the run (and ``measured``), else estimated from its largest finished run below
+        ``D*``; scaled from the other candidates by parameter count when it has no training
+        run yet."""
+        if measured and self._frozen_full is not None:
+            return self._frozen_full[model]
+        real = self._measured_full(model) if measured else None
+        if real is not None:
+            return real
+        own = self._estimate_full(model)
         if own is not None:
             return own
-        per_param = [pe / self.n_params[i] for i in range(self.n_models)
-                     if (pe := self._per_example(self.models[i])) is not None]
+        per_param = [est / self.n_params[i] for i in range(self.n_models)
+                     if (est := self._estimate_full(i)) is not None]
         if per_param:
             return float(np.median(per_param) * self.n_params[model])
-        # No training run at all (zero-shot-only methods): tokens per example from the
-        # zero-shot evaluation of the test split, times every epoch.
-        (rec,) = self.records(model, 0) or (None,)
-        if rec is None or rec.status != "finished":
-            return float("nan")
-        config = self._prepared.config
-        per_example = rec.result.eval_tokens / config.data.test_size
-        return 6.0 * rec.result.n_params * per_example * config.finetune.max_epochs
+        return self._estimate_untrained(model)
 
     def steps(self, model: int, size: int, which: str = "early_stop_step") -> float:
         """Mean optimizer steps (``steps`` or ``early_stop_step``) of a finished run."""
@@ -223,14 +243,58 @@ class RunView:
     def _key(self, model: str, size: int, seed: int) -> RunKey:
         return RunKey(model, self.dataset, int(size), int(seed), self._prepared.config_hash)
 
-    def _per_example(self, model: str) -> float | None:
-        runs = [r for r in self._store.get_runs(status="finished", dataset=self.dataset,
+    def _finished_training_runs(self, model: str) -> list[RunRecord]:
+        return [r for r in self._store.get_runs(status="finished", dataset=self.dataset,
                                                 config_hash=self._prepared.config_hash)
                 if r.key.model == model and r.key.size > 0]
-        if not runs:
+
+    def _measured_full(self, model: int) -> float | None:
+        if self.target != int(self.target):
             return None
-        best = max(runs, key=lambda r: r.key.size)
-        return 6.0 * best.result.n_params * best.result.train_tokens / best.key.size
+        runs = [r for r in self._finished_training_runs(self.models[model])
+                if r.key.size == int(self.target)]
+        return float(np.mean([r.result.flops for r in runs])) if runs else None
+
+    def _estimate_full(self, model: int) -> float | None:
+        from lensllm.finetune.recipe import estimate_run_flops, examples_processed
+
+        runs = [r for r in self._finished_training_runs(self.models[model])
+                if r.key.size < self.target]
+        zero = [r for r in self.records(model, 0) if r.status == "finished"]
+        if not runs or not zero:
+            return None
+        size = max(r.key.size for r in runs)
+        largest = [r.result for r in runs if r.key.size == size]
+        recipe = self._prepared.config.finetune
+        plan = recipe.plan(size)
+        test_tokens = zero[0].result.eval_tokens  # zero-shot scores the test split only
+        per_example, stop, validation = [], [], []
+        for res in largest:
+            evaluations = sum(1 for p in res.loss_points if p.split == "validation")
+            per_example.append(res.train_tokens / examples_processed(plan, res.steps))
+            stop.append(res.steps / plan.planned_steps)
+            validation.append((res.eval_tokens - test_tokens) / max(evaluations, 1))
+        return estimate_run_flops(
+            recipe.plan(int(math.ceil(self.target))), n_params=largest[0].n_params,
+            tokens_per_example=float(np.mean(per_example)), stop_fraction=float(np.mean(stop)),
+            validation_tokens=float(np.mean(validation)), test_tokens=test_tokens)
+
+    def _estimate_untrained(self, model: int) -> float:
+        """No training run anywhere (zero-shot-only methods): tokens per example from the
+        zero-shot evaluation of the test split, every planned step trained."""
+        from lensllm.finetune.recipe import estimate_run_flops
+
+        (rec,) = self.records(model, 0) or (None,)
+        if rec is None or rec.status != "finished":
+            return float("nan")
+        config = self._prepared.config
+        test_tokens = rec.result.eval_tokens
+        per_example = test_tokens / config.data.test_size
+        return estimate_run_flops(
+            config.finetune.plan(int(math.ceil(self.target))), n_params=rec.result.n_params,
+            tokens_per_example=per_example, stop_fraction=1.0,
+            validation_tokens=per_example * config.data.validation_size,
+            test_tokens=test_tokens)
 
     def _ensure(self, pairs: list[tuple[int, int]]) -> None:
         from lensllm.finetune.experiment import LocalExecutor, PlannedRun, run_experiment

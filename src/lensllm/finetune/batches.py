@@ -1,0 +1,99 @@
+"""Batches of one run: tokenised once, padded per batch, counted on the host.
+
+A run tokenises its subset, validation and test splits once (:class:`TokenizedSplit`).
+Each batch is padded to its own longest row, and its token counts (what FLOPs are counted
+from) and scored-position counts (what losses are normalised by) are known on the host
+before the batch reaches the device, so the training loop never waits for the device to
+learn them.
+
+For causal models the targets are shifted here, once, on the host: position ``j`` of
+``targets`` is the token the model should predict after reading position ``j``, and the
+last position is never scored. The loss then reads the logits unsliced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Batch", "TokenizedSplit"]
+
+IGNORE = -100
+
+
+@dataclass
+class Batch:
+    """One padded batch, on the host or on a device.
+
+    Attributes:
+        inputs: the model's keyword inputs (``input_ids``, ``attention_mask``; ``labels``
+            for encoder-decoders, which build their decoder inputs from them).
+        targets: the token to predict at each scored position, ``IGNORE`` elsewhere;
+            aligned with the logits.
+        tokens: tokens processed (non-padding inputs, plus targets for encoder-decoders).
+        scored: positions that count in the loss.
+    """
+
+    inputs: dict[str, torch.Tensor]
+    targets: torch.Tensor
+    tokens: int
+    scored: int
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch on ``device`` (asynchronous from pinned memory)."""
+        if device.type == "cpu":
+            return self
+        move = {k: v.pin_memory().to(device, non_blocking=True) for k, v in self.inputs.items()}
+        targets = self.targets.pin_memory().to(device, non_blocking=True)
+        return Batch(move, targets, self.tokens, self.scored)
+
+
+class TokenizedSplit:
+    """Rows ``(input_ids, labels)`` of one split, padded into batches on demand.
+
+    Args:
+        rows: from :func:`lensllm.finetune.data.tokenize_rows`.
+        pad_id: the tokenizer's padding id.
+        encoder_decoder: whether the model is an encoder-decoder.
+    """
+
+    def __init__(self, rows: Sequence[tuple[list[int], list[int]]], pad_id: int,
+                 encoder_decoder: bool) -> None:
+        self.ids = [torch.tensor(ids, dtype=torch.long) for ids, _ in rows]
+        self.labels = [torch.tensor(labels, dtype=torch.long) for _, labels in rows]
+        self.pad_id = pad_id
+        self.encoder_decoder = encoder_decoder
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, indices: Sequence[int]) -> Batch:
+        """The rows at ``indices`` as one batch padded to its longest row."""
+        ids = _pad([self.ids[i] for i in indices], self.pad_id)
+        lengths = torch.tensor([len(self.ids[i]) for i in indices])
+        mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
+        labels = _pad([self.labels[i] for i in indices], IGNORE)
+        tokens = int(lengths.sum())
+        if self.encoder_decoder:
+            scored = int((labels != IGNORE).sum())
+            inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+            return Batch(inputs, labels, tokens + scored, scored)
+        targets = torch.full_like(labels, IGNORE)
+        targets[:, :-1] = labels[:, 1:]
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        return Batch(inputs, targets, tokens, int((targets != IGNORE).sum()))
+
+    def batches(self, batch_size: int) -> list[Batch]:
+        """The whole split in order, ``batch_size`` rows a batch (for evaluation)."""
+        return [self.batch(range(i, min(i + batch_size, len(self))))
+                for i in range(0, len(self), batch_size)]
+
+
+def _pad(rows: Sequence[torch.Tensor], value: int) -> torch.Tensor:
+    width = max(1, max(len(r) for r in rows))
+    out = torch.full((len(rows), width), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
