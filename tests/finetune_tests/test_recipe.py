@@ -1,0 +1,124 @@
+"""The training recipe: step counts derived independently, and real runs that honour them."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import pytest
+
+from lensllm.finetune.config import FinetuneConfig
+from lensllm.finetune.recipe import estimate_run_flops, examples_processed, plan_training
+
+RULE = dict(epochs=3.0, min_steps=50, eval_every_epochs=0.25, min_eval_interval=5,
+            patience_epochs=1.0, min_train_epochs=1.0, warmup_ratio=0.05)
+
+
+def _by_hand(size: int, batch: int, rule: dict) -> dict:
+    """The documented rule, computed step by step with exact fractions: walk the epochs
+    batch by batch until the planned passes and the step floor are both met."""
+    steps_per_epoch = 0
+    seen = 0
+    while seen < size:  # one epoch, batch by batch (the last batch may be short)
+        seen += min(batch, size - seen)
+        steps_per_epoch += 1
+    planned = 0
+    while Fraction(planned, steps_per_epoch) < Fraction(rule["epochs"]).limit_denominator():
+        planned += 1
+    planned = max(planned, rule["min_steps"])
+    interval = 1
+    while Fraction(interval, steps_per_epoch) < Fraction(rule["eval_every_epochs"]):
+        interval += 1
+    interval = min(planned, max(interval, rule["min_eval_interval"]))
+    patience = 1
+    while Fraction(patience, steps_per_epoch) < Fraction(rule["patience_epochs"]):
+        patience += 1
+    guaranteed = 0
+    while Fraction(guaranteed, steps_per_epoch) < Fraction(rule["min_train_epochs"]):
+        guaranteed += 1
+    evals = [s for s in range(1, planned + 1) if s % interval == 0 or s == planned]
+    warmup = 0
+    while Fraction(warmup, planned) < Fraction(rule["warmup_ratio"]).limit_denominator():
+        warmup += 1
+    return {"steps_per_epoch": steps_per_epoch, "planned_steps": planned,
+            "eval_interval": interval, "patience_steps": max(patience, interval),
+            "guaranteed_steps": min(planned, guaranteed), "eval_steps": evals,
+            "warmup_steps": warmup}
+
+
+@pytest.mark.parametrize("batch", [8, 16, 12])
+def test_plan_of_a_doubling_sequence_matches_the_rule_by_hand(batch):
+    for size in [2**k for k in range(3, 14)] + [100, 1000, 4500]:
+        plan = plan_training(size, batch_size=batch, **RULE)
+        want = _by_hand(size, batch, RULE)
+        got = {k: getattr(plan, k) for k in want if k != "eval_steps"}
+        got["eval_steps"] = plan.eval_steps()
+        assert got == want, size
+        # Epoch-based: from where the step floors stop mattering, a run at 2D plans the
+        # same number of epochs, evaluates as often per epoch and waits as long.
+        if plan.planned_steps > RULE["min_steps"] and size % batch == 0:
+            assert plan.planned_epochs == pytest.approx(RULE["epochs"])
+            assert plan.guaranteed_epochs == pytest.approx(RULE["min_train_epochs"])
+
+
+def test_small_subsets_train_several_epochs_and_large_ones_the_planned_three():
+    small = plan_training(64, batch_size=16, **RULE)   # 4 steps an epoch, floor 50 steps
+    assert small.planned_steps == 50 and small.planned_epochs == pytest.approx(12.5)
+    large = plan_training(4096, batch_size=16, **RULE)
+    assert large.planned_steps == 768 and large.planned_epochs == pytest.approx(3.0)
+    assert large.eval_interval == 64 and large.patience_steps == 256
+
+
+def test_max_steps_caps_the_plan_and_stopping_needs_guaranteed_steps():
+    plan = plan_training(4096, batch_size=16, max_steps=100, **RULE)
+    assert plan.planned_steps == 100 and plan.guaranteed_steps == 100
+    assert not plan.should_stop(64, 0)  # best is old, but the guaranteed steps are not done
+    plan = plan_training(64, batch_size=16, **RULE)  # G = 4, P = max(4, I = 5) = 5
+    assert plan.should_stop(10, 5) and not plan.should_stop(10, 6)
+
+
+def test_examples_processed_counts_short_last_batches():
+    plan = plan_training(10, batch_size=4, **{**RULE, "min_steps": 1})  # 3 steps an epoch
+    assert [examples_processed(plan, s) for s in range(7)] == [0, 4, 8, 10, 14, 18, 20]
+
+
+def test_run_estimate_is_six_n_tokens_plus_evaluations():
+    plan = plan_training(4096, batch_size=16, **RULE)  # T = 768, I = 64, G = 256
+    flops = estimate_run_flops(plan, n_params=1e6, tokens_per_example=10.0,
+                               stop_fraction=0.5, validation_tokens=100.0, test_tokens=200.0)
+    # 384 steps x 16 examples x 10 tokens; validations at 0, 64, ..., 384 (7), one test pass
+    assert flops == pytest.approx(6e6 * 384 * 16 * 10 + 2e6 * (7 * 100 + 200))
+    never_below_guaranteed = estimate_run_flops(
+        plan, n_params=1e6, tokens_per_example=10.0, stop_fraction=0.01,
+        validation_tokens=0.0, test_tokens=0.0)
+    assert never_below_guaranteed == pytest.approx(6e6 * 256 * 16 * 10)
+
+
+@pytest.fixture(scope="module")
+def addition_task(tmp_path_factory):
+    """Every sum a+b of two-digit numbers (8100 examples)."""
+    from lensllm.finetune.data import load_task_data
+
+    path = tmp_path_factory.mktemp("add") / "add.jsonl"
+    path.write_text("".join(json.dumps({"text": f"{a}+{b}={a + b}"}) + "\n"
+                            for a in range(10, 100) for b in range(10, 100)))
+    return load_task_data(path)
+
+
+def test_no_run_stops_before_the_guaranteed_epochs(addition_task):
+    pytest.importorskip("torch")
+    from lensllm.finetune.train import finetune
+
+    config = FinetuneConfig(batch_size=16, learning_rate=3e-3, max_length=16,
+                            eval_batch_size=64)
+    for size in (64, 128, 256, 512, 1024, 2048, 4096):
+        result = finetune("tiny:gpt2", addition_task, size=size, seed=0, config=config,
+                          validation_size=64, test_size=64)
+        plan = config.plan(size)
+        assert result.steps >= plan.guaranteed_steps, size
+        assert result.steps * 16 / size >= config.min_train_epochs - 1e-9, size
+        assert result.steps <= plan.planned_steps
+        validations = [p.step for p in result.loss_points if p.split == "validation"]
+        assert validations == [0] + [s for s in plan.eval_steps() if s <= result.steps]
+        assert math.isfinite(result.test_loss)
