@@ -86,3 +86,24 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--no-open"]) == 0
     out = capsys.readouterr().out
     assert "selected:" in out and (tmp_path / "demo" / "index.html").is_file()
+
+
+def test_select_with_ray_gives_the_local_ranking_and_losses(tmp_path, capsys):
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'lensllm[ray]')")
+    results = []
+    for where in ("local", "ray"):
+        folder = tmp_path / where
+        folder.mkdir()
+        path = _config(folder)
+        extra = ["--ray", "local"] if where == "ray" else []
+        try:
+            status = main(["select", "--config", str(path), "--json", "--quiet", *extra])
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+        assert status == 0
+        results.append(json.loads(capsys.readouterr().out))
+    local, remote = results
+    assert remote["runs_executed"] == local["runs_executed"] == 4  # 2 x (0, 16)
+    assert remote["ranking"] == local["ranking"]
+    assert remote["cost_flops"] == local["cost_flops"]

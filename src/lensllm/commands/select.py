@@ -32,6 +32,7 @@ example config (examples/select_tiny.toml is a runnable one):
 examples:
   lensllm select --config examples/select_tiny.toml --report reports/select
   lensllm select --config my.toml --json > ranking.json
+  lensllm select --config my.toml --ray auto          # runs of one request in parallel
 
 Runs already in the store are reused (a second invocation runs nothing new). A candidate
 that cannot be loaded or whose run fails is reported as failed with the reason; the others
@@ -60,6 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write an HTML report with PNG plots to DIR/index.html")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch threads (default: the config's experiment.threads, else 1)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="send the runs the selector asks for at once out in parallel, one Ray "
+                        "task per run: 'auto', a cluster address, or 'local' (a private "
+                        "local Ray); the store stays on this machine")
     p.add_argument("--json", action="store_true",
                    help="print the ranking as JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -106,6 +111,15 @@ def _source_words(view) -> str:
     return "estimated by the training recipe, no D* run in the store"
 
 
+def _ray_factory(address: str | None, threads: int):
+    """Builds one Ray executor per batch of runs (None: runs in this process)."""
+    if not address:
+        return None
+    from lensllm.finetune.experiment import RayExecutor
+
+    return lambda prepared: RayExecutor(prepared, address=address, threads=threads)
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -128,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, selection=sel)
     assert isinstance(config.selection, SelectionSettings)
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-    outcome = run_select(config, store_path=args.store, threads=args.threads, log=log)
+    outcome = run_select(config, store_path=args.store, threads=args.threads, log=log,
+                         executor_factory=_ray_factory(args.ray, args.threads or
+                                                       config.experiment.threads or 1))
     print_outcome(outcome, as_json=args.json)
     if args.report is not None:
         from lensllm.selectrun.report import write_select_report

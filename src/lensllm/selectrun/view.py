@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from lensllm.exceptions import InputError, LensLLMError
-from lensllm.store import BaseStore, RunKey, RunRecord
+from lensllm.store import BaseStore, RunKey, RunRecord, RunResult
 
 __all__ = ["CandidateFailed", "RunView"]
 
@@ -255,28 +255,45 @@ class RunView:
                 if r.key.size == int(self.target)]
         return float(np.mean([r.result.flops for r in runs])) if runs else None
 
+    def _largest_runs(self, model: int) -> tuple[int, list[RunResult]]:
+        """The candidate's largest finished training size below ``D*`` and every seed's
+        result there (``(0, [])`` when it has none)."""
+        runs = [r for r in self._finished_training_runs(self.models[model])
+                if r.key.size < self.target]
+        if not runs:
+            return 0, []
+        size = max(r.key.size for r in runs)
+        return size, [r.result for r in runs if r.key.size == size]
+
+    def _stop_fraction(self) -> float:
+        """Where runs stop, as a fraction of their planned steps: the mean over candidates
+        of their largest runs below ``D*`` (pooled, because one run's stopping point is
+        noisy and the cost fraction sums over candidates)."""
+        recipe = self._prepared.config.finetune
+        fractions = [res.steps / recipe.plan(size).planned_steps
+                     for size, results in map(self._largest_runs, range(self.n_models))
+                     for res in results]
+        return float(np.mean(fractions)) if fractions else 1.0
+
     def _estimate_full(self, model: int) -> float | None:
         from lensllm.finetune.recipe import estimate_run_flops, examples_processed
 
-        runs = [r for r in self._finished_training_runs(self.models[model])
-                if r.key.size < self.target]
+        size, largest = self._largest_runs(model)
         zero = [r for r in self.records(model, 0) if r.status == "finished"]
-        if not runs or not zero:
+        if not largest or not zero:
             return None
-        size = max(r.key.size for r in runs)
-        largest = [r.result for r in runs if r.key.size == size]
         recipe = self._prepared.config.finetune
         plan = recipe.plan(size)
         test_tokens = zero[0].result.eval_tokens  # zero-shot scores the test split only
-        per_example, stop, validation = [], [], []
+        per_example, validation = [], []
         for res in largest:
-            evaluations = sum(1 for p in res.loss_points if p.split == "validation")
+            evaluations = 1 + sum(1 for s in plan.eval_steps() if s <= res.steps)
             per_example.append(res.train_tokens / examples_processed(plan, res.steps))
-            stop.append(res.steps / plan.planned_steps)
-            validation.append((res.eval_tokens - test_tokens) / max(evaluations, 1))
+            validation.append((res.eval_tokens - test_tokens) / evaluations)
         return estimate_run_flops(
             recipe.plan(int(math.ceil(self.target))), n_params=largest[0].n_params,
-            tokens_per_example=float(np.mean(per_example)), stop_fraction=float(np.mean(stop)),
+            tokens_per_example=float(np.mean(per_example)),
+            stop_fraction=self._stop_fraction(),
             validation_tokens=float(np.mean(validation)), test_tokens=test_tokens)
 
     def _estimate_untrained(self, model: int) -> float:
