@@ -100,3 +100,20 @@ def test_a_diverging_run_raises_training_diverged(tmp_path):
     with pytest.raises(TrainingDiverged, match="diverged"):
         finetune("tiny:gpt2", task, size=16, seed=0, config=config, validation_size=8,
                  test_size=8)
+
+
+@pytest.mark.parametrize("model_id", ["tiny:gpt2", "tiny:llama", "tiny:opt"])
+def test_padded_causal_batch_scores_like_each_row_alone(model_id):
+    # Right padding without an attention mask: every scored position's loss equals the
+    # loss of its row run alone (no padding at all).
+    from lensllm.finetune.engine import Scorer
+
+    model, _ = load_model(model_id)
+    model.eval()
+    rows = _rows(6)
+    split = TokenizedSplit(rows, pad_id=0, encoder_decoder=False)
+    scorer = Scorer(model, "fp32", torch.device("cpu"))
+    with torch.no_grad():
+        batched = float(scorer.loss_sum(split.batch(range(6))))
+        alone = sum(float(scorer.loss_sum(split.batch([i]))) for i in range(6))
+    assert batched == pytest.approx(alone, rel=1e-5)

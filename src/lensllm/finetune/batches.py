@@ -73,16 +73,21 @@ class TokenizedSplit:
         """The rows at ``indices`` as one batch padded to its longest row."""
         ids = _pad([self.ids[i] for i in indices], self.pad_id)
         lengths = torch.tensor([len(self.ids[i]) for i in indices])
-        mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
         labels = _pad([self.labels[i] for i in indices], IGNORE)
         tokens = int(lengths.sum())
         if self.encoder_decoder:
+            mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
             scored = int((labels != IGNORE).sum())
             inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
             return Batch(inputs, labels, tokens + scored, scored)
         targets = torch.full_like(labels, IGNORE)
         targets[:, :-1] = labels[:, 1:]
-        inputs = {"input_ids": ids, "attention_mask": mask}
+        # No attention mask for a decoder-only model: padding is on the right, and a causal
+        # model's position j attends to positions <= j only, so no real token ever sees a
+        # pad and its logits are those of the unpadded row (tested). Without a mask the
+        # attention kernel takes its causal fast path and transformers does not inspect
+        # the mask on the host.
+        inputs = {"input_ids": ids}
         return Batch(inputs, targets, tokens, int((targets != IGNORE).sum()))
 
     def batches(self, batch_size: int) -> list[Batch]:
