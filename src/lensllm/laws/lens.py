@@ -16,6 +16,7 @@ import numpy as np
 
 from lensllm.exceptions import InputError
 from lensllm.laws._base import BaseLaw, Param
+from lensllm.laws._formulas import transition_size
 from lensllm.laws.rectified import signed_power_and_log
 
 __all__ = ["LensLaw", "ntk_loss"]
@@ -141,3 +142,7 @@ class LensLaw(BaseLaw):
         else:
             t, f = aux["t"], aux["f"]
         return {"B": np.exp(phi[:, k]), "beta": phi[:, 0], "E": phi[:, k + 1], "t": t, "F": f}
+
+    def transition(self, params):
+        """``D**beta = F(Theta, t)``: where the kernel's predicted loss stops dominating."""
+        return transition_size(params["F"], params["beta"])

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -207,10 +206,8 @@ def run_select(
                              "; ".join(f"{m}: {r}" for m, r in failed))
         # 4. select, dropping candidates whose runs fail
         paid: set[tuple[str, int]] = set()
-        options = dict(config.selection.options)
-        selector_cls = _selector_class(config.selection.method)
-        if "intervals" in inspect.signature(selector_cls.__init__).parameters:
-            options.setdefault("intervals", True)
+        options = {**_selector_class(config.selection.method).report_options,
+                   **config.selection.options}
         selector = get_selector(config.selection.method, **options)
         say(f"selecting with {config.selection.method} (budget {config.max_data:g} examples, "
             f"D* = {config.target:g})")
@@ -301,7 +298,7 @@ def fit_laws(view: Any, observed: list[tuple[np.ndarray, np.ndarray]], *,
         ``{law name: LawCurves}``; a law that cannot be fitted to a candidate (too few
         points, no NTK features) has NaN there and the reason in ``notes``.
     """
-    from lensllm.laws import LensLaw, PowerLaw, RectifiedLaw, transition_size
+    from lensllm.laws import LensLaw, PowerLaw, RectifiedLaw
 
     out = {}
     n = view.n_models
@@ -350,9 +347,7 @@ def fit_laws(view: Any, observed: list[tuple[np.ndarray, np.ndarray]], *,
                 continue
             pred[i] = float(batch.predict([view.target])[0, 0])
             curves[i] = _curve_of(batch)
-            params = batch.params
-            key = "D_l" if "D_l" in params else ("F" if "F" in params else None)
-            if key is not None:
-                trans[i] = float(transition_size(params[key], params["beta"])[0])
+            if batch.transition is not None:
+                trans[i] = float(batch.transition[0])
         out[name] = LawCurves(name, pred, curves, trans, notes)
     return out

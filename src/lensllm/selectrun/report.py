@@ -43,9 +43,7 @@ def _short(model: str) -> str:
 def ranking_rows(outcome: SelectOutcome) -> list[dict]:
     """The ranking as dicts, best first: rank, model, params, predicted, lower, upper."""
     view, sel = outcome.view, outcome.selection
-    order = np.argsort(sel.score)
-    if outcome.config.selection.method == "model_size":
-        order = order[::-1]
+    order = sel.ranking()
     rows = []
     for rank, i in enumerate(order, 1):
         rows.append({
