@@ -148,12 +148,12 @@ def analyse(work: Path, sel_cfg: Path, paths: dict[str, Path], out: Path,
     runs = {(names[r.key.model], r.key.size): r.result
             for r in store.get_runs(status="finished", dataset="wordlist")}
     spectra, ntk_json = [], {}
-    from lensllm.spectrum import NTKSpectrum
+    from lensllm.ntk import spectrum_from_record
 
     for m in models:
         feats = [f for f in store.get_ntk(model=path_of[m], dataset="wordlist")
                  if f.n == config.ntk.n]
-        spec = NTKSpectrum.from_store_features(feats[-1])
+        spec = spectrum_from_record(feats[-1])
         spectra.append(spec)
         ntk_json[m] = {**spec.to_dict(), "model": m}
     store.close()

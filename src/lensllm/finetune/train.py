@@ -28,6 +28,7 @@ from lensllm.finetune.data import (
     nested_subset_indices,
     split_indices,
 )
+from lensllm.finetune.lora import add_lora as _add_lora
 from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
 from lensllm.store import LossPoint, RunResult
 
@@ -291,29 +292,3 @@ def _device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("`finetune.device` is 'cuda' but no CUDA device is available")
     return torch.device(name)
-
-
-def lora_config(config: FinetuneConfig, encoder_decoder: bool):
-    """The ``peft.LoraConfig`` of a LoRA run (also used by the NTK features of that run, so
-    that the kernel is taken over exactly the parameters the run trains)."""
-    from peft import LoraConfig, TaskType
-
-    targets = config.lora_target_modules
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(targets) if isinstance(targets, tuple) else targets,
-        task_type=TaskType.SEQ_2_SEQ_LM if encoder_decoder else TaskType.CAUSAL_LM,
-    )
-
-
-def _add_lora(model, config: FinetuneConfig, encoder_decoder: bool):
-    from peft import get_peft_model
-
-    try:
-        return get_peft_model(model, lora_config(config, encoder_decoder))
-    except ValueError as exc:
-        raise ConfigError(f"cannot add LoRA adapters: {exc}") from None
-
-

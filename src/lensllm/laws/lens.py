@@ -45,7 +45,7 @@ class LensLaw(BaseLaw):
         t_bounds: bounds of the fitted ``t`` in optimizer steps.
 
     Inputs of :meth:`fit_many`: ``spectra`` (one per curve, objects with ``eigenvalues``,
-    ``proj_sq`` and ``eta``, such as :class:`lensllm.spectrum.NTKSpectrum`) and, when
+    ``proj_sq`` and ``eta``, such as :class:`lensllm.ntk.spectrum.NTKSpectrum`) and, when
     ``fit_t`` is False, ``t`` (per curve). :meth:`fit` takes ``spectrum=`` and ``t=``.
     """
 
