@@ -121,7 +121,7 @@ def analyse(work: Path, sel_cfg: Path, paths: dict[str, Path], out: Path,
     from lensllm.bench.table import load_table
     from lensllm.finetune.models import load_model
     from lensllm.selection import REGISTRY, NotApplicable, get_selector
-    from lensllm.selectrun import fit_laws, load_select_config, run_select
+    from lensllm.pipeline import fit_laws, load_select_config, run_select
     from lensllm.store import open_store
     from lensllm.store.export import export_table
 
@@ -297,7 +297,7 @@ def plot_bench(bench: dict, path: Path) -> None:
 def write_report(outcome, out: Path, bench: dict, *, truth_by_name: dict, names: dict) -> Path:
     import html
 
-    from lensllm.selectrun.report import _img, write_select_report
+    from lensllm.report.select_report import embed_png, write_select_report
 
     out.mkdir(parents=True, exist_ok=True)
     plot_bench(bench, out / "bench.png")
@@ -329,7 +329,7 @@ def write_report(outcome, out: Path, bench: dict, *, truth_by_name: dict, names:
     if in_table:
         text.append("</table>")
     extra = ("<h2>Benchmark: every method, budgets D*/8 to D*/64</h2>"
-             + _img(out / "bench.png", "benchmark metrics") + "\n".join(text))
+             + embed_png(out / "bench.png", "benchmark metrics") + "\n".join(text))
     intro = ("<p>The zoo benchmark (<code>benchmarks/zoo_bench.py</code>): candidates "
              "pretrained by lensllm on <code>pydoc_data</code>, fine-tuned on a generated "
              "word-list task; the true loss at D* = 6400 (black stars) was measured. Top: "

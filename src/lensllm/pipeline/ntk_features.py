@@ -24,7 +24,7 @@ def candidate_spectrum(model_id: str, prepared: Any, settings: Any, store: BaseS
     Args:
         model_id: the candidate.
         prepared: the prepared experiment (task, splits, fine-tuning settings).
-        settings: :class:`lensllm.selectrun.config.NtkSettings`.
+        settings: :class:`lensllm.pipeline.config.NtkSettings`.
         store: the store.
         threads: torch threads.
     """
