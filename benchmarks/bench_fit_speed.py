@@ -7,7 +7,7 @@ column 0 as D = 0 plus every size column up to D*/ratio, exactly what `rectified
    it), all 7 ratios; median and best of ``--repeats`` runs, and the first (cold) run.
    Goal: <= 1 s.
 2. The multi-start ``scipy.optimize.minimize`` (L-BFGS-B, analytic gradient) baseline of
-   ``benchmarks/_scipy_baseline.py`` on the same curves, in the same coordinates and bounds,
+   ``tests/laws_tests/scipy_reference.py`` (the reference the parity test checks against) on the same curves, in the same coordinates and bounds,
    with its benchmark grid of 32 starts per curve; measured once in the same process.
    Goal: the engine is >= 50x faster, and its log-space residual is no worse on every curve
    (relative 1e-6).
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _scipy_baseline as baseline
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "laws_tests"))
+import scipy_reference as baseline
 
 from lensllm.bench import load_table
 from lensllm.laws import RectifiedLaw

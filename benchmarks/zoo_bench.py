@@ -118,7 +118,7 @@ def analyse(work: Path, sel_cfg: Path, paths: dict[str, Path], out: Path,
     from lensllm.bench.table import load_table
     from lensllm.finetune.models import load_model
     from lensllm.selection import REGISTRY, NotApplicable, get_selector
-    from lensllm.selectrun import fit_laws, load_select_config, run_select
+    from lensllm.pipeline import fit_laws, load_select_config, run_select
     from lensllm.store import open_store
     from lensllm.store.export import export_table
 
@@ -145,12 +145,12 @@ def analyse(work: Path, sel_cfg: Path, paths: dict[str, Path], out: Path,
     runs = {(names[r.key.model], r.key.size): r.result
             for r in store.get_runs(status="finished", dataset="wordlist")}
     spectra, ntk_json = [], {}
-    from lensllm.spectrum import NTKSpectrum
+    from lensllm.ntk import spectrum_from_record
 
     for m in models:
         feats = [f for f in store.get_ntk(model=path_of[m], dataset="wordlist")
                  if f.n == config.ntk.n]
-        spec = NTKSpectrum.from_store_features(feats[-1])
+        spec = spectrum_from_record(feats[-1])
         spectra.append(spec)
         ntk_json[m] = {**spec.to_dict(), "model": m}
     store.close()
@@ -294,7 +294,7 @@ def plot_bench(bench: dict, path: Path) -> None:
 def write_report(outcome, out: Path, bench: dict, *, truth_by_name: dict, names: dict) -> Path:
     import html
 
-    from lensllm.selectrun.report import _img, write_select_report
+    from lensllm.report.select_report import embed_png, write_select_report
 
     out.mkdir(parents=True, exist_ok=True)
     plot_bench(bench, out / "bench.png")
@@ -326,7 +326,7 @@ def write_report(outcome, out: Path, bench: dict, *, truth_by_name: dict, names:
     if in_table:
         text.append("</table>")
     extra = ("<h2>Benchmark: every method, budgets D*/8 to D*/64</h2>"
-             + _img(out / "bench.png", "benchmark metrics") + "\n".join(text))
+             + embed_png(out / "bench.png", "benchmark metrics") + "\n".join(text))
     intro = ("<p>The zoo benchmark (<code>benchmarks/zoo_bench.py</code>): candidates "
              "pretrained by lensllm on <code>pydoc_data</code>, fine-tuned on a generated "
              "word-list task; the true loss at D* = 6400 (black stars) was measured. Top: "

@@ -4,14 +4,11 @@ On every row of both bundled tables and at every budget ratio 8 to 512 (the poin
 fits: column ``0`` as ``D = 0`` plus every size column up to ``D* / ratio``), the log-space
 residual of ``RectifiedLaw().fit_many`` is no worse than the best of a grid of
 ``scipy.optimize.minimize`` (L-BFGS-B) starts in the same coordinates and bounds (relative
-tolerance 1e-6). The baseline lives in ``benchmarks/_scipy_baseline.py`` (shared with the
-speed benchmark).
+tolerance 1e-6). The baseline is the test helper ``scipy_reference.py`` beside this file (the speed
+benchmark times the engine against it too).
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +16,7 @@ import pytest
 from lensllm.bench import load_table
 from lensllm.laws import RectifiedLaw
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import _scipy_baseline as baseline
+import scipy_reference as baseline
 
 RTOL = 1e-6
 

@@ -219,12 +219,6 @@ def test_law_options_validated(kwargs, match):
         RectifiedLaw(**kwargs)
 
 
-def test_every_law_bound_is_ordered():
-    for law in (PowerLaw(), RectifiedLaw(), LensLaw(), LensLaw(fit_t=False)):
-        for p in law.theta_params():
-            assert p.lower < p.upper
-
-
 def test_fewer_points_than_parameters_raise():
     with pytest.raises(FitError, match="4 free parameters but only 3 points"):
         RectifiedLaw().fit(D[:3], rectified_loss(D[:3], 40.0, 10.0, 0.5, 1.0))

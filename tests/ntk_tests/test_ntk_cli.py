@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lensllm.cli import main
-from lensllm.spectrum import NTKSpectrum
+from lensllm.ntk.spectrum import NTKSpectrum
 
 
 def _write_causal(path, n):

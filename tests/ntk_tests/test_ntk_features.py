@@ -8,8 +8,8 @@ import torch
 from ntk_tiny import build_tiny, make_batch, reference_outputs
 
 from lensllm.exceptions import ConfigError, InputError
+from lensllm.finetune.lora import DEFAULT_LORA_RANK
 from lensllm.ntk import (
-    DEFAULT_LORA_RANK,
     NTKSpectrum,
     compute_ntk_features,
     empirical_ntk,

@@ -13,59 +13,18 @@ reported by the method.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
 from lensllm.bench.table import LossTable
 from lensllm.exceptions import InputError
 
-__all__ = ["BudgetView", "SelectionView"]
-
-
-class SelectionView(Protocol):
-    """What every selector may use; :class:`BudgetView` (tables) and the run-backed view of
-    ``lensllm select`` (real fine-tuning) both provide it.
-
-    Attributes:
-        dataset: name of the task.
-        max_data_num: the largest subset size a selector may pay for.
-        target: ``D*``, the size to predict at.
-        models, n_params, family: per-candidate metadata ``(C,)``.
-        zero_shot: loss without fine-tuning ``(C,)`` (free), or None.
-        sizes: the affordable subset sizes, increasing ``(S,)``.
-        ntk: NTK spectra per candidate (objects with ``eigenvalues``, ``proj_sq``, ``eta``),
-            or None.
-    """
-
-    dataset: str
-    max_data_num: float
-    target: float
-    models: tuple[str, ...]
-    n_params: np.ndarray
-    family: tuple[str, ...]
-    zero_shot: np.ndarray | None
-    sizes: np.ndarray
-    ntk: tuple[object, ...] | None
-
-    @property
-    def n_models(self) -> int: ...
-
-    def observe(self, model: int | np.ndarray, size: float | np.ndarray) -> np.ndarray:
-        """Pay for (run, or reuse) ``(model, size)`` and return the test losses."""
-
-    def observe_all(self) -> np.ndarray:
-        """Pay for every affordable run; losses ``(C, S)``."""
-
-    def cost(self) -> float:
-        """Cost of what was paid for."""
-
-    def full_cost(self) -> float:
-        """Cost of fine-tuning every candidate on ``D*`` (the cost-fraction denominator)."""
+__all__ = ["BudgetView"]
 
 
 class BudgetView:
-    """A table as seen by a method with a data budget.
+    """A table as seen by a method with a data budget (a
+    :class:`lensllm.selection.SelectionView`).
 
     Args:
         table: the full table (only the permitted parts are copied).

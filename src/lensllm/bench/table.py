@@ -105,15 +105,10 @@ def _number(cell: str, where: str) -> float:
     return value
 
 
-def parse_table(text: str, *, name: str, source: str) -> LossTable:
-    """Parse and validate a table's CSV text (see the module docstring for the format)."""
-    rows = [r for r in csv.reader(io.StringIO(text))]
-    while rows and not any(c.strip() for c in rows[-1]):
-        rows.pop()
-    if not rows:
-        raise TableError(f"{source}: the file is empty")
-    header = [c.strip() for c in rows[0]]
-    body = rows[1:]
+def _parse_header(header: list[str], source: str
+                  ) -> tuple[list[tuple[int, int]], int | None, int | None, int | None]:
+    """The header's size columns ``(column index, size)`` (``0`` excluded) and the indices
+    of the zero-shot (``0``), ``size`` and ``family`` columns (None where absent)."""
     size_cols: list[tuple[int, int]] = []  # (column index, size)
     zero_col = size_col = family_col = None
     for j, col in enumerate(header[1:], start=1):
@@ -136,6 +131,19 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
     if not size_cols:
         raise TableError(f"{source}: line 1: no size columns (columns named by a data size "
                          f"such as 200, 400, ...)")
+    return size_cols, zero_col, size_col, family_col
+
+
+def parse_table(text: str, *, name: str, source: str) -> LossTable:
+    """Parse and validate a table's CSV text (see the module docstring for the format)."""
+    rows = [r for r in csv.reader(io.StringIO(text))]
+    while rows and not any(c.strip() for c in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise TableError(f"{source}: the file is empty")
+    header = [c.strip() for c in rows[0]]
+    body = rows[1:]
+    size_cols, zero_col, size_col, family_col = _parse_header(header, source)
     sizes = [s for _, s in size_cols]
     for a, b in zip(sizes, sizes[1:]):
         if b <= a:

@@ -117,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     from lensllm.commands.select import print_outcome
-    from lensllm.selectrun import load_select_config, run_select
-    from lensllm.selectrun.report import write_select_report
+    from lensllm.pipeline import load_select_config, run_select
+    from lensllm.report.select_report import write_select_report
     from lensllm.zoo import DEMO_ZOO, build_zoo
 
     def log(s: str) -> None:

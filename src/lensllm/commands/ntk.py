@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 __all__ = ["register"]
@@ -101,107 +100,84 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIUsageError("--lora-r/--lora-alpha/--lora-targets need --params lora")
 
 
-def _lora_config(args: argparse.Namespace, model):
-    """A LoraConfig when a --lora-* option is given, else None (the library default)."""
+def _lora(args: argparse.Namespace):
+    """``model -> LoraConfig`` when a --lora-* option is given, else None (the default)."""
     if all(v is None for v in (args.lora_r, args.lora_alpha, args.lora_targets)):
         return None
-    from peft import LoraConfig
+    from lensllm.finetune.lora import DEFAULT_LORA_ALPHA, DEFAULT_LORA_RANK, lora_config
 
-    from lensllm.ntk import DEFAULT_LORA_ALPHA, DEFAULT_LORA_RANK, default_lora_config
-
-    if args.lora_targets is None:
-        targets = default_lora_config(model).target_modules
-    elif args.lora_targets.strip() == "all-linear":
+    targets = args.lora_targets
+    if targets is not None and targets.strip() != "all-linear":
+        targets = sorted(t.strip() for t in targets.split(",") if t.strip())
+    elif targets is not None:
         targets = "all-linear"
-    else:
-        targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
-    return LoraConfig(
-        r=args.lora_r or DEFAULT_LORA_RANK,
-        lora_alpha=args.lora_alpha or DEFAULT_LORA_ALPHA,
-        lora_dropout=0.0, bias="none",
-        target_modules=sorted(targets) if isinstance(targets, (set, list)) else targets,
-    )
+    return lambda model: lora_config(
+        r=args.lora_r or DEFAULT_LORA_RANK, alpha=args.lora_alpha or DEFAULT_LORA_ALPHA,
+        targets=targets, model_type=getattr(model.config, "model_type", None))
+
+
+def _progress_bar(args: argparse.Namespace):
+    """A tqdm bar on stderr and its ``progress(done, total)`` callback (None, None if off)."""
+    if args.no_progress:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=args.n, desc="per-example gradients", unit="ex", file=sys.stderr,
+               leave=False)
+    return bar, lambda done, total: bar.update(done - bar.n)
 
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    from lensllm.exceptions import InputError
-
-    start = time.perf_counter()
     import torch
 
-    torch.set_num_threads(args.threads)
-    from lensllm.finetune.data import encode_examples, load_task_data
-    from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
-    from lensllm.ntk import compute_ntk_features, select_probe
+    from lensllm.exceptions import InputError
+    from lensllm.finetune.data import load_task_data
+    from lensllm.ntk import measure_ntk, record_ntk, select_probe
 
+    torch.set_num_threads(args.threads)
     task = load_task_data(args.data)
     if len(task) < args.n:
         raise InputError(
             f"--n {args.n}: the data file '{args.data}' holds only {len(task)} example(s); "
             f"pass a smaller --n or a larger file"
         )
-    probe = select_probe(task.examples, args.n, args.seed)
-    dtype = getattr(torch, args.dtype)
-    model, tokenizer = load_model(args.model, attn_implementation="eager", dtype=dtype)
-    encdec = is_encoder_decoder(model)
-    batch = encode_examples(tokenizer, probe, task.kind, max_length=args.max_length,
-                            is_encoder_decoder=encdec)
-    lora_config = _lora_config(args, model) if args.params == "lora" else None
-
-    bar = None
-    if not args.no_progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=args.n, desc="per-example gradients", unit="ex", file=sys.stderr,
-                   leave=False)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.update(done - bar.n)
-
-    meta = {
-        "model_id": args.model,
-        "probe_seed": args.seed,
-        "data": str(args.data),
-        "max_length": args.max_length,
-        "chunk_size": args.chunk_size,
-    }
-    if lora_config is not None:
-        meta["lora"] = {"r": lora_config.r, "alpha": lora_config.lora_alpha,
-                        "targets": lora_config.target_modules}
+    meta = {"model_id": args.model, "probe_seed": args.seed, "data": str(args.data),
+            "max_length": args.max_length, "chunk_size": args.chunk_size}
+    lora = _lora(args) if args.params == "lora" else None
+    bar, progress = _progress_bar(args)
     try:
-        spectrum = compute_ntk_features(
-            model, batch, params=args.params, dim=args.dim or None,
-            chunk_size=args.chunk_size, seed=args.seed, eta=args.eta,
-            lora_config=lora_config, progress=progress, meta=meta,
-        )
+        spectrum = measure_ntk(
+            args.model, select_probe(task.examples, args.n, args.seed), task.kind,
+            params=args.params, dim=args.dim or None, seed=args.seed, eta=args.eta,
+            max_length=args.max_length, chunk_size=args.chunk_size, dtype=args.dtype,
+            lora=_recording(lora, meta), progress=progress, meta=meta)
     finally:
         if bar is not None:
             bar.close()
-    wall = time.perf_counter() - start
-    tokens = int(batch["attention_mask"].sum())
-    if encdec:
-        tokens += int((batch["labels"] != -100).sum())
-    # one forward and one backward per probe example through the whole model
-    flops = 6.0 * count_parameters(model) * tokens
-    spectrum = type(spectrum)(
-        spectrum.eigenvalues, spectrum.proj_sq, eta=spectrum.eta,
-        meta={**spectrum.meta, "wall_time_s": round(wall, 3), "tokens": tokens,
-              "flops": flops},
-    )
     out = spectrum.save(args.out)
     if args.store is not None:
-        from lensllm.store import CostRecord, open_store
+        from lensllm.store import open_store
 
-        dataset = args.dataset or args.data.stem
         with open_store(args.store) as store:
-            store.record_ntk(spectrum.to_store_features(dataset=dataset))
-            store.record_cost(CostRecord(kind="ntk", model=args.model, dataset=dataset,
-                                         flops=flops, wall_time=wall, tokens=tokens,
-                                         created_at=time.time()))
+            record_ntk(store, spectrum, dataset=args.dataset or args.data.stem)
     lam = spectrum.eigenvalues
     print(f"{args.model}: n={spectrum.n} d={args.dim or 'exact'} params={args.params} "
           f"({spectrum.meta['n_params']:,} differentiated) lambda_max={lam[0]:.4g} "
-          f"trace={lam.sum():.4g} F(0)={spectrum.residual_sq:.4g} in {wall:.1f} s -> {out}")
+          f"trace={lam.sum():.4g} F(0)={spectrum.residual_sq:.4g} in "
+          f"{spectrum.meta['wall_time_s']:.1f} s -> {out}")
     return 0
+
+
+def _recording(lora, meta: dict):
+    """``lora`` that also records the adapters' settings in ``meta`` (None stays None)."""
+    if lora is None:
+        return None
+
+    def build(model):
+        config = lora(model)
+        meta["lora"] = {"r": config.r, "alpha": config.lora_alpha,
+                        "targets": config.target_modules}
+        return config
+
+    return build

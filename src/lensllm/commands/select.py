@@ -72,43 +72,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def print_outcome(outcome, *, as_json: bool = False, stream=None) -> None:
-    """Print the ranking, failures and compute spent."""
-    from lensllm.selectrun.report import format_ranking, ranking_rows
+    """Print the ranking, failures and compute spent (a table, or JSON)."""
+    from lensllm.report.select_report import format_outcome, outcome_record
 
     stream = stream or sys.stdout
-    view = outcome.view
     if as_json:
-        payload = {
-            "method": outcome.config.selection.method, "target": outcome.config.target,
-            "max_data": outcome.config.max_data, "selected": view.models[
-                outcome.selection.selected],
-            "ranking": ranking_rows(outcome),
-            "failed": [{"model": m, "reason": r} for m, r in outcome.failed],
-            "cost_flops": view.cost(), "full_cost_flops": view.full_cost(),
-            "full_cost_source": view.full_cost_source,
-            "full_cost_estimated_flops": view.estimated_full_cost(),
-            "cost_fraction": outcome.cost_fraction, "ntk_flops": outcome.ntk_flops,
-            "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
-            "wall_time_s": outcome.wall_time}
-        json.dump(payload, stream, indent=1)
+        json.dump(outcome_record(outcome), stream, indent=1)
         stream.write("\n")
         return
-    from lensllm.selectrun.report import _short
-
-    print(format_ranking(outcome), file=stream)
-    print(f"selected: {_short(view.models[outcome.selection.selected])}", file=stream)
-    print(f"compute: {view.cost():.3g} FLOPs of fine-tuning = {100 * outcome.cost_fraction:.2f}% "
-          f"of fine-tuning all {view.n_models} candidates on D*={outcome.config.target:g} "
-          f"({view.full_cost():.3g} FLOPs, {_source_words(view)}); zero-shot {outcome.zero_shot_flops:.3g}, NTK "
-          f"{outcome.ntk_flops:.3g} FLOPs; {outcome.ran} runs executed now, "
-          f"{outcome.wall_time:.0f} s", file=stream)
-
-
-def _source_words(view) -> str:
-    if view.full_cost_source == "measured":
-        return (f"measured on real D* runs; the recipe estimated "
-                f"{view.estimated_full_cost():.3g}")
-    return "estimated by the training recipe, no D* run in the store"
+    print(format_outcome(outcome), file=stream)
 
 
 def _ray_factory(address: str | None, threads: int):
@@ -123,31 +95,26 @@ def _ray_factory(address: str | None, threads: int):
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from lensllm.exceptions import CLIUsageError
+    from lensllm.exceptions import CLIUsageError, ConfigError
+    from lensllm.pipeline import load_select_config, run_select
 
     if args.threads is not None and args.threads < 1:
         raise CLIUsageError(f"--threads must be >= 1, got {args.threads}")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from lensllm.selectrun import load_select_config, run_select
-    from lensllm.selectrun.config import SelectionSettings
-
     config = load_select_config(args.config)
     if args.method:
-        from lensllm.exceptions import ConfigError
-
         try:
             sel = dataclasses.replace(config.selection, method=args.method)
         except ConfigError as exc:
             raise CLIUsageError(f"--method: {exc}") from None
         config = dataclasses.replace(config, selection=sel)
-    assert isinstance(config.selection, SelectionSettings)
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     outcome = run_select(config, store_path=args.store, threads=args.threads, log=log,
                          executor_factory=_ray_factory(args.ray, args.threads or
                                                        config.experiment.threads or 1))
     print_outcome(outcome, as_json=args.json)
     if args.report is not None:
-        from lensllm.selectrun.report import write_select_report
+        from lensllm.report.select_report import write_select_report
 
         path = write_select_report(outcome, args.report)
         print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)

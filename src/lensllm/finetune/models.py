@@ -39,6 +39,7 @@ __all__ = [
     "count_parameters",
     "is_encoder_decoder",
     "gguf_cache_dir",
+    "quiet_transformers",
 ]
 
 #: Architectures a ``tiny:`` id can name, and whether each is an encoder-decoder.
@@ -363,3 +364,15 @@ def _convert_gguf(model_id: str, cache_dir: str | Path | None) -> Path:
                 raise
             shutil.rmtree(out, ignore_errors=True)
     return target
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' per-load progress bars and advisory warnings (lensllm's own
+    progress lines say what runs)."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")

@@ -33,6 +33,7 @@ from lensllm.finetune.data import (
     tokenize_rows,
 )
 from lensllm.finetune.engine import Scorer, TrainEngine, check_finite, resolve_device
+from lensllm.finetune.lora import add_lora
 from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
 from lensllm.finetune.recipe import TrainingPlan
 from lensllm.store import LossPoint, RunResult
@@ -180,7 +181,7 @@ class _RunSetup:
             )
         family = family or str(getattr(model.config, "model_type", "")) or model_id
         if config.method == "lora" and training:
-            model = _add_lora(model, config, encdec)
+            model = add_lora(model, config, encdec)
         if not training:
             model.requires_grad_(False)
         device = resolve_device(config.device)
@@ -280,29 +281,3 @@ def _step_batches(data: TokenizedSplit, plan: TrainingPlan, config: FinetuneConf
 
 def _on(batches: list[Batch], device: torch.device) -> list[Batch]:
     return [b.to(device) for b in batches]
-
-
-def lora_config(config: FinetuneConfig, encoder_decoder: bool):
-    """The ``peft.LoraConfig`` of a LoRA run (also used by the NTK features of that run, so
-    that the kernel is taken over exactly the parameters the run trains)."""
-    from peft import LoraConfig, TaskType
-
-    targets = config.lora_target_modules
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(targets) if isinstance(targets, tuple) else targets,
-        task_type=TaskType.SEQ_2_SEQ_LM if encoder_decoder else TaskType.CAUSAL_LM,
-    )
-
-
-def _add_lora(model, config: FinetuneConfig, encoder_decoder: bool):
-    from peft import get_peft_model
-
-    try:
-        return get_peft_model(model, lora_config(config, encoder_decoder))
-    except ValueError as exc:
-        raise ConfigError(f"cannot add LoRA adapters: {exc}") from None
-
-

@@ -104,6 +104,11 @@ class BaseLaw(ABC):
         """Smallest admissible data size (0 for laws defined at D = 0)."""
         return 0.0
 
+    def transition(self, params: dict[str, np.ndarray]) -> np.ndarray | None:
+        """Per curve, the size where the pre-power phase ends ``(C,)``; None for a law
+        without one (the power law). Reports ask the law instead of naming parameters."""
+        return None
+
     # --- engine protocol ---------------------------------------------------------------
     def theta_bounds(self, aux: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         params = self.theta_params()
@@ -246,6 +251,11 @@ class BatchFit:
     def params(self) -> dict[str, np.ndarray]:
         """User-facing parameters, each ``(C,)``."""
         return self.law.user_params(self.raw.phi, self.aux)
+
+    @property
+    def transition(self) -> np.ndarray | None:
+        """Per curve, the end of the pre-power phase ``(C,)`` (None if the law has none)."""
+        return self.law.transition(self.params)
 
     @property
     def rmse(self) -> np.ndarray:

@@ -37,7 +37,7 @@ def rectified_loss(d, b, d_l, beta, e):
 def lens_loss(d, b, f, beta, e):
     """LensLLM law (Zeng et al., ICML 2025): ``L(D) = B / (F(Theta, t) + D**beta) + E``.
 
-    ``f`` is the NTK-predicted loss ``F(Theta, t)`` (see :class:`lensllm.spectrum.NTKSpectrum`);
+    ``f`` is the NTK-predicted loss ``F(Theta, t)`` (see :class:`lensllm.ntk.spectrum.NTKSpectrum`);
     it takes the place of the rectified law's free ``D_l``.
     """
     return b / (f + np.power(np.asarray(d, dtype=float), beta)) + e

@@ -16,6 +16,7 @@ import numpy as np
 
 from lensllm.exceptions import InputError
 from lensllm.laws._base import BaseLaw, Param
+from lensllm.laws._formulas import transition_size
 from lensllm.laws.rectified import signed_power_and_log
 
 __all__ = ["LensLaw", "ntk_loss"]
@@ -44,7 +45,7 @@ class LensLaw(BaseLaw):
         t_bounds: bounds of the fitted ``t`` in optimizer steps.
 
     Inputs of :meth:`fit_many`: ``spectra`` (one per curve, objects with ``eigenvalues``,
-    ``proj_sq`` and ``eta``, such as :class:`lensllm.spectrum.NTKSpectrum`) and, when
+    ``proj_sq`` and ``eta``, such as :class:`lensllm.ntk.spectrum.NTKSpectrum`) and, when
     ``fit_t`` is False, ``t`` (per curve). :meth:`fit` takes ``spectrum=`` and ``t=``.
     """
 
@@ -141,3 +142,7 @@ class LensLaw(BaseLaw):
         else:
             t, f = aux["t"], aux["f"]
         return {"B": np.exp(phi[:, k]), "beta": phi[:, 0], "E": phi[:, k + 1], "t": t, "F": f}
+
+    def transition(self, params):
+        """``D**beta = F(Theta, t)``: where the kernel's predicted loss stops dominating."""
+        return transition_size(params["F"], params["beta"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lensllm.laws._base import BaseLaw, Param
+from lensllm.laws._formulas import transition_size
 
 __all__ = ["RectifiedLaw", "signed_power_and_log"]
 
@@ -51,3 +52,7 @@ class RectifiedLaw(BaseLaw):
     def user_params(self, phi, aux):
         return {"B": np.exp(phi[:, 2]), "D_l": np.exp(phi[:, 1]), "beta": phi[:, 0],
                 "E": phi[:, 3]}
+
+    def transition(self, params):
+        """``D**beta = D_l``: where the free pre-learned size stops dominating."""
+        return transition_size(params["D_l"], params["beta"])

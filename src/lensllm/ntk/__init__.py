@@ -1,64 +1,56 @@
-"""Empirical neural tangent kernel features of Hugging Face models (needs torch).
+"""All NTK code: the empirical neural tangent kernel, its spectrum, F(t) and their cost.
 
 The LensLLM law ``L(D) = B / (F(Theta, t) + D^beta) + E`` needs ``F(Theta, t)``, the squared
 residual of the linearised model after ``t`` steps. This package measures ``Theta`` on a probe
-set and returns its spectrum as a torch-free :class:`lensllm.spectrum.NTKSpectrum`:
+set and returns its spectrum as a torch-free :class:`NTKSpectrum`:
 
->>> from lensllm.ntk import compute_ntk_features          # doctest: +SKIP
->>> spec = compute_ntk_features(model, batch, params="lora", dim=4096, eta=2e-4)
->>> spec.ntk_loss([0, 100, 1000])                          # F(t) for the law
+>>> from lensllm.ntk import measure_ntk, select_probe             # doctest: +SKIP
+>>> spec = measure_ntk("tiny:gpt2", select_probe(examples, 64, 0), "text", params="lora",
+...                    dim=4096, seed=0, eta=2e-4, max_length=128)
+>>> spec.ntk_loss([0, 100, 1000])                                # F(t) for the law
 
-Steps (definitions and costs in ``docs/ntk.md``): draw a seeded probe set
-(:func:`select_probe`), compute per-sample gradients of ``f(x)`` (mean target token
-log-likelihood) with ``torch.func`` in chunks (:func:`per_sample_gradients`), sketch each chunk
-to ``dim`` dimensions (:class:`CountSketch`), form ``Theta = G G^T`` (:func:`empirical_ntk`) and
-eigendecompose it (:func:`spectrum_from_kernel`).
+Two faces, like peft's lazy backends:
+
+- torch-free, imported eagerly: :class:`NTKSpectrum` (:mod:`lensllm.ntk.spectrum`; ``F(t)``
+  by the laws' one formula) and its store records (:mod:`lensllm.ntk.stored`);
+- torch, imported on first use of a name: :func:`measure_ntk` (the entry point of
+  ``lensllm ntk`` and the pipeline: load, encode, kernel, cost), :func:`select_probe`,
+  per-sample gradients (:func:`per_sample_gradients`), the sketch (:class:`CountSketch`),
+  ``Theta = G G^T`` (:func:`empirical_ntk`) and its eigendecomposition
+  (:func:`spectrum_from_kernel`). Definitions and costs: ``docs/ntk.md``.
 """
 
 from __future__ import annotations
 
-from lensllm.ntk._kernel import (
-    DEFAULT_CHUNK_SIZE,
-    DEFAULT_DIM,
-    EmpiricalNTK,
-    GradientChunk,
-    compute_ntk_features,
-    empirical_ntk,
-    per_sample_gradients,
-    spectrum_from_kernel,
-)
-from lensllm.ntk._outputs import make_output_fn, prepare_batch
-from lensllm.ntk._params import (
-    DEFAULT_LORA_ALPHA,
-    DEFAULT_LORA_RANK,
-    PARAM_SUBSETS,
-    default_lora_config,
-    prepare_model,
-    trainable_parameters,
-)
-from lensllm.ntk._probe import probe_indices, select_probe
-from lensllm.ntk._projection import CountSketch
-from lensllm.spectrum import NTKSpectrum
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_CHUNK_SIZE",
-    "DEFAULT_DIM",
-    "DEFAULT_LORA_ALPHA",
-    "DEFAULT_LORA_RANK",
-    "PARAM_SUBSETS",
-    "CountSketch",
-    "EmpiricalNTK",
-    "GradientChunk",
-    "NTKSpectrum",
-    "compute_ntk_features",
-    "default_lora_config",
-    "empirical_ntk",
-    "make_output_fn",
-    "per_sample_gradients",
-    "prepare_batch",
-    "prepare_model",
-    "probe_indices",
-    "select_probe",
-    "spectrum_from_kernel",
-    "trainable_parameters",
-]
+from lensllm.ntk.spectrum import NTKSpectrum
+from lensllm.ntk.stored import spectrum_from_record, spectrum_to_record
+
+#: Torch-side public names and the private module defining each (imported on first use).
+_LAZY = {
+    "DEFAULT_CHUNK_SIZE": "_kernel", "DEFAULT_DIM": "_kernel", "EmpiricalNTK": "_kernel",
+    "GradientChunk": "_kernel", "compute_ntk_features": "_kernel",
+    "empirical_ntk": "_kernel", "per_sample_gradients": "_kernel",
+    "spectrum_from_kernel": "_kernel", "make_output_fn": "_outputs",
+    "prepare_batch": "_outputs", "PARAM_SUBSETS": "_params",
+    "default_lora_config": "_params", "prepare_model": "_params",
+    "trainable_parameters": "_params", "probe_indices": "_probe", "select_probe": "_probe",
+    "CountSketch": "_projection", "measure_ntk": "features", "record_ntk": "features",
+}
+
+__all__ = ["NTKSpectrum", "spectrum_from_record", "spectrum_to_record", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lensllm.ntk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"lensllm.ntk.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

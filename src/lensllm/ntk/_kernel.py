@@ -16,7 +16,7 @@ from lensllm.exceptions import ConfigError, InputError
 from lensllm.ntk._outputs import make_output_fn, prepare_batch
 from lensllm.ntk._params import prepare_model, trainable_parameters
 from lensllm.ntk._projection import CountSketch
-from lensllm.spectrum import NTKSpectrum
+from lensllm.ntk.spectrum import NTKSpectrum
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -274,7 +274,7 @@ def compute_ntk_features(
     """NTK features of a model on a probe batch: the eigenvalues of ``Theta`` and ``(U^T r0)^2``.
 
     This is :func:`empirical_ntk` followed by :func:`spectrum_from_kernel`. The result's
-    :meth:`~lensllm.spectrum.NTKSpectrum.ntk_loss` gives ``F(t)`` for the LensLLM law.
+    :meth:`~lensllm.ntk.spectrum.NTKSpectrum.ntk_loss` gives ``F(t)`` for the LensLLM law.
 
     Args:
         model: see :func:`empirical_ntk`.

@@ -21,15 +21,11 @@ import torch
 from torch.func import functional_call
 
 from lensllm.exceptions import InputError
+from lensllm.finetune.models import is_encoder_decoder
 
-__all__ = ["is_encoder_decoder", "make_output_fn", "prepare_batch"]
+__all__ = ["make_output_fn", "prepare_batch"]
 
 IGNORE_INDEX = -100
-
-
-def is_encoder_decoder(module: torch.nn.Module) -> bool:
-    """Whether a (possibly peft-wrapped) transformers model is an encoder-decoder."""
-    return bool(getattr(getattr(module, "config", None), "is_encoder_decoder", False))
 
 
 def _base_model(module: torch.nn.Module) -> torch.nn.Module:

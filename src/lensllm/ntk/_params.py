@@ -9,10 +9,9 @@ from typing import Any
 import torch
 
 from lensllm.exceptions import ConfigError
+from lensllm.finetune import lora as _lora
 
 __all__ = [
-    "DEFAULT_LORA_ALPHA",
-    "DEFAULT_LORA_RANK",
     "PARAM_SUBSETS",
     "default_lora_config",
     "prepare_model",
@@ -21,10 +20,6 @@ __all__ = [
 
 #: The parameter subsets ``params=`` accepts.
 PARAM_SUBSETS = ("lora", "all")
-#: LoRA rank used when the model is not already a peft model.
-DEFAULT_LORA_RANK = 8
-#: LoRA alpha (scale alpha / rank = 2) used when the model is not already a peft model.
-DEFAULT_LORA_ALPHA = 16
 
 
 def _is_peft_model(model: torch.nn.Module) -> bool:
@@ -38,33 +33,18 @@ def _is_peft_model(model: torch.nn.Module) -> bool:
 def default_lora_config(model: torch.nn.Module) -> Any:
     """The LoRA config used for ``params="lora"`` when the model has no adapters yet.
 
-    Rank :data:`DEFAULT_LORA_RANK`, alpha :data:`DEFAULT_LORA_ALPHA`, no dropout, no bias,
-    and peft's default target modules for the architecture: the attention query/value
-    projections (``c_attn`` for GPT-2, ``q_proj``/``v_proj`` for OPT, Llama, BART and most
-    decoders, ``q``/``v`` for T5).
+    Rank :data:`~lensllm.finetune.lora.DEFAULT_LORA_RANK`, alpha
+    :data:`~lensllm.finetune.lora.DEFAULT_LORA_ALPHA`, no dropout, no bias, and peft's
+    default target modules for the architecture (built by
+    :func:`lensllm.finetune.lora.lora_config`, the one LoRA builder).
 
     Raises:
         ConfigError: peft has no default targets for this architecture (pass a peft model,
             or ``params="all"``).
     """
-    from peft import LoraConfig
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
-
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
-    if not targets:
-        raise ConfigError(
-            f"`params`='lora': peft has no default LoRA target modules for model type "
-            f"{model_type!r}; wrap the model with peft yourself or use params='all'."
-        )
-    return LoraConfig(
-        r=DEFAULT_LORA_RANK,
-        lora_alpha=DEFAULT_LORA_ALPHA,
-        lora_dropout=0.0,
-        bias="none",
-        target_modules=list(targets),
-        fan_in_fan_out=model_type == "gpt2",  # GPT-2 stores its projections as Conv1D
-    )
+    return _lora.lora_config(targets=_lora.default_lora_targets(model_type),
+                             model_type=model_type)
 
 
 def prepare_model(

@@ -19,17 +19,9 @@ import numpy as np
 
 from lensllm.bench.harness import BenchResult
 from lensllm.bench.table import LossTable
+from lensllm.report._plots import pyplot
 
 __all__ = ["write_bench_report", "format_bench_tables"]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _short(name: str) -> str:
@@ -49,7 +41,7 @@ def _plain_log_ticks(ax) -> None:
 
 def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
     """One panel per model: points, paid points, fitted curve, transition, ``D*``."""
-    plt = _pyplot()
+    plt = pyplot()
     rec, sel = result.record, result.selection
     n = table.n_models
     cols = min(6, n)
@@ -102,7 +94,7 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
 
 def plot_metrics(results: Sequence[BenchResult], dataset: str, path: Path) -> None:
     """PearCorr and RelAcc against the budget ratio, one line per method."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     methods = list(dict.fromkeys(r.record.method for r in results))
     for k, metric in enumerate(("pearcorr", "relacc")):

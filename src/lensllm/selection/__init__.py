@@ -19,8 +19,10 @@ from lensllm.selection._base import (
     BaseSelector,
     NotApplicable,
     Selection,
+    SelectionView,
     get_selector,
     register,
 )
 
-__all__ = ["REGISTRY", "BaseSelector", "NotApplicable", "Selection", "get_selector", "register"]
+__all__ = ["REGISTRY", "BaseSelector", "NotApplicable", "Selection", "SelectionView",
+           "get_selector", "register"]

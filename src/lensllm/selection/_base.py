@@ -1,9 +1,13 @@
 """The selector contract and the registry that the bench harness iterates over.
 
-A selector receives a :class:`~lensllm.bench.budget.BudgetView` (the only way to see losses,
-which also records what was paid for) and returns a :class:`Selection`. Selectors hold only
-their configuration; they never see the target column. New strategies plug in with
-:func:`register` and need no change to the harness.
+A selector receives a :class:`SelectionView` (the only way to see losses, which also records
+what was paid for) and returns a :class:`Selection`. Two views implement the contract: the
+loss-table view of ``lensllm bench`` (:class:`lensllm.bench.budget.BudgetView`) and the
+run-backed view of ``lensllm select`` (:class:`lensllm.pipeline.view.RunView`). Selectors
+hold only their configuration; they never see the target column. New strategies plug in
+with :func:`register` and need no change to the harness, the pipeline or the report: what
+generic code needs to know about a result (ranking direction, interval) is on the
+:class:`Selection`, never read from a selector's name.
 """
 
 from __future__ import annotations
@@ -11,17 +15,55 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from lensllm.exceptions import InputError
 
-if TYPE_CHECKING:
-    from lensllm.bench.budget import BudgetView
+__all__ = ["Selection", "SelectionView", "BaseSelector", "NotApplicable", "register",
+           "REGISTRY", "get_selector"]
 
-__all__ = ["Selection", "BaseSelector", "NotApplicable", "register", "REGISTRY",
-           "get_selector"]
+
+class SelectionView(Protocol):
+    """What every selector may use; the table view of ``lensllm bench`` and the run-backed
+    view of ``lensllm select`` both provide it.
+
+    Attributes:
+        dataset: name of the task.
+        max_data_num: the largest subset size a selector may pay for.
+        target: ``D*``, the size to predict at.
+        models, n_params, family: per-candidate metadata ``(C,)``.
+        zero_shot: loss without fine-tuning ``(C,)`` (free), or None.
+        sizes: the affordable subset sizes, increasing ``(S,)``.
+        ntk: NTK spectra per candidate (objects with ``eigenvalues``, ``proj_sq``, ``eta``),
+            or None.
+    """
+
+    dataset: str
+    max_data_num: float
+    target: float
+    models: tuple[str, ...]
+    n_params: np.ndarray
+    family: tuple[str, ...]
+    zero_shot: np.ndarray | None
+    sizes: np.ndarray
+    ntk: tuple[object, ...] | None
+
+    @property
+    def n_models(self) -> int: ...
+
+    def observe(self, model: int | np.ndarray, size: float | np.ndarray) -> np.ndarray:
+        """Pay for (run, or reuse) ``(model, size)`` and return the test losses."""
+
+    def observe_all(self) -> np.ndarray:
+        """Pay for every affordable run; losses ``(C, S)``."""
+
+    def cost(self) -> float:
+        """Cost of what was paid for."""
+
+    def full_cost(self) -> float:
+        """Cost of fine-tuning every candidate on ``D*`` (the cost-fraction denominator)."""
 
 
 class NotApplicable(Exception):
@@ -33,9 +75,9 @@ class Selection:
     """The outcome of a selector.
 
     Attributes:
-        score: per-model score used for PearCorr ``(C,)``. For every method except
-            ``model_size`` lower is better; ``model_size`` scores ``log(n_params)`` as the
-            published tables do.
+        score: per-model score used for PearCorr ``(C,)``; lower is better unless
+            ``higher_is_better`` (a method scoring ``log(n_params)`` as the published tables
+            do, for example).
         selected: index of the chosen model.
         predicted: predicted ``L(D*)`` per model ``(C,)``, when the method predicts it.
         lower, upper: a prediction interval for ``L(D*)`` ``(C,)`` and its level.
@@ -43,6 +85,7 @@ class Selection:
         curve: ``curve(d)`` gives each model's fitted loss at sizes ``d`` ``(m,)`` as
             ``(C, m)``, for plots; None for methods without a curve.
         transition: per-model size where the pre-power phase ends ``(C,)``, if detected.
+        higher_is_better: the ranking direction of ``score``.
     """
 
     score: np.ndarray
@@ -54,10 +97,16 @@ class Selection:
     info: dict[str, Any] = field(default_factory=dict)
     curve: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
     transition: np.ndarray | None = None
+    higher_is_better: bool = False
 
     def __post_init__(self) -> None:
         if not np.all(np.isfinite(self.score)):
             raise ValueError("a Selection's scores must be finite (a selector bug)")
+
+    def ranking(self) -> np.ndarray:
+        """Candidate indices, best first (by ``score`` in its direction)."""
+        order = np.argsort(self.score)
+        return order[::-1] if self.higher_is_better else order
 
 
 class BaseSelector(ABC):
@@ -67,9 +116,13 @@ class BaseSelector(ABC):
     name: ClassVar[str]
     #: One line for ``--help`` and reports.
     summary: ClassVar[str]
+    #: Constructor options a report asks for by default (``lensllm select`` merges them
+    #: under the config's ``[selection] options``): e.g. ``{"intervals": True}`` for a
+    #: selector whose prediction intervals are off by default on benchmarks.
+    report_options: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
-    def select(self, view: BudgetView) -> Selection:
+    def select(self, view: SelectionView) -> Selection:
         """Rank the models of ``view``; raise :class:`NotApplicable` if it cannot."""
 
 

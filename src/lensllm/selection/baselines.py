@@ -32,7 +32,8 @@ class ModelSize(BaseSelector):
 
     def select(self, view):
         score = np.log(view.n_params)
-        return Selection(score=score, selected=int(np.argmax(view.n_params)))
+        return Selection(score=score, selected=int(np.argmax(view.n_params)),
+                         higher_is_better=True)
 
 
 @register

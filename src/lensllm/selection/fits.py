@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lensllm.laws import PowerLaw, RectifiedLaw, transition_size
+from lensllm.laws import PowerLaw, RectifiedLaw
 from lensllm.selection._base import BaseSelector, NotApplicable, Selection, register
 
 __all__ = ["VanillaFit", "RectifiedFit", "fit_selection"]
@@ -21,15 +21,9 @@ def fit_selection(batch, target: float, *, intervals: bool, info: dict) -> Selec
         lower, upper = lo[:, 0], hi[:, 0]
     info = {**info, "params": {k: v.tolist() for k, v in batch.params.items()},
             "rmse": batch.rmse.tolist(), "success": batch.success.tolist()}
-    params = batch.params
-    transition = None
-    if "D_l" in params:
-        transition = transition_size(params["D_l"], params["beta"])
-    elif "F" in params:
-        transition = transition_size(params["F"], params["beta"])
     return Selection(score=predicted, selected=int(np.argmin(predicted)), predicted=predicted,
                      lower=lower, upper=upper, level=INTERVAL_LEVEL if intervals else None,
-                     info=info, curve=batch.predict, transition=transition)
+                     info=info, curve=batch.predict, transition=batch.transition)
 
 
 @register
@@ -38,6 +32,8 @@ class VanillaFit(BaseSelector):
 
     name = "vanilla_fit"
     summary = "power law with a floor fitted to every affordable point"
+
+    report_options = {"intervals": True}
 
     def __init__(self, *, intervals: bool = False) -> None:
         self.intervals = intervals
@@ -59,6 +55,8 @@ class RectifiedFit(BaseSelector):
 
     name = "rectified_fit"
     summary = "rectified law fitted to the zero-shot loss and every affordable point"
+
+    report_options = {"intervals": True}
 
     def __init__(self, *, intervals: bool = False) -> None:
         self.intervals = intervals

@@ -23,6 +23,8 @@ class LensLLMFit(BaseSelector):
     name = "lensllm"
     summary = "LensLLM law with NTK features (needs `lensllm ntk` spectra)"
 
+    report_options = {"intervals": True}
+
     def __init__(self, *, intervals: bool = False, t_bounds: tuple[float, float] = (1.0, 1e6)):
         self.intervals = intervals
         self.t_bounds = t_bounds

@@ -164,7 +164,7 @@ def _pretrain_trunk(specs: Sequence[ZooModel], root: Path, threads: int) -> dict
     import torch
     import transformers as tf
 
-    from lensllm.selectrun.driver import quiet_transformers
+    from lensllm.finetune.models import quiet_transformers
     from lensllm.zoo.corpus import pretraining_text
 
     quiet_transformers()

@@ -71,7 +71,7 @@ def test_cost_is_the_counted_flops_of_the_paid_runs(tiny_select):
 
 
 def test_second_invocation_runs_nothing_new(tiny_select):
-    from lensllm.selectrun import load_select_config, run_select
+    from lensllm.pipeline import load_select_config, run_select
 
     path, first = tiny_select
     before = _store_rows(path.parent / "select.sqlite")
@@ -110,7 +110,7 @@ def test_sizes_outside_the_budget_are_refused(tiny_select):
 
 
 def test_report_is_self_contained(tiny_select, tmp_path):
-    from lensllm.selectrun.report import write_select_report
+    from lensllm.report.select_report import write_select_report
 
     _, outcome = tiny_select
     index = write_select_report(outcome, tmp_path / "rep")

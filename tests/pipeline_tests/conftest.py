@@ -13,7 +13,7 @@ from select_tiny import write_select_config
 @pytest.fixture(scope="session")
 def tiny_select(tmp_path_factory):
     """``(config path, outcome)`` of one tiny selection (runs once per test session)."""
-    from lensllm.selectrun import load_select_config, run_select
+    from lensllm.pipeline import load_select_config, run_select
 
     tmp = tmp_path_factory.mktemp("select")
     path = write_select_config(tmp)

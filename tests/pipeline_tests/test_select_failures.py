@@ -40,7 +40,7 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys):
 ])
 def test_bad_selection_values(tmp_path, table, message):
     from lensllm.exceptions import ConfigError
-    from lensllm.selectrun import load_select_config
+    from lensllm.pipeline import load_select_config
 
     path = write_select_config(tmp_path)
     text = path.read_text()

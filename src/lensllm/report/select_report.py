@@ -22,30 +22,22 @@ from pathlib import Path
 
 import numpy as np
 
-from lensllm.selectrun.driver import LAW_LABELS, SelectOutcome
+from lensllm.pipeline import LAW_LABELS, SelectOutcome
+from lensllm.report._plots import pyplot
 
-__all__ = ["format_ranking", "ranking_rows", "write_select_report"]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+__all__ = ["format_outcome", "format_ranking", "outcome_record", "ranking_rows", "embed_png", "short_name",
+           "write_select_report"]
 
 
-def _short(model: str) -> str:
+def short_name(model: str) -> str:
+    """A model id's last path component (``./zoo/gpt2-d48`` -> ``gpt2-d48``)."""
     return Path(model.rstrip("/")).name or model
 
 
 def ranking_rows(outcome: SelectOutcome) -> list[dict]:
     """The ranking as dicts, best first: rank, model, params, predicted, lower, upper."""
     view, sel = outcome.view, outcome.selection
-    order = np.argsort(sel.score)
-    if outcome.config.selection.method == "model_size":
-        order = order[::-1]
+    order = sel.ranking()
     rows = []
     for rank, i in enumerate(order, 1):
         rows.append({
@@ -67,19 +59,60 @@ def format_ranking(outcome: SelectOutcome) -> str:
     for r in ranking_rows(outcome):
         pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
         iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
-        rows.append((f"{r['rank']}{'*' if r['selected'] else ''}", _short(r["model"]),
+        rows.append((f"{r['rank']}{'*' if r['selected'] else ''}", short_name(r["model"]),
                      f"{r['n_params'] / 1e6:.2f}M", pred, iv, str(r["runs"])))
     for model, reason in outcome.failed:
-        rows.append(("-", _short(model), "-", "failed", reason[:60], "-"))
+        rows.append(("-", short_name(model), "-", "failed", reason[:60], "-"))
     widths = [max(len(x[c]) for x in (head, *rows)) for c in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)
 
 
+def outcome_record(outcome: SelectOutcome) -> dict:
+    """The outcome as a JSON-ready dict (``lensllm select --json``): the ranking, failures
+    and compute spent (FLOPs, counted)."""
+    view = outcome.view
+    return {
+        "method": outcome.config.selection.method, "target": outcome.config.target,
+        "max_data": outcome.config.max_data,
+        "selected": view.models[outcome.selection.selected],
+        "ranking": ranking_rows(outcome),
+        "failed": [{"model": m, "reason": r} for m, r in outcome.failed],
+        "cost_flops": view.cost(), "full_cost_flops": view.full_cost(),
+        "full_cost_source": view.full_cost_source,
+        "full_cost_estimated_flops": view.estimated_full_cost(),
+        "cost_fraction": outcome.cost_fraction, "ntk_flops": outcome.ntk_flops,
+        "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
+        "wall_time_s": outcome.wall_time}
+
+
+def format_outcome(outcome: SelectOutcome) -> str:
+    """The ranking, the selected model and the compute spent, as ``lensllm select`` prints
+    them."""
+    view = outcome.view
+    return "\n".join([
+        format_ranking(outcome),
+        f"selected: {short_name(view.models[outcome.selection.selected])}",
+        f"compute: {view.cost():.3g} FLOPs of fine-tuning = {100 * outcome.cost_fraction:.2f}% "
+        f"of fine-tuning all {view.n_models} candidates on D*={outcome.config.target:g} "
+        f"({view.full_cost():.3g} FLOPs, {_source_words(view)}); zero-shot "
+        f"{outcome.zero_shot_flops:.3g}, NTK "
+        f"{outcome.ntk_flops:.3g} FLOPs; {outcome.ran} runs executed now, "
+        f"{outcome.wall_time:.0f} s"])
+
+
+def _source_words(view) -> str:
+    """Where the cost denominator comes from, in a few words."""
+    if view.full_cost_source == "measured":
+        return (f"measured on real D* runs; the recipe estimated "
+                f"{view.estimated_full_cost():.3g}")
+    return "estimated by the training recipe, no D* run in the store"
+
+
 def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = None) -> None:
     """One panel per candidate: observed points, fitted laws, transition, ``L(D*)``."""
-    plt = _pyplot()
+    plt = pyplot()
     view, sel = outcome.view, outcome.selection
     n = view.n_models
     cols = min(4, n)
@@ -121,7 +154,7 @@ def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = N
         if truth is not None:
             ax.plot([target], [truth[i]], "*", color="k", ms=10, label="true L(D*)")
         ax.set_xscale("log")
-        title = _short(view.models[i]) + ("  (selected)" if i == sel.selected else "")
+        title = short_name(view.models[i]) + ("  (selected)" if i == sel.selected else "")
         ax.set_title(title, fontsize=9, fontweight="bold" if i == sel.selected else None)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("fine-tuning examples D (log)", fontsize=8)
@@ -141,7 +174,7 @@ def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = N
 
 def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = None) -> None:
     """Predicted ``L(D*)`` per candidate, best at the top, with intervals."""
-    plt = _pyplot()
+    plt = pyplot()
     view, sel = outcome.view, outcome.selection
     rows = ranking_rows(outcome)
     index = {m: i for i, m in enumerate(view.models)}
@@ -158,7 +191,7 @@ def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = 
         if truth is not None:
             ax.plot(truth[index[r["model"]]], yy, "*", color="k", ms=9)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{r['rank']}. {_short(r['model'])}" for r in rows], fontsize=8)
+    ax.set_yticklabels([f"{r['rank']}. {short_name(r['model'])}" for r in rows], fontsize=8)
     what = "predicted" if sel.predicted is not None else "score of"
     ax.set_xlabel(f"{what} test loss at D* = {view.target:g} (nats/token)"
                   + ("; star: true loss" if truth is not None else ""))
@@ -183,7 +216,7 @@ def _full_cost_note(view) -> str:
 
 def plot_cost(outcome: SelectOutcome, path: Path) -> None:
     """Compute spent by kind against fine-tuning every candidate on ``D*``."""
-    plt = _pyplot()
+    plt = pyplot()
     view = outcome.view
     labels = ["fine-tuning runs\n(paid by the selector)", "zero-shot\nevaluation",
               "NTK features", f"fine-tune every\ncandidate on D*\n({view.full_cost_source})"]
@@ -204,7 +237,8 @@ def plot_cost(outcome: SelectOutcome, path: Path) -> None:
     plt.close(fig)
 
 
-def _img(path: Path, alt: str) -> str:
+def embed_png(path: Path, alt: str) -> str:
+    """An ``<img>`` tag with the PNG inlined (base64), so the HTML file stands alone."""
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
@@ -222,7 +256,7 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
     """Write ``index.html`` and the PNGs under ``out_dir``; return the HTML path.
 
     Args:
-        outcome: from :func:`lensllm.selectrun.run_select`.
+        outcome: from :func:`lensllm.pipeline.run_select`.
         out_dir: the report directory (created).
         title: the page title.
         truth: true ``L(D*)`` per candidate when known (benchmarks), drawn as stars.
@@ -236,44 +270,9 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
     plot_cost(outcome, out / "cost.png")
     cfg, view, sel = outcome.config, outcome.view, outcome.selection
     best = view.models[sel.selected]
-    rows = []
-    for r in ranking_rows(outcome):
-        iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
-        pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
-        tr = ""
-        if truth is not None:
-            tr = f"{truth[view.models.index(r['model'])]:.4f}"
-        name = html.escape(_short(r["model"]))
-        rows.append([str(r["rank"]), f"<b>{name}</b>" if r["selected"] else name,
-                     f"{r['n_params'] / 1e6:.2f}M", pred, iv] + ([tr] if truth is not None
-                                                                  else []) + [str(r["runs"])])
-    head = ["rank", "model", "params", f"predicted L({cfg.target:g})",
-            f"{100 * sel.level:.0f}% interval" if sel.level else "interval"]
-    head += (["true L(D*)"] if truth is not None else []) + ["runs paid"]
-    failed = ""
-    if outcome.failed:
-        failed = "<h2>Failed candidates</h2><ul>" + "".join(
-            f"<li><b>{html.escape(_short(m))}</b>: {html.escape(r)}</li>"
-            for m, r in outcome.failed) + "</ul>"
-    law_rows = []
-    for name, law in outcome.laws.items():
-        law_rows.append([html.escape(LAW_LABELS[name])] + [
-            ("-" if not np.isfinite(v) else f"{v:.4f}") for v in law.predicted])
-    laws_table = _table(["law fitted to the observed points"] +
-                        [html.escape(_short(m)) for m in view.models], law_rows)
-    laws_note = ""
-    rect, lens = outcome.laws.get("rectified"), outcome.laws.get("lens_fit_t")
-    if rect is not None and lens is not None:
-        both = np.isfinite(rect.predicted) & np.isfinite(lens.predicted)
-        same = both & np.isclose(rect.predicted, lens.predicted, rtol=1e-4)
-        if same.any():
-            laws_note = (
-                f"<p>For {int(same.sum())} of {int(both.sum())} candidates the LensLLM law "
-                "with t fitted predicts what the rectified law predicts: F(Theta, t) decreases "
-                "from F(0) = ||r0||<sup>2</sup> towards 0 as t grows, so a fitted t can give F "
-                "any value below F(0), and F then plays the role of the rectified law's free "
-                "D<sub>l</sub>. With t fixed (the early-stopping step of the largest run) "
-                "the kernel, not the fit, sets F.</p>")
+    head, rows = _ranking_table(outcome, truth)
+    failed = _failed_list(outcome)
+    laws_table, laws_note = _laws_section(outcome)
     frac = outcome.cost_fraction
     total = view.cost() + outcome.zero_shot_flops + outcome.ntk_flops
     page = f"""<!DOCTYPE html>
@@ -289,7 +288,7 @@ img {{ max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 {intro}
-<p class="big">Selected: <b>{html.escape(_short(best))}</b>
+<p class="big">Selected: <b>{html.escape(short_name(best))}</b>
 (method <code>{html.escape(cfg.selection.method)}</code>, task
 <code>{html.escape(view.dataset)}</code>, budget {cfg.max_data:g} examples, prediction at
 D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
@@ -298,17 +297,17 @@ D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
 {_full_cost_note(view)}</p>
 <h2>Ranking</h2>
 {_table(head, rows)}
-{_img(out / "ranking.png", "ranking with intervals")}
+{embed_png(out / "ranking.png", "ranking with intervals")}
 {failed}
 <h2>Loss curves and fitted laws</h2>
 <p>Dots: test loss after fine-tuning on D examples (mean over seeds), only the runs the
 selector paid for. Dashed grey: zero-shot loss. The vertical grey line is the budget; the
 dotted line marks where the LensLLM law's pre-power phase ends (D<sup>beta</sup> = F).</p>
-{_img(out / "curves.png", "loss curves and fitted laws")}
+{embed_png(out / "curves.png", "loss curves and fitted laws")}
 {laws_table}
 {laws_note}
 <h2>Cost</h2>
-{_img(out / "cost.png", "compute spent")}
+{embed_png(out / "cost.png", "compute spent")}
 {extra_html}
 <p style="color:#777;font-size:0.85em">Written by lensllm in {outcome.wall_time:.0f} s
 ({outcome.ran} runs executed, the others read from the store).</p>
@@ -317,3 +316,59 @@ dotted line marks where the LensLLM law's pre-power phase ends (D<sup>beta</sup>
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
+                   ) -> tuple[list[str], list[list[str]]]:
+    """Header and HTML cells of the ranking table (a ``true L(D*)`` column with ``truth``)."""
+    cfg, view, sel = outcome.config, outcome.view, outcome.selection
+    rows = []
+    for r in ranking_rows(outcome):
+        iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
+        pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
+        tr = ""
+        if truth is not None:
+            tr = f"{truth[view.models.index(r['model'])]:.4f}"
+        name = html.escape(short_name(r["model"]))
+        rows.append([str(r["rank"]), f"<b>{name}</b>" if r["selected"] else name,
+                     f"{r['n_params'] / 1e6:.2f}M", pred, iv] + ([tr] if truth is not None
+                                                                  else []) + [str(r["runs"])])
+    head = ["rank", "model", "params", f"predicted L({cfg.target:g})",
+            f"{100 * sel.level:.0f}% interval" if sel.level else "interval"]
+    head += (["true L(D*)"] if truth is not None else []) + ["runs paid"]
+    return head, rows
+
+
+def _failed_list(outcome: SelectOutcome) -> str:
+    """The failed candidates as an HTML section ("" when none failed)."""
+    if not outcome.failed:
+        return ""
+    return "<h2>Failed candidates</h2><ul>" + "".join(
+        f"<li><b>{html.escape(short_name(m))}</b>: {html.escape(r)}</li>"
+        for m, r in outcome.failed) + "</ul>"
+
+
+def _laws_section(outcome: SelectOutcome) -> tuple[str, str]:
+    """The table of each law's ``L(D*)`` per candidate, and a note where the LensLLM law
+    with ``t`` fitted coincides with the rectified law."""
+    view = outcome.view
+    law_rows = []
+    for name, law in outcome.laws.items():
+        law_rows.append([html.escape(LAW_LABELS[name])] + [
+            ("-" if not np.isfinite(v) else f"{v:.4f}") for v in law.predicted])
+    laws_table = _table(["law fitted to the observed points"] +
+                        [html.escape(short_name(m)) for m in view.models], law_rows)
+    laws_note = ""
+    rect, lens = outcome.laws.get("rectified"), outcome.laws.get("lens_fit_t")
+    if rect is not None and lens is not None:
+        both = np.isfinite(rect.predicted) & np.isfinite(lens.predicted)
+        same = both & np.isclose(rect.predicted, lens.predicted, rtol=1e-4)
+        if same.any():
+            laws_note = (
+                f"<p>For {int(same.sum())} of {int(both.sum())} candidates the LensLLM law "
+                "with t fitted predicts what the rectified law predicts: F(Theta, t) decreases "
+                "from F(0) = ||r0||<sup>2</sup> towards 0 as t grows, so a fitted t can give F "
+                "any value below F(0), and F then plays the role of the rectified law's free "
+                "D<sub>l</sub>. With t fixed (the early-stopping step of the largest run) "
+                "the kernel, not the fit, sets F.</p>")
+    return laws_table, laws_note

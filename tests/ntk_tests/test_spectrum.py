@@ -1,4 +1,4 @@
-"""Tests of :mod:`lensllm.spectrum`: F(t) against scipy's matrix exponential, validation, JSON."""
+"""Tests of :mod:`lensllm.ntk.spectrum`: F(t) against scipy's matrix exponential, validation, JSON."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from scipy.linalg import expm
 
 from lensllm.exceptions import InputError, LensLLMError
-from lensllm.spectrum import EIGENVALUE_RTOL, NTKSpectrum
+from lensllm.ntk.spectrum import EIGENVALUE_RTOL, NTKSpectrum
 
 
 def _random_kernel(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,8 +181,8 @@ def test_unserialisable_meta_is_reported() -> None:
 
 def test_spectrum_module_does_not_import_torch() -> None:
     code = (
-        "import sys; import lensllm.spectrum as s; "
-        "s.NTKSpectrum([1.0], [1.0], eta=1.0).ntk_loss([0.0, 1.0]); "
+        "import sys; import lensllm.ntk.spectrum as s; import lensllm.ntk.stored; "
+        "import lensllm.laws; s.NTKSpectrum([1.0], [1.0], eta=1.0).ntk_loss([0.0, 1.0]); "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -190,18 +190,19 @@ def test_spectrum_module_does_not_import_torch() -> None:
 
 
 def test_store_round_trip() -> None:
+    from lensllm.ntk.stored import spectrum_from_record, spectrum_to_record
     from lensllm.store import open_store
 
     meta = {"model_id": "tiny:gpt2", "probe_seed": 2, "n": 2, "dim": None, "params": "all",
             "dtype": "float64", "n_params": 1000}
     spec = NTKSpectrum(np.array([3.0, 1.0]), np.array([0.5, 0.25]), eta=1e-3, meta=meta)
     with open_store(":memory:") as store:
-        store.record_ntk(spec.to_store_features(dataset="toy"))
+        store.record_ntk(spectrum_to_record(spec, dataset="toy"))
         (rec,) = store.get_ntk(model="tiny:gpt2")
     assert rec.d == 0 and rec.params_subset == "all" and rec.dataset == "toy"
-    back = NTKSpectrum.from_store_features(rec)
+    back = spectrum_from_record(rec)
     np.testing.assert_array_equal(back.eigenvalues, spec.eigenvalues)
     np.testing.assert_array_equal(back.proj_sq, spec.proj_sq)
     assert back.eta == 1e-3 and back.meta["dim"] is None and back.meta["n_params"] == 1000
     with pytest.raises(InputError, match="model_id"):
-        NTKSpectrum(np.array([1.0]), np.array([1.0])).to_store_features(dataset="toy")
+        spectrum_to_record(NTKSpectrum(np.array([1.0]), np.array([1.0])), dataset="toy")

@@ -1,4 +1,4 @@
-"""Helpers for a tiny `lensllm select` experiment (selectrun and select-CLI tests)."""
+"""Helpers for a tiny `lensllm select` experiment (pipeline and select-CLI tests)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,11 @@
 """The NTK spectrum of a model on a probe set, and the NTK-predicted loss F(t) it implies.
 
-This module is numpy only (no torch): the LensLLM law in :mod:`lensllm.laws` evaluates
-``F(t)`` from stored spectra without the ``finetune`` extra. The spectra themselves are computed
-by :func:`lensllm.ntk.compute_ntk_features` (torch).
+This module is numpy only (no torch; importing it does not import the torch part of
+:mod:`lensllm.ntk`): the laws and the selectors read stored spectra without the ``finetune``
+extra. ``F(t)`` has one formula, :func:`lensllm.laws.lens.ntk_loss`, which both the LensLLM
+law and :meth:`NTKSpectrum.ntk_loss` evaluate. The spectra themselves are computed by
+:func:`lensllm.ntk.measure_ntk` (torch); :mod:`lensllm.ntk.stored` converts them to and
+from store records.
 
 Definitions (see ``docs/ntk.md``): with the empirical neural tangent kernel
 ``Theta = G G^T`` of shape ``(n_probe, n_probe)`` (``G`` stacks the per-example gradients of the
@@ -29,6 +32,7 @@ import numpy as np
 
 from lensllm import __version__
 from lensllm.exceptions import InputError
+from lensllm.laws.lens import ntk_loss
 
 __all__ = ["EIGENVALUE_RTOL", "FORMAT_NAME", "FORMAT_VERSION", "NTKSpectrum"]
 
@@ -180,10 +184,8 @@ class NTKSpectrum:
             raise InputError("`t` must be finite.")
         if steps.size and steps.min() < 0.0:
             raise InputError(f"`t` must be >= 0 (steps of training), got {steps.min()}.")
-        flat = steps.reshape(-1)
-        exponent = (-2.0 * rate) * np.multiply.outer(flat, self.eigenvalues)  # (n_t, n_probe)
-        values = np.exp(exponent) @ self.proj_sq
-        return values.reshape(steps.shape)
+        values, _ = ntk_loss(steps, self.eigenvalues, self.proj_sq, rate)
+        return np.asarray(values, dtype=np.float64)
 
     def with_eta(self, eta: float) -> NTKSpectrum:
         """A copy that carries the learning rate ``eta`` (also recorded in ``meta``)."""
@@ -250,50 +252,6 @@ class NTKSpectrum:
         except json.JSONDecodeError as exc:
             raise InputError(f"{source}: not valid JSON ({exc}).") from None
         return cls.from_dict(data, source=source)
-
-    def to_store_features(self, *, dataset: str) -> Any:
-        """The spectrum as a :class:`lensllm.store.NtkFeatures` record for ``record_ntk``.
-
-        ``model``, ``probe_seed``, ``n``, ``dim``, ``params`` and ``dtype`` come from
-        :attr:`meta` (``dim=None``, the exact kernel, is stored as ``d = 0``); the rest of the
-        metadata and ``eta`` go to ``extra``.
-
-        Args:
-            dataset: name of the dataset the probe set came from.
-
-        Raises:
-            InputError: a required metadata key is missing.
-        """
-        from lensllm.store import NtkFeatures
-
-        missing = [k for k in ("model_id", "probe_seed", "params", "dtype") if k not in self.meta]
-        if missing:
-            raise InputError(
-                f"NTK spectrum metadata lacks {', '.join(missing)}; cannot store it."
-            )
-        extra = {k: v for k, v in self.to_dict()["meta"].items()
-                 if k not in ("model_id", "probe_seed", "n", "dim", "params", "dtype")}
-        return NtkFeatures(
-            model=str(self.meta["model_id"]),
-            dataset=str(dataset),
-            probe_seed=int(self.meta["probe_seed"]),
-            n=self.n,
-            d=int(self.meta.get("dim") or 0),
-            params_subset=str(self.meta["params"]),
-            dtype=str(self.meta["dtype"]),
-            eigenvalues=tuple(float(x) for x in self.eigenvalues),
-            projections=tuple(float(x) for x in self.proj_sq),
-            extra=extra,
-        )
-
-    @classmethod
-    def from_store_features(cls, record: Any) -> NTKSpectrum:
-        """Rebuild a spectrum from a :class:`lensllm.store.NtkFeatures` record."""
-        extra = dict(record.extra or {})
-        meta = {**extra, "model_id": record.model, "dataset": record.dataset,
-                "probe_seed": record.probe_seed, "n": record.n, "dim": record.d or None,
-                "params": record.params_subset, "dtype": record.dtype}
-        return cls(record.eigenvalues, record.projections, eta=extra.get("eta"), meta=meta)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the spectrum as JSON to ``path`` (parent directories are created).

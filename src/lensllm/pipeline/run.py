@@ -1,0 +1,154 @@
+"""``lensllm select`` from end to end: the stages of :mod:`lensllm.pipeline.stages`, then
+the laws of :mod:`lensllm.pipeline.laws` for the report.
+
+1. resolve every candidate id; 2. zero-shot evaluation; 3. NTK features (when enabled);
+4. the selector on a run-backed view (failed candidates dropped, selection restarted);
+5. the report's laws fitted to each candidate's observed points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lensllm.pipeline import stages
+from lensllm.pipeline.config import SelectConfig
+from lensllm.pipeline.laws import LawCurves, fit_laws
+from lensllm.pipeline.view import RunView
+
+__all__ = ["SelectOutcome", "run_select"]
+
+
+@dataclass
+class SelectOutcome:
+    """Everything ``lensllm select`` found.
+
+    Attributes:
+        config: the config.
+        view: the final view (surviving candidates).
+        selection: the selector's result on it.
+        failed: ``(model id, reason)`` of failed candidates.
+        laws: law fits per law name, for the report.
+        observed: per candidate, ``(sizes, losses)`` of the paid runs ``(k,)`` each.
+        ntk_flops, zero_shot_flops: compute spent outside fine-tuning.
+        wall_time: seconds.
+        ran: runs executed by this invocation (0 when everything came from the store).
+    """
+
+    config: SelectConfig
+    view: RunView
+    selection: Any
+    failed: list[tuple[str, str]]
+    laws: dict[str, LawCurves] = field(default_factory=dict)
+    observed: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    ntk_flops: float = 0.0
+    zero_shot_flops: float = 0.0
+    wall_time: float = 0.0
+    ran: int = 0
+
+    @property
+    def cost_fraction(self) -> float:
+        return self.view.cost() / self.view.full_cost()
+
+
+class _RunCounter:
+    """Progress wrapper counting the runs executed here, forwarding events."""
+
+    def __init__(self, inner: Any = None, log: Callable[[str], None] | None = None) -> None:
+        self.inner, self.log, self.ran = inner, log, 0
+
+    def begin(self, *a): pass  # noqa: E704
+    def run_started(self, record): pass  # noqa: E704
+    def step(self, *a): pass  # noqa: E704
+    def waiting(self, n): pass  # noqa: E704
+    def end(self): pass  # noqa: E704
+
+    def run_finished(self, record, result) -> None:
+        self.ran += 1
+        if self.log:
+            k = record.key
+            what = "zero-shot" if k.size == 0 else f"D={k.size} seed={k.seed}"
+            self.log(f"  run {Path(k.model).name} {what}: test loss {result.test_loss:.4f} "
+                     f"({result.steps} steps, {result.wall_time:.1f} s)")
+
+    def run_failed(self, record, message) -> None:
+        if self.log:
+            self.log(f"  run {Path(record.key.model).name} size={record.key.size} failed: "
+                     f"{message}")
+
+
+def run_select(
+    config: SelectConfig,
+    *,
+    store_path: str | Path | None = None,
+    threads: int | None = None,
+    log: Callable[[str], None] | None = None,
+    executor_factory: Callable[[Any], Any] | None = None,
+) -> SelectOutcome:
+    """Run the whole selection (see the module docstring).
+
+    Args:
+        config: a validated config.
+        store_path: overrides the config's store.
+        threads: torch threads per run (default: the config's, else 1).
+        log: receives progress lines.
+        executor_factory: builds the run executor (default: in process).
+
+    Returns:
+        The outcome; ``failed`` lists the candidates that failed.
+
+    Raises:
+        LensLLMError: a bad config, or every candidate failed.
+    """
+    import torch
+
+    from lensllm.finetune.experiment import prepare_experiment
+    from lensllm.finetune.models import quiet_transformers
+    from lensllm.store import open_store
+
+    start = time.perf_counter()
+    quiet_transformers()
+    failures = stages.Failures(log or (lambda s: None))
+    threads = threads or config.experiment.threads or 1
+    ok = stages.resolve_candidates(config, failures)
+    experiment = dataclasses.replace(config.experiment, candidates=ok, zero_shot=True)
+    prepared = prepare_experiment(experiment, store_path=store_path)
+    counter = _RunCounter(log=failures.say)
+    torch.set_num_threads(threads)
+    store = open_store(prepared.store_path)
+    try:
+        alive, zs_flops = stages.zero_shot(
+            prepared, store, _executor(prepared, executor_factory, threads), counter, failures)
+        alive, ntk_flops = stages.add_spectra(alive, prepared, config, store, threads, failures)
+        failures.check_alive(alive)
+        make_view = stages.view_factory(prepared, store, config, threads=threads,
+                                        progress=counter, executor_factory=executor_factory)
+        view, selection = stages.select(config, alive, make_view, failures)
+        outcome = SelectOutcome(config, view, selection, list(failures), ntk_flops=ntk_flops,
+                                zero_shot_flops=zs_flops)
+        outcome.observed = [_observed(view, i) for i in range(view.n_models)]
+        outcome.laws = fit_laws(view, outcome.observed)
+        outcome.ran = counter.ran
+        view.freeze()
+        outcome.wall_time = time.perf_counter() - start
+        return outcome
+    finally:
+        store.close()
+
+
+def _executor(prepared, factory, threads):
+    from lensllm.finetune.experiment import LocalExecutor
+
+    return factory(prepared) if factory else LocalExecutor(prepared, threads=threads)
+
+
+def _observed(view: RunView, i: int) -> tuple[np.ndarray, np.ndarray]:
+    paid = view.paid[i]
+    sizes = view.sizes[paid]
+    return sizes, np.array([view.mean_loss(i, int(s)) for s in sizes])

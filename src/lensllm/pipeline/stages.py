@@ -1,0 +1,167 @@
+"""Stages 1 to 4 of ``lensllm select``, each passing one :class:`Candidate` record per model.
+
+1. :func:`resolve_candidates`: every candidate id is resolved (configs only); one that
+   cannot be is *failed* with its reason and the others go on.
+2. :func:`zero_shot`: a size-0 run per candidate (the free ``D = 0`` point, and the check
+   that the model loads and runs on the task). A failure fails that candidate.
+3. :func:`add_spectra`: NTK features per candidate (:mod:`lensllm.pipeline.ntk_features`).
+4. :func:`select`: the configured selector on a :class:`~lensllm.pipeline.view.RunView`; the
+   runs it asks for are executed (or read from the store). If a run of a candidate fails,
+   that candidate is dropped and the selector starts again on the others; finished runs are
+   not repeated, so a restart costs only the selector's own arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lensllm.exceptions import InputError, LensLLMError
+from lensllm.pipeline.config import SelectConfig
+from lensllm.pipeline.view import CandidateFailed, RunView
+
+__all__ = ["Candidate", "Failures", "add_spectra", "resolve_candidates", "select",
+           "zero_shot"]
+
+
+@dataclass
+class Candidate:
+    """One candidate as it goes through the stages.
+
+    Attributes:
+        model: model id.
+        family: family name (from the experiment's config).
+        zero_shot: zero-shot test loss (stage 2).
+        n_params: base parameter count (stage 2).
+        spectrum: NTK spectrum (stage 3), None when NTK features are off.
+    """
+
+    model: str
+    family: str
+    zero_shot: float = float("nan")
+    n_params: float = float("nan")
+    spectrum: Any = None
+
+
+class Failures(list):
+    """``(model id, reason)`` of failed candidates; :meth:`add` also logs the failure."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        super().__init__()
+        self.say = say
+
+    def add(self, model: str, reason: str, suffix: str = "") -> None:
+        self.append((model, reason))
+        self.say(f"candidate {model} failed: {reason}{suffix}")
+
+    def check_alive(self, alive: list) -> None:
+        """Raise if no candidate is left."""
+        if not alive:
+            raise InputError("every candidate failed: " +
+                             "; ".join(f"{m}: {r}" for m, r in self))
+
+
+def resolve_candidates(config: SelectConfig, failures: Failures) -> tuple:
+    """The experiment's candidate configs whose ids resolve (the others are failed)."""
+    from lensllm.finetune.models import resolve_model
+
+    ok = []
+    for cand in config.experiment.candidates:
+        try:
+            resolve_model(cand.model)
+            ok.append(cand)
+        except LensLLMError as exc:
+            failures.add(cand.model, str(exc).splitlines()[0])
+    failures.check_alive(ok)
+    return tuple(ok)
+
+
+def zero_shot(prepared: Any, store: Any, executor: Any, progress: Any,
+              failures: Failures) -> tuple[list[Candidate], float]:
+    """Run the zero-shot evaluations; the candidates that passed and their FLOPs."""
+    from lensllm.finetune.experiment import run_experiment
+
+    runs = tuple(p for p in prepared.runs if p.key.size == 0)
+    failures.say(f"zero-shot evaluation of {len(runs)} candidate(s)")
+    run_experiment(dataclasses.replace(prepared, runs=runs), store, executor=executor,
+                   progress=progress)
+    alive, flops = [], 0.0
+    for p in runs:
+        rec = store.get_run(p.key)
+        if rec is None or rec.status != "finished":
+            failures.add(p.key.model, ((rec.error if rec else None) or "not run")
+                         .strip().splitlines()[0])
+            continue
+        alive.append(Candidate(p.key.model, p.family, rec.result.test_loss,
+                               rec.result.base_params))
+        flops += rec.result.flops
+    return alive, flops
+
+
+def add_spectra(candidates: list[Candidate], prepared: Any, config: SelectConfig, store: Any,
+                threads: int, failures: Failures) -> tuple[list[Candidate], float]:
+    """NTK features of each candidate (when enabled); the survivors and the FLOPs spent."""
+    if not config.ntk.enabled:
+        return candidates, 0.0
+    from lensllm.pipeline.ntk_features import candidate_spectrum
+
+    failures.say(f"NTK features ({config.ntk.n} probe examples, params={config.ntk.params})")
+    alive, flops = [], 0.0
+    for cand in candidates:
+        try:
+            cand.spectrum = candidate_spectrum(cand.model, prepared, config.ntk, store,
+                                               threads=threads)
+        except Exception as exc:  # noqa: BLE001 - a candidate failing must not stop the rest
+            failures.add(cand.model,
+                         f"NTK features: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            continue
+        alive.append(cand)
+        flops += float(cand.spectrum.meta.get("flops", 0.0))
+    return alive, flops
+
+
+def select(config: SelectConfig, candidates: list[Candidate], make_view: Callable[..., RunView],
+           failures: Failures) -> tuple[RunView, Any]:
+    """Run the selector, dropping candidates whose runs fail; the final view and result."""
+    from lensllm.selection import REGISTRY, get_selector
+
+    method = config.selection.method
+    options = {**REGISTRY[method].report_options, **config.selection.options}
+    selector = get_selector(method, **options)
+    failures.say(f"selecting with {method} (budget {config.max_data:g} examples, "
+                 f"D* = {config.target:g})")
+    alive = list(candidates)
+    while True:
+        view = make_view(alive)
+        try:
+            return view, selector.select(view)
+        except CandidateFailed as exc:
+            failures.add(exc.model, exc.reason, "; selecting among the others")
+            alive = [c for c in alive if c.model != exc.model]
+            try:
+                failures.check_alive(alive)
+            except InputError as err:
+                raise err from None
+
+
+def view_factory(prepared: Any, store: Any, config: SelectConfig, *, threads: int,
+                 progress: Any, executor_factory: Any) -> Callable[[list[Candidate]], RunView]:
+    """``make_view(candidates)``: a :class:`RunView` over the candidates, sharing one set of
+    paid runs across the views of a selection that restarts."""
+    paid: set[tuple[str, int]] = set()
+
+    def make_view(candidates: list[Candidate]) -> RunView:
+        return RunView(
+            prepared, store, models=[c.model for c in candidates],
+            families=[c.family for c in candidates], sizes=config.affordable_sizes,
+            target=config.target, max_data_num=config.max_data,
+            zero_shot=np.array([c.zero_shot for c in candidates]),
+            n_params=np.array([c.n_params for c in candidates], float),
+            ntk=[c.spectrum for c in candidates] if config.ntk.enabled else None, paid=paid,
+            threads=threads, progress=progress, executor_factory=executor_factory)
+
+    return make_view
