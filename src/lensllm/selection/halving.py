@@ -117,8 +117,8 @@ class Halving(BaseSelector):
     """
 
     name = "halving"
-    summary = ("successive halving: AtS lines on every rung, only candidates likely to "
-               "finish among the leaders (weighed by cost) go on")
+    summary = ("successive halving: 3-point lines on each rung, AtS on the last; only "
+               "candidates that can still finish among the leaders go on")
 
     def __init__(self, *, k: int = 3, delta: float = 5.0, keep: int = 3,
                  min_chance: float = 0.3, cost_power: float = 0.0,
