@@ -11,6 +11,7 @@ from lensllm.selection import (  # noqa: F401 - registration
     ats,
     baselines,
     fits,
+    halving,
     lensllm_fit,
     nlp_metrics,
 )

@@ -1,0 +1,199 @@
+"""``halving``: successive halving over subset sizes, with AtS's line as the yardstick.
+
+Every affordable size from the ``(k + 1)``-th up is a rung. On each rung below the budget,
+every candidate still in the race predicts ``L(D*)`` with AtS's first line: least squares in
+``(log D, log L)`` through the rung's ``k`` largest sizes (the subsets are nested, so a rung
+adds one run per candidate: its new largest size). On the last rung the finalists get AtS
+itself (:func:`~lensllm.selection.ats.ats_curve`), so they are ranked as AtS ranks them.
+Between rungs only the promising go on (design note and measurements: ``docs/halving.md``):
+
+1. **How far can a prediction still move?** Each candidate's prediction changes from one
+   rung to the next. Centred by the median change of the rung (a shift shared by every
+   candidate does not change the ranking), the changes of all candidates on all rungs so
+   far give one scale ``sigma`` per rung. The change left until the last rung, ``R`` rungs
+   away, is taken as a random walk: ``sigma * R ** growth`` (``growth = 0.5``).
+2. **Chance of finishing among the leaders.** With ``L_keep`` the ``keep``-th best
+   prediction on the rung, a candidate's chance of ending ahead of it is
+   ``Phi((L_keep - L_m) / (sqrt(2) * sigma * R ** growth))`` (both predictions still move).
+3. **Promotion.** The ``keep`` leaders always go on. Any other candidate goes on when its
+   chance is at least ``min_chance * c_m ** cost_power``, where ``c_m`` is its parameter
+   count over the median candidate's (a run of model ``m`` on ``D`` examples costs
+   ``n_params[m] * D``, so ``c_m`` is what its next runs cost relative to a typical
+   candidate's). The shipped ``cost_power = 0`` does not weigh cost: measured, weighing it
+   (0.5) stops Gigaword's switch-base-32 at 1/32, AtS's pick, for a cost saving that the
+   targets did not need (``docs/halving.md``).
+4. **Rank** the finalists (those that reached the budget) by AtS's prediction at the budget,
+   then the candidates stopped on the last rung but one by their prediction there, and so
+   on: the ranking of the finalists is what the method stands behind.
+
+The first rung is only paid for when a pruning rung follows it; otherwise (two
+rungs in all) the method is AtS. No constant is tied to a table: ``sigma`` is measured on the
+table at hand; ``min_chance = 0.3``, ``cost_power = 0`` and ``growth = 0.5`` were chosen once,
+by leave-one-table-out on the two bundled tables (``docs/halving.md``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr
+
+from lensllm.exceptions import InputError
+from lensllm.selection._base import BaseSelector, NotApplicable, Selection, register
+from lensllm.selection.ats import ats_curve
+
+__all__ = ["Halving", "promote", "rank_by_rung", "rung_scale"]
+
+
+def promote(pred: np.ndarray, active: np.ndarray, spread: float, rel_cost: np.ndarray, *,
+            keep: int, min_chance: float, cost_power: float) -> np.ndarray:
+    """Which candidates go on to the next rung.
+
+    Args:
+        pred: this rung's predicted ``log L(D*)`` ``(C,)`` (NaN for stopped candidates).
+        active: candidates on this rung ``(C,)``.
+        spread: standard deviation of the change a prediction may still undergo (log L).
+        rel_cost: each candidate's run cost over the median candidate's ``(C,)``.
+        keep: the leaders that always go on.
+        min_chance: chance of ending ahead of the ``keep``-th leader that a candidate of
+            median cost needs.
+        cost_power: how strongly that bar rises with cost.
+
+    Returns:
+        The candidates promoted ``(C,)`` (a subset of ``active``).
+    """
+    on = pred[active]
+    bar = np.sort(on)[min(keep, on.size) - 1]
+    gap = bar - np.where(active, pred, np.inf)
+    if spread > 0:
+        chance = ndtr(gap / (np.sqrt(2.0) * spread))
+    else:  # predictions that do not move: only the leaders can finish ahead
+        chance = (gap >= 0).astype(float)
+    return active & ((gap >= 0) | (chance >= min_chance * rel_cost ** cost_power))
+
+
+def rung_scale(pred: np.ndarray, first: int, last: int) -> float:
+    """RMS change of predictions between consecutive rungs, centred per rung.
+
+    Args:
+        pred: predicted ``log L(D*)`` per candidate and rung ``(C, S)``; NaN where absent.
+        first, last: the rung indices seen so far (inclusive).
+
+    Returns:
+        ``sigma`` (log L per rung), or NaN when no candidate has two rungs yet.
+    """
+    inc = pred[:, first + 1:last + 1] - pred[:, first:last]
+    if not np.isfinite(inc).any():
+        return float("nan")
+    inc = inc - np.nanmedian(inc, axis=0, keepdims=True)
+    return float(np.sqrt(np.nanmean(inc ** 2)))
+
+
+def rank_by_rung(last_pred: np.ndarray, stopped: np.ndarray) -> np.ndarray:
+    """Scores that put candidates stopped on a later rung ahead of those stopped earlier.
+
+    Within a rung the order (and spacing) of ``last_pred`` is kept; each earlier rung's group
+    is lifted just above the group after it, so ``argsort(score)`` lists the finalists first.
+    """
+    score = last_pred.copy()
+    floor = -np.inf
+    for rung in np.unique(stopped)[::-1]:
+        grp = stopped == rung
+        score[grp] += max(0.0, floor - score[grp].min() + 1e-9)
+        floor = score[grp].max()
+    return score
+
+
+@register
+class Halving(BaseSelector):
+    """Successive halving over subset sizes, AtS predictions on every rung.
+
+    Args:
+        k, delta: AtS's settings on every rung (points in the line, rejection threshold).
+        keep: leaders that always go on to the next rung (the finalists' top ``keep``).
+        min_chance: chance of finishing ahead of the ``keep``-th leader that a candidate of
+            median cost needs to go on.
+        cost_power: the bar scales with (relative cost) ** ``cost_power``.
+        growth: the spread of the remaining change grows as (rungs left) ** ``growth``.
+    """
+
+    name = "halving"
+    summary = ("successive halving: 3-point lines on each rung, AtS on the last; only "
+               "candidates that can still finish among the leaders go on")
+
+    def __init__(self, *, k: int = 3, delta: float = 5.0, keep: int = 3,
+                 min_chance: float = 0.3, cost_power: float = 0.0,
+                 growth: float = 0.5) -> None:
+        if k < 2:
+            raise InputError(f"`k` must be >= 2, got {k}")
+        if not delta > 0:
+            raise InputError(f"`delta` must be > 0, got {delta}")
+        if keep < 1:
+            raise InputError(f"`keep` must be >= 1, got {keep}")
+        if not 0 <= min_chance <= 1:
+            raise InputError(f"`min_chance` must be in [0, 1], got {min_chance}")
+        if not cost_power >= 0:
+            raise InputError(f"`cost_power` must be >= 0, got {cost_power}")
+        if not growth > 0:
+            raise InputError(f"`growth` must be > 0, got {growth}")
+        self.k, self.delta, self.keep = k, delta, keep
+        self.min_chance, self.cost_power, self.growth = min_chance, cost_power, growth
+
+    def _predict(self, view, models: np.ndarray, top: int, paid: np.ndarray) -> np.ndarray:
+        """Predicted ``log L(D*)`` of ``models`` from their runs up to ``sizes[top]``.
+
+        Below the budget: the least-squares line in log-log through the ``k`` largest sizes of
+        the rung (AtS's first line), read in one batch (real runs go in parallel). On the
+        last rung: AtS itself, so the finalists are ranked exactly as AtS ranks them. Marks
+        the runs read in ``paid`` ``(C, S)``.
+        """
+        sizes = view.sizes[:top + 1]
+        if top < view.sizes.size - 1:
+            cols = np.arange(top - self.k + 1, top + 1)
+            y = np.log(view.observe(models[:, None], sizes[None, cols]))
+            paid[np.ix_(models, cols)] = True
+            slope, icpt = np.polyfit(np.log(sizes[cols]), y.T, 1)
+            return slope * np.log(view.target) + icpt
+        out = np.empty(models.size)
+
+        def fetch(m: int, i: int) -> float:
+            paid[m, i] = True
+            return float(view.observe(m, sizes[i]))
+
+        for j, m in enumerate(models):
+            _, slope, icpt = ats_curve(sizes, lambda i, m=m: fetch(m, i),
+                                       k=self.k, delta=self.delta)
+            out[j] = slope * np.log(view.target) + icpt
+        return out
+
+    def select(self, view):
+        n, n_models, k = view.sizes.size, view.n_models, self.k
+        if n < k + 1:
+            raise NotApplicable(f"needs {k + 1} sizes within the budget, got {n}")
+        pred = np.full((n_models, n), np.nan)
+        active = np.ones(n_models, bool)
+        stopped = np.full(n_models, n - 1)
+        rel_cost = view.n_params / np.median(view.n_params)
+        first = k if n - 2 >= k + 1 else n - 1  # a first rung only when a pruning rung follows
+        sigmas = []
+        paid = np.zeros((n_models, n), bool)
+        for i in range(first, n):
+            pred[active, i] = self._predict(view, np.flatnonzero(active), i, paid)
+            sigma = rung_scale(pred, first, i)
+            if i == n - 1 or not np.isfinite(sigma):
+                continue
+            sigmas.append(sigma)
+            nxt = promote(pred[:, i], active, sigma * (n - 1 - i) ** self.growth, rel_cost,
+                          keep=self.keep, min_chance=self.min_chance,
+                          cost_power=self.cost_power)
+            stopped[active & ~nxt] = i
+            active = nxt
+        last = pred[np.arange(n_models), stopped]
+        score = np.exp(rank_by_rung(last, stopped))
+        return Selection(
+            score=score, selected=int(np.argmin(score)), predicted=np.exp(last),
+            info={"stopped_at": [float(view.sizes[i]) for i in stopped],
+                  "runs_paid": paid.sum(1).tolist(),
+                  "finalists": np.flatnonzero(stopped == n - 1).tolist(),
+                  "sigma_per_rung": sigmas,
+                  "note": "the ranking of the finalists is what halving stands behind; "
+                          "candidates stopped earlier are ranked after them, by rung"})

@@ -1,0 +1,111 @@
+"""The ``halving`` selector: closed forms on power laws, the cost-weighted promotion rule, the
+rung order of the ranking, and equality with AtS where no rung can prune."""
+
+from __future__ import annotations
+
+from math import erf, sqrt
+
+import numpy as np
+import pytest
+
+from lensllm.bench import BudgetView, LossTable, load_table
+from lensllm.exceptions import InputError
+from lensllm.selection import get_selector
+from lensllm.selection.halving import promote, rank_by_rung, rung_scale
+
+SIZES = 200.0 * 2.0 ** np.arange(14)  # 200 ... 1638400, as in the bundled tables
+TARGET = float(SIZES[-1])
+
+
+def power_law_table(slopes, intercepts, n_params) -> LossTable:
+    x = np.log(SIZES)
+    logs = np.asarray(intercepts)[:, None] + np.asarray(slopes)[:, None] * x[None, :]
+    n = logs.shape[0]
+    return LossTable(name="synthetic", models=tuple(f"m{i}" for i in range(n)), sizes=SIZES,
+                     losses=np.exp(logs), zero_shot=None, n_params=np.asarray(n_params, float),
+                     family=("",) * n)
+
+
+def test_power_laws_exact_prediction_finalists_and_cost():
+    """Straight lines: predictions do not move between rungs (sigma 0), so after the first
+    pruning rung only the 3 best go on; their L(D*) is exact and the cost is the closed form:
+    every candidate pays sizes 400-3200 (3-point lines on rungs 1600 and 3200), the 3 best
+    every size from 400 up to the budget (and 200 if AtS on the last rung tests it)."""
+    slopes = np.array([-0.05, -0.08, -0.11, -0.06, -0.07, -0.09])
+    icpt = np.array([1.5, 1.8, 2.1, 1.4, 1.9, 2.0])
+    n_params = np.array([1e8, 2e8, 3e8, 4e8, 5e8, 6e8])
+    view = BudgetView(power_law_table(slopes, icpt, n_params), TARGET / 8, TARGET)
+    sel = get_selector("halving").select(view)
+    truth = np.exp(icpt + slopes * np.log(TARGET))
+    best3 = np.argsort(truth)[:3]
+    assert sorted(sel.info["finalists"]) == sorted(best3.tolist())
+    np.testing.assert_allclose(sel.predicted[best3], truth[best3], rtol=1e-9)
+    assert sel.selected == int(np.argmin(truth))
+    assert list(np.argsort(sel.score)[:3]) == list(best3)
+    visible = SIZES[SIZES <= TARGET / 8]
+    others = np.setdiff1d(np.arange(6), best3)
+    assert (view.paid[others] == (np.arange(visible.size) >= 1)
+            & (np.arange(visible.size) <= 4)).all()
+    assert view.paid[best3, 1:].all()  # size 200: AtS's call, float noise on exact lines
+    expected = (n_params[others].sum() * visible[1:5].sum()
+                + n_params[best3].sum() * visible[1:].sum())
+    assert view.cost() - expected in (0.0, pytest.approx(n_params[best3].sum() * visible[0]))
+    assert sel.info["runs_paid"] == view.paid.sum(1).tolist()
+    assert [sel.info["stopped_at"][m] for m in best3] == [visible[-1]] * 3
+
+
+def _phi(z: float) -> float:
+    return 0.5 * (1.0 + erf(z / sqrt(2.0)))
+
+
+def test_promotion_weighs_cost_against_chance():
+    """Two candidates 0.1 behind the third leader, spread 0.1: chance Phi(-0.1 / (sqrt 2 *
+    0.1)) = 0.24 each; the bar is 0.2 * cost ** 0.5: 0.063 for the cheap one (promoted), 0.63
+    for the expensive one (stopped). The leaders always go on; a stopped one stays stopped."""
+    pred = np.array([0.0, 0.1, 0.2, 0.3, 0.3, 0.25])
+    active = np.array([True, True, True, True, True, False])
+    rel_cost = np.array([1.0, 1.0, 50.0, 0.1, 10.0, 1.0])
+    chance = _phi(-0.1 / (sqrt(2.0) * 0.1))
+    assert 0.2 * 0.1 ** 0.5 < chance < 0.2 * 10 ** 0.5
+    out = promote(pred, active, 0.1, rel_cost, keep=3, min_chance=0.2, cost_power=0.5)
+    assert out.tolist() == [True, True, True, True, False, False]
+    # With no spread only the leaders (ties included) go on.
+    out = promote(pred, active, 0.0, rel_cost, keep=3, min_chance=0.2, cost_power=0.5)
+    assert out.tolist() == [True, True, True, False, False, False]
+
+
+def test_rung_scale_ignores_a_shared_shift():
+    """Changes shared by every candidate do not count; the rest is the RMS of what is left."""
+    pred = np.array([[1.0, 0.5, 0.2], [2.0, 1.5, 1.3], [3.0, 2.5, np.nan]])
+    # Centred changes: rung 1: 0, 0, 0; rung 2 (two candidates, -0.3 and -0.2): -0.05, 0.05.
+    assert rung_scale(pred, 0, 2) == pytest.approx(sqrt((2 * 0.05 ** 2) / 5))
+    assert np.isnan(rung_scale(pred, 0, 0))
+
+
+def test_rank_by_rung_puts_later_rungs_first_and_keeps_order_within():
+    last = np.array([1.30, 1.10, 1.05, 1.20, 1.00])
+    stopped = np.array([9, 9, 7, 7, 5])
+    order = np.argsort(rank_by_rung(last, stopped)).tolist()
+    assert order == [1, 0, 2, 3, 4]
+
+
+@pytest.mark.parametrize("name", ["flan", "gigaword"])
+def test_is_ats_where_no_rung_can_prune(name):
+    """At 1/512 (five sizes: no rung between the first and the last) halving is AtS: same
+    predictions, same runs paid."""
+    table = load_table(name)
+    ours, theirs = (BudgetView(table, TARGET / 512, TARGET) for _ in range(2))
+    sel = get_selector("halving").select(ours)
+    ref = get_selector("ats").select(theirs)
+    np.testing.assert_allclose(sel.predicted, ref.predicted, rtol=1e-12)
+    assert (ours.paid == theirs.paid).all()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(k=1), "`k`"), (dict(delta=0.0), "`delta`"), (dict(keep=0), "`keep`"),
+    (dict(min_chance=1.5), "`min_chance`"), (dict(cost_power=-1.0), "`cost_power`"),
+    (dict(growth=0.0), "`growth`"),
+])
+def test_bad_settings_are_refused(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        get_selector("halving", **kwargs)
