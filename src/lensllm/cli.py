@@ -20,6 +20,7 @@ from lensllm.exceptions import LensLLMError
 COMMAND_MODULES = (
     "lensllm.commands.bench",
     "lensllm.commands.fit",
+    "lensllm.commands.fit_quality",
     "lensllm.commands.run",
     "lensllm.commands.export",
     "lensllm.commands.ntk",

@@ -28,7 +28,12 @@ DEFAULT_RATIOS = (8, 16, 32, 64, 128, 256, 512)
 
 @dataclass(frozen=True)
 class BenchRecord:
-    """One (dataset, budget ratio, method) outcome. Metrics are fractions; None = n/a."""
+    """One (dataset, budget ratio, method) outcome. Metrics are fractions; None = n/a.
+
+    ``options`` (the selector's constructor options of a ``--grid`` sweep) and ``max_params``
+    (the size constraint of a ``--max-params`` study) are set only by the studies of
+    :mod:`lensllm.bench.sweep`; :meth:`to_json` leaves them out when unset.
+    """
 
     dataset: str
     budget_ratio: float
@@ -41,9 +46,14 @@ class BenchRecord:
     selected: str | None
     coverage: float | None = None
     note: str | None = None
+    options: dict[str, Any] | None = None
+    max_params: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        for key in ("options", "max_params"):
+            if out[key] is None:
+                del out[key]
         for key in ("budget_ratio", "max_data_num"):
             if float(out[key]).is_integer():
                 out[key] = int(out[key])

@@ -16,6 +16,16 @@ examples:
   lensllm bench --table gigaword --methods ats,rectified_fit --ratios 8,64
   lensllm bench --json > bench.json               # one record per (dataset, ratio, method)
   lensllm bench --table my_runs.csv --out reports/mine   # your own table, with plots
+  lensllm bench --methods ats --grid k=3,4,5 --grid delta=1,2,3,4,5 --out reports/ablation
+  lensllm bench --methods ats,zero_shot --max-params 7e8,1.4e9,1.9e9,7e9 --json
+
+studies:
+  --grid NAME=V1,V2   sweep a constructor option of the methods (repeatable: the grid is
+                      the product); values take the type of the option's default. Records
+                      carry `options`; --out adds a heatmap per ratio (PNG).
+  --max-params N1,N2  rerun with only the candidates of at most N parameters (removed from
+                      the table first; metrics over the remaining ones, as published).
+                      Records carry `max_params`.
 
 metrics (fractions in --json, percent on the terminal):
   PearCorr  Pearson correlation between a method's per-model score (its predicted
@@ -57,6 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="budget ratios D*/max_data_num (default: %(default)s)")
     p.add_argument("--target", type=float, metavar="N",
                    help="the size D* to predict at (a column; default: the largest)")
+    p.add_argument("--grid", action="append", metavar="NAME=V1,V2",
+                   help="sweep a constructor option of the methods (repeatable)")
+    p.add_argument("--max-params", metavar="N1,N2",
+                   help="size constraints: only candidates with at most N parameters")
     p.add_argument("--json", action="store_true",
                    help="print a JSON array (one record per dataset, ratio, method) instead")
     p.add_argument("--out", type=Path, metavar="DIR",
@@ -84,8 +98,18 @@ def run(args: argparse.Namespace) -> int:
             raise CLIUsageError(f"--ratios: each ratio must be >= 1, got {r:g}")
     positive_number(args.target, "--target")
     tables = [load_table(t) for t in (args.table or BUNDLED_TABLES)]
+    study = bool(args.grid or args.max_params)
     start = time.perf_counter()
-    results = run_bench(tables, methods, ratios, args.target)
+    if study:
+        from lensllm.bench.sweep import parse_grid, run_study
+        from lensllm.report.study_report import format_study_tables as format_bench_tables
+
+        limits = (parse_number_list(args.max_params, "--max-params")
+                  if args.max_params else None)
+        results = run_study(tables, methods, ratios, args.target, max_params=limits,
+                            grid=parse_grid(args.grid or []))
+    else:
+        results = run_bench(tables, methods, ratios, args.target)
     elapsed = time.perf_counter() - start
     records = [r.record.to_json() for r in results]
     if args.json:
@@ -99,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"writing plots to {args.out} ...\n")
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "bench.json").write_text(json.dumps(records, indent=1))
-        summary = write_bench_report(results, tables, args.out)
+        if study:
+            from lensllm.report.study_report import write_study_report
+
+            summary = write_study_report(results, args.out)
+        else:
+            summary = write_bench_report(results, tables, args.out)
         sys.stderr.write(f"report: {summary}\n")
     return 0

@@ -6,8 +6,11 @@ standard deviation ``sigma`` of its residuals, and stop if the next smaller poin
 ``s_(n-p)`` lies more than ``delta * sigma`` off the line (in log L). The line through the
 final ``p`` largest points predicts ``L(D*)``. If no point is rejected, ``p`` ends at
 ``n - 1``: the smallest size is tested but never used (a quirk of the original code that the
-published numbers depend on). Fine-tuning goes from the largest size down, so the runs paid
-for are the ``p + 1`` largest sizes (the rejected or last tested one included).
+published numbers depend on). With exactly ``n = k`` sizes there is nothing to test: the line
+goes through all ``k`` points (what the original code does; the published ablation at budget
+ratio 512 with ``k = 5`` depends on it). Fine-tuning goes from the largest size down, so the
+runs paid for are the ``p + 1`` largest sizes (the rejected or last tested one included), or
+all ``n`` when ``n = k``.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ def ats_curve(sizes: np.ndarray, fetch: Callable[[int], float], *, k: int = 3,
     """Run AtS on one curve, fetching losses lazily from the largest size down.
 
     Args:
-        sizes: the affordable sizes, increasing ``(n,)`` with ``n >= k + 1``.
+        sizes: the affordable sizes, increasing ``(n,)`` with ``n >= k``.
         fetch: ``fetch(i)`` returns the loss at ``sizes[i]`` (and pays for the run).
 
     Returns:
         ``(p, slope, intercept)``: points in the final line and the line in log-log. The runs
-        fetched are the ``p + 1`` largest sizes.
+        fetched are the ``p + 1`` largest sizes (all ``n`` when ``n = k``, then ``p = n``).
     """
     n = sizes.size
     x = np.log(sizes)
@@ -47,6 +50,8 @@ def ats_curve(sizes: np.ndarray, fetch: Callable[[int], float], *, k: int = 3,
     p = k
     while True:
         slope, intercept = _line(x[n - p:], y[n - p:])
+        if p == n:  # n == k: no smaller point to test
+            return p, slope, intercept
         sigma = float(np.std(y[n - p:] - (slope * x[n - p:] + intercept)))
         nxt = n - p - 1
         y[nxt] = np.log(fetch(nxt))
@@ -71,8 +76,8 @@ class AcceptThenStop(BaseSelector):
 
     def select(self, view):
         n = view.sizes.size
-        if n < self.k + 1:
-            raise NotApplicable(f"AtS needs {self.k + 1} sizes within the budget, got {n}")
+        if n < self.k:
+            raise NotApplicable(f"AtS needs {self.k} sizes within the budget, got {n}")
         predicted = np.empty(view.n_models)
         lines = np.empty((view.n_models, 2))
         used = []
