@@ -15,7 +15,7 @@ from lensllm.bench.table import LossTable
 from lensllm.exceptions import InputError
 from lensllm.laws import RectifiedLaw, lens_loss
 from lensllm.laws.paper_power import fit_paper_power, paper_power_loss
-from lensllm.spectrum import NTKSpectrum
+from lensllm.ntk.spectrum import NTKSpectrum
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 
 from cli_helpers import assert_one_line_error, run_cli
 from lensllm.laws import lens_loss
-from lensllm.spectrum import NTKSpectrum
+from lensllm.ntk.spectrum import NTKSpectrum
 
 
 def test_json_has_every_model_and_a_summary_per_law(capsys, tmp_path):

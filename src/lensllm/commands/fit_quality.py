@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _load_spectra(paths: list[Path]) -> dict[str, object]:
     from lensllm.exceptions import CLIUsageError
-    from lensllm.spectrum import NTKSpectrum
+    from lensllm.ntk.spectrum import NTKSpectrum
 
     spectra = {}
     for path in paths:
