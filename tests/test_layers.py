@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": set(),
     "selection": {"laws"},
     "finetune": {"store"},
-    "bench": {"selection"},
+    "bench": {"laws", "selection"},
     "ntk": {"laws", "store", "finetune"},
     "pipeline": {"laws", "store", "selection", "finetune", "ntk"},
     "zoo": {"finetune"},

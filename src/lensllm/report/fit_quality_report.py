@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lensllm.bench.fit_quality import FitQuality
-from lensllm.report.bench_report import _pyplot
+from lensllm.report._plots import pyplot
 
 __all__ = ["format_fit_quality", "plot_fit_quality", "write_fit_quality_report"]
 
@@ -66,7 +66,7 @@ def format_fit_quality(results: Sequence[FitQuality], *, markdown: bool = False,
 
 def plot_fit_quality(fq: FitQuality, path: Path) -> None:
     """Law vs law (and ours vs published) scatter of per-model RMSDs, log-log."""
-    plt = _pyplot()
+    plt = pyplot()
     others = [law for law in fq.rmsd if law != REFERENCE_LAW]
     panels = (REFERENCE_LAW in fq.rmsd and bool(others)) + bool(fq.published)
     fig, axes = plt.subplots(1, max(panels, 1), figsize=(5.2 * max(panels, 1), 4.6),

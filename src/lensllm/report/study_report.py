@@ -20,7 +20,8 @@ import numpy as np
 
 from lensllm.bench.harness import BenchResult
 from lensllm.bench.sweep import variant_label
-from lensllm.report.bench_report import _pyplot, format_bench_tables, plot_metrics
+from lensllm.report._plots import pyplot
+from lensllm.report.bench_report import format_bench_tables, plot_metrics
 
 __all__ = ["format_study_tables", "plot_grid_heatmaps", "write_study_report"]
 
@@ -68,7 +69,7 @@ def plot_grid_heatmaps(results: Sequence[BenchResult], dataset: str, method: str
         return False
     ratios = list(dict.fromkeys(r.budget_ratio for r in recs))
     rows, cols, cells = _grid_axes(recs)
-    plt = _pyplot()
+    plt = pyplot()
     n_cols = min(4, len(ratios))
     n_rows = math.ceil(len(ratios) / n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, squeeze=False,
