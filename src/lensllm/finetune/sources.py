@@ -118,8 +118,7 @@ def _optional(module: str, purpose: str):
         return importlib.import_module(module)
     except ImportError:
         raise ConfigError(
-            f"{purpose} needs the Python package '{module}': pip install {module} "
-            "(or pip install 'lensllm[data]')"
+            f"{purpose} needs the Python package '{module}': pip install {module}"
         ) from None
 
 
