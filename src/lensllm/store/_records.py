@@ -116,6 +116,15 @@ class RunResult:
             return None
         return self.test_loss * self.test_scored_tokens / self.test_bytes
 
+    def loss(self, unit: str) -> float | None:
+        """The test loss in ``unit``: ``"nats_per_token"`` (:attr:`test_loss`) or
+        ``"nats_per_byte"`` (:attr:`test_loss_per_byte`, None without byte counts)."""
+        if unit == "nats_per_token":
+            return self.test_loss
+        if unit == "nats_per_byte":
+            return self.test_loss_per_byte
+        raise ValueError(f"unit must be 'nats_per_token' or 'nats_per_byte', got {unit!r}")
+
 
 @dataclass(frozen=True)
 class RunRecord:

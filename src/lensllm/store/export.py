@@ -151,17 +151,16 @@ def _run_loss(run, unit: str) -> float:
     """A finished run's test loss in ``unit``; per byte, :class:`StoreError` naming the run
     when its bytes are unknown or its scored test text was truncated."""
     result = run.result
-    if unit == "token":
-        return result.test_loss
+    loss = result.loss(EXPORT_UNITS[unit])
     what = f"run of '{run.key.model}' at size {run.key.size} (seed {run.key.seed})"
-    if result.test_loss_per_byte is None:
+    if loss is None:
         raise StoreError(f"{what} has no byte count (stored before lensllm counted bytes); "
                          "export per token, or run the experiment into a new store")
-    if result.test_truncated:
+    if unit == "byte" and result.test_truncated:
         raise StoreError(f"{what}: {result.test_truncated} test examples had scored text cut "
                          "by `finetune.max_length`, so its bytes were not all scored; raise "
                          "max_length, or export per token")
-    return result.test_loss_per_byte
+    return loss
 
 
 def write_table(table: ExportedTable, path: str | Path) -> Path:

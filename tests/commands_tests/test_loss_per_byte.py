@@ -13,12 +13,11 @@ import random
 
 import pytest
 import transformers
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from cli_helpers import assert_one_line_error, run_cli
 
 from lensllm.bench import load_table
 from lensllm.finetune.data import split_indices
 from lensllm.store import SQLiteStore
-from tests.commands_tests.cli_helpers import assert_one_line_error, run_cli
 
 WORDS = ["réseau", "año", "naïve", "straße", "cost", "loss", "byte", "token", "€", "data"]
 TEST_SIZE, VALIDATION_SIZE = 16, 8
@@ -30,26 +29,8 @@ def _lines(n: int, seed: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def bpe_model_dir(tmp_path_factory):
-    """A tiny GPT-2 whose tokenizer is a BPE trained on 300 lines, saved like a hub model."""
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<eos>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator(_lines(300, seed=1), trainer=trainer)
-    from tokenizers import decoders
-
-    bpe.decoder = decoders.ByteLevel()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=bpe, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
-    config = transformers.GPT2Config(
-        vocab_size=bpe.get_vocab_size(), n_embd=32, n_layer=2, n_head=2, n_positions=128,
-        pad_token_id=0, eos_token_id=1, bos_token_id=1)
-    model = transformers.GPT2LMHeadModel(config)
-    path = tmp_path_factory.mktemp("bpe") / "gpt2-bpe"
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path, tokenizer
+def bpe_model_dir(bpe_gpt2_dir):
+    return bpe_gpt2_dir
 
 
 @pytest.fixture(scope="module")
