@@ -103,17 +103,7 @@ def export_table(
             f"store '{_path(store)}' holds runs of {len(hashes)} configs on '{datasets[0]}' "
             f"(config hashes {', '.join(hashes)}); pick one with --config-hash"
         )
-    models: list[str] = []
-    losses: dict[tuple[str, int], list[float]] = {}
-    base_params: dict[str, int] = {}
-    family: dict[str, str] = {}
-    for run in runs:
-        model = run.key.model
-        if model not in models:
-            models.append(model)
-        losses.setdefault((model, run.key.size), []).append(_run_loss(run, unit))
-        base_params[model] = run.result.base_params
-        family[model] = run.result.family or ""
+    models, losses, base_params, family = _collect(runs, unit)
     sizes = sorted({size for _, size in losses if size > 0})
     missing = [(m, s) for s in sizes for m in models if (m, s) not in losses]
     dropped: list[int] = []
@@ -145,6 +135,23 @@ def export_table(
         dataset=datasets[0], config_hash=hashes[0], header=tuple(header), rows=tuple(rows),
         dropped_sizes=tuple(dropped), loss_unit=EXPORT_UNITS[unit],
     )
+
+
+def _collect(runs, unit: str):
+    """Models in order of first appearance, losses in ``unit`` by ``(model, size)`` (one
+    per seed), and each model's parameter count and family."""
+    models: list[str] = []
+    losses: dict[tuple[str, int], list[float]] = {}
+    base_params: dict[str, int] = {}
+    family: dict[str, str] = {}
+    for run in runs:
+        model = run.key.model
+        if model not in models:
+            models.append(model)
+        losses.setdefault((model, run.key.size), []).append(_run_loss(run, unit))
+        base_params[model] = run.result.base_params
+        family[model] = run.result.family or ""
+    return models, losses, base_params, family
 
 
 def _run_loss(run, unit: str) -> float:
