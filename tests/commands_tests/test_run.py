@@ -71,9 +71,10 @@ def test_uninterrupted_run_stores_every_run_once(reference):
     assert _rows(store, "SELECT COUNT(*), SUM(status='finished'), MAX(attempts) FROM runs") == [
         (N_RUNS, N_RUNS, 1)]
     assert _rows(store, "SELECT COUNT(*) FROM costs") == [(N_RUNS,)]
-    header = table.splitlines()[0]
+    unit, header = table.splitlines()[:2]
+    assert unit == "# loss_unit: nats_per_token"
     assert header == "config name,0,32,64,128,256,size,family"
-    assert len(table.splitlines()) == 4
+    assert len(table.splitlines()) == 5
 
 
 def test_kill_minus_9_then_resume_repeats_nothing(reference, tmp_path):
@@ -141,8 +142,11 @@ def test_two_processes_on_one_store_run_everything_exactly_once(reference, tmp_p
     assert _rows(store, "SELECT COUNT(*) FROM loss_points WHERE split='test'") == [(n_runs,)]
     ran = [n for _, n in _rows(store, "SELECT owner, COUNT(*) FROM runs GROUP BY owner")]
     assert sum(ran) == n_runs
-    ref_cells = [line.split(",")[:4] + line.split(",")[-2:] for line in ref_table.splitlines()]
-    assert [line.split(",") for line in _export(store, tmp_path).splitlines()] == ref_cells
+    unit, *ref_lines = ref_table.splitlines()
+    ref_cells = [line.split(",")[:4] + line.split(",")[-2:] for line in ref_lines]
+    exported = _export(store, tmp_path).splitlines()
+    assert exported[0] == unit
+    assert [line.split(",") for line in exported[1:]] == ref_cells
 
 
 # --------------------------------------------------------------------------- bad configs

@@ -34,11 +34,12 @@ def addition(tmp_path_factory):
 
 def test_flops_agree_with_six_n_tokens_counted_independently(addition):
     # Independent counts: GPT-2 parameters from the architecture formula; every example is
-    # 8 bytes + EOS = 9 byte-level tokens; no early stop (patience > evaluations).
+    # a start token + 8 bytes + EOS = 10 byte-level tokens, of which 9 are scored (the 8
+    # bytes and EOS); no early stop (patience > evaluations).
     d, layers = 32, 2
     n_params = 384 * d + 256 * d + layers * (12 * d * d + 13 * d) + 2 * d
-    tokens_per_example = len(transformers.ByT5Tokenizer()("12+34=46")["input_ids"])
-    assert tokens_per_example == 9
+    tokens_per_example = 1 + len(transformers.ByT5Tokenizer()("12+34=46")["input_ids"])
+    assert tokens_per_example == 10
     size, epochs, batch = 16, 3, 4
     config = FinetuneConfig(batch_size=batch, epochs=epochs, min_steps=1, eval_every_epochs=1000,
                             patience_epochs=1000, max_length=32, learning_rate=1e-3)
@@ -52,6 +53,9 @@ def test_flops_agree_with_six_n_tokens_counted_independently(addition):
     assert result.train_tokens == train_tokens
     expected = 6 * n_params * train_tokens + 2 * n_params * eval_tokens
     assert result.flops == pytest.approx(expected, rel=0.02)
+    assert result.test_scored_tokens == 9 * SPLITS["test_size"]
+    assert result.test_bytes == 8 * SPLITS["test_size"]
+    assert result.test_truncated == 0
     assert 6 * n_params * result.train_tokens == pytest.approx(6 * n_params * train_tokens,
                                                                rel=0.02)
 

@@ -57,9 +57,9 @@ def test_invalid_json_and_missing_file_and_extension(tmp_path):
         load_task_data(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_task_data(tmp_path / "missing.jsonl")
-    other = tmp_path / "data.parquet"
+    other = tmp_path / "data.xlsx"
     other.write_text("x")
-    with pytest.raises(ConfigError, match=r"extension '.parquet'"):
+    with pytest.raises(ConfigError, match=r"extension '.xlsx'"):
         load_task_data(other)
 
 
@@ -99,11 +99,13 @@ def test_encode_causal_text_scores_every_token_and_pads_right(byte_tokenizer):
         byte_tokenizer, [{"text": "abc"}, {"text": "a"}], "causal", max_length=16,
         is_encoder_decoder=False,
     )
-    ids = byte_tokenizer("abc")["input_ids"]
+    # ByT5: byte b is id b + 3, EOS is 1 and there is no BOS, so EOS is the start token.
+    ids = [1] + [ord(c) + 3 for c in "abc"] + [1]
     assert batch["input_ids"][0].tolist() == ids
-    assert batch["labels"][0].tolist() == ids  # the model shifts: every token after the first
-    assert batch["attention_mask"][1].tolist() == [1, 1, 0, 0]
-    assert batch["labels"][1].tolist()[2:] == [-100, -100]
+    # The model shifts the labels: every text byte and the final EOS are targets.
+    assert batch["labels"][0].tolist() == [-100] + ids[1:]
+    assert batch["attention_mask"][1].tolist() == [1, 1, 1, 0, 0]
+    assert batch["labels"][1].tolist() == [-100, ord("a") + 3, 1, -100, -100]
 
 
 def test_encode_causal_source_target_scores_only_the_target(byte_tokenizer):

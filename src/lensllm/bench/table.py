@@ -5,6 +5,11 @@ column with the model name, a column ``0`` with the zero-shot loss (optional), c
 named by data size (strictly increasing integers) with the test loss after fine-tuning on
 that many examples, a column ``size`` with the model's parameter count and an optional
 column ``family``. Every problem is reported with the line, the model and the column.
+
+The unit of the losses is declared by an optional first line ``# loss_unit: <unit>``, unit
+``nats_per_token`` (the default, and that of the published tables) or ``nats_per_byte``
+(losses divided by the UTF-8 bytes of the scored text, comparable across tokenizers; see
+``lensllm export --unit byte``). Tables in different units are never compared together.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ import numpy as np
 
 from lensllm.exceptions import TableError
 
-__all__ = ["LossTable", "load_table", "BUNDLED_TABLES"]
+__all__ = ["LossTable", "load_table", "BUNDLED_TABLES", "LOSS_UNITS", "check_same_unit"]
+
+#: Units a table's losses can be in; the first is the default of a table that declares none.
+LOSS_UNITS = ("nats_per_token", "nats_per_byte")
 
 #: Tables shipped as package data, by name.
 BUNDLED_TABLES = ("flan", "gigaword")
@@ -38,6 +46,7 @@ class LossTable:
         zero_shot: loss without fine-tuning (column ``0``) ``(C,)``, or None.
         n_params: parameter count of each model ``(C,)``.
         family: model family per row (empty strings when absent).
+        loss_unit: one of :data:`LOSS_UNITS`.
     """
 
     name: str
@@ -47,6 +56,7 @@ class LossTable:
     zero_shot: np.ndarray | None
     n_params: np.ndarray
     family: tuple[str, ...]
+    loss_unit: str = LOSS_UNITS[0]
 
     @property
     def n_models(self) -> int:
@@ -63,6 +73,7 @@ class LossTable:
     def to_csv(self) -> str:
         """The table in its own file format."""
         buf = io.StringIO()
+        buf.write(f"# loss_unit: {self.loss_unit}\n")
         writer = csv.writer(buf, lineterminator="\n")
         head = ["config name"] + (["0"] if self.zero_shot is not None else [])
         writer.writerow(head + [str(int(s)) for s in self.sizes] + ["size", "family"])
@@ -105,7 +116,7 @@ def _number(cell: str, where: str) -> float:
     return value
 
 
-def _parse_header(header: list[str], source: str
+def _parse_header(header: list[str], source: str, h: int = 1
                   ) -> tuple[list[tuple[int, int]], int | None, int | None, int | None]:
     """The header's size columns ``(column index, size)`` (``0`` excluded) and the indices
     of the zero-shot (``0``), ``size`` and ``family`` columns (None where absent)."""
@@ -120,16 +131,16 @@ def _parse_header(header: list[str], source: str
             try:
                 value = int(col)
             except ValueError:
-                raise TableError(f"{source}: line 1, column {j + 1} {col!r}: unknown column; "
+                raise TableError(f"{source}: line {h}, column {j + 1} {col!r}: unknown column; "
                                  f"expected a data size (integer), 'size' or 'family'") from None
             if value < 0:
-                raise TableError(f"{source}: line 1, column {col!r}: data sizes must be >= 0")
+                raise TableError(f"{source}: line {h}, column {col!r}: data sizes must be >= 0")
             if value == 0:
                 zero_col = j
             else:
                 size_cols.append((j, value))
     if not size_cols:
-        raise TableError(f"{source}: line 1: no size columns (columns named by a data size "
+        raise TableError(f"{source}: line {h}: no size columns (columns named by a data size "
                          f"such as 200, 400, ...)")
     return size_cols, zero_col, size_col, family_col
 
@@ -139,22 +150,25 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
     rows = [r for r in csv.reader(io.StringIO(text))]
     while rows and not any(c.strip() for c in rows[-1]):
         rows.pop()
+    unit, n_meta = _read_metadata(rows, source)
+    rows = rows[n_meta:]
     if not rows:
         raise TableError(f"{source}: the file is empty")
+    h = n_meta + 1  # the header's line number
     header = [c.strip() for c in rows[0]]
     body = rows[1:]
-    size_cols, zero_col, size_col, family_col = _parse_header(header, source)
+    size_cols, zero_col, size_col, family_col = _parse_header(header, source, h)
     sizes = [s for _, s in size_cols]
     for a, b in zip(sizes, sizes[1:]):
         if b <= a:
-            raise TableError(f"{source}: line 1, column {str(b)!r}: size columns must be "
+            raise TableError(f"{source}: line {h}, column {str(b)!r}: size columns must be "
                              f"strictly increasing ({a} then {b})")
     if size_col is None:
-        raise TableError(f"{source}: line 1: no 'size' column (the parameter count of each "
+        raise TableError(f"{source}: line {h}: no 'size' column (the parameter count of each "
                          f"model, needed for costs)")
     if len(body) < 2:
-        only = (f"line 2 (model {body[0][0].strip()!r}) is the only model row" if body
-                else "line 1: no model rows below the header")
+        only = (f"line {h + 1} (model {body[0][0].strip()!r}) is the only model row" if body
+                else f"line {h}: no model rows below the header")
         raise TableError(f"{source}: {only}; ranking needs at least 2 models")
     models: list[str] = []
     seen: dict[str, int] = {}
@@ -163,7 +177,7 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
     n_params = np.empty(len(body))
     family: list[str] = []
     for i, row in enumerate(body):
-        line = i + 2
+        line = h + 1 + i
         if len(row) != len(header):
             label = f" (model {row[0].strip()!r})" if row and row[0].strip() else ""
             where = (f"no cell for column {header[len(row)]!r}" if len(row) < len(header)
@@ -195,4 +209,46 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
         family.append(row[family_col].strip() if family_col is not None else "")
     return LossTable(name=name, models=tuple(models), sizes=np.array(sizes, dtype=float),
                      losses=losses, zero_shot=zero if zero_col is not None else None,
-                     n_params=n_params, family=tuple(family))
+                     n_params=n_params, family=tuple(family), loss_unit=unit)
+
+
+def _read_metadata(rows: list[list[str]], source: str) -> tuple[str, int]:
+    """The loss unit declared by the leading ``# key: value`` lines, and how many there are.
+
+    Raises:
+        TableError: an unknown key or unit, or two lines declaring different units.
+    """
+    unit, n_meta = None, 0
+    for n_meta, row in enumerate(rows):
+        line = ",".join(row).strip()
+        if not line.startswith("#"):
+            break
+        key, sep, value = line[1:].partition(":")
+        key, value = key.strip(), value.strip()
+        where = f"{source}: line {n_meta + 1}"
+        if not sep or key != "loss_unit":
+            raise TableError(f"{where}: unknown metadata {line!r}; the one known key is "
+                             f"'# loss_unit: <{' | '.join(LOSS_UNITS)}>'")
+        if value not in LOSS_UNITS:
+            raise TableError(f"{where}: loss_unit {value!r} is not one of "
+                             f"{', '.join(LOSS_UNITS)}")
+        if unit is not None and value != unit:
+            raise TableError(f"{where}: loss_unit {value!r} contradicts {unit!r} declared above; "
+                             "a table holds losses in one unit")
+        unit = value
+    else:
+        n_meta = len(rows)
+    return unit or LOSS_UNITS[0], n_meta
+
+
+def check_same_unit(tables) -> str:
+    """The loss unit shared by ``tables``; :class:`TableError` naming two tables that differ
+    (per-token and per-byte losses must never be ranked or averaged together)."""
+    units = {}
+    for table in tables:
+        units.setdefault(table.loss_unit, table.name)
+    if len(units) > 1:
+        (u1, t1), (u2, t2) = list(units.items())[:2]
+        raise TableError(f"tables mix loss units: {t1!r} holds {u1}, {t2!r} holds {u2}; "
+                         "export them in one unit (lensllm export --unit)")
+    return next(iter(units), LOSS_UNITS[0])

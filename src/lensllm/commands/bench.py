@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lensllm.bench import BUNDLED_TABLES, load_table, run_bench
+    from lensllm.bench import BUNDLED_TABLES, check_same_unit, load_table, run_bench
     from lensllm.commands._common import (
         parse_name_list,
         parse_number_list,
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             raise CLIUsageError(f"--ratios: each ratio must be >= 1, got {r:g}")
     positive_number(args.target, "--target")
     tables = [load_table(t) for t in (args.table or BUNDLED_TABLES)]
+    check_same_unit(tables)
     study = bool(args.grid or args.max_params)
     start = time.perf_counter()
     if study:

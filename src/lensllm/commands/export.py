@@ -11,10 +11,15 @@ EPILOG = """\
 examples:
   lensllm export --store tiny.sqlite --out table.csv
   lensllm export --store runs.sqlite --dataset my_task --out table.csv --partial
+  lensllm export --store runs.sqlite --unit byte --out table_per_byte.csv
   lensllm bench --table table.csv                # then rank the candidates
 
 The table has one row per model: column 0 is the zero-shot test loss, each size column the
-mean test loss over seeds, `size` the model's parameter count, `family` its family.
+mean test loss over seeds, `size` the model's parameter count, `family` its family. Its
+first line, `# loss_unit: nats_per_token` or `# loss_unit: nats_per_byte`, says the unit.
+Per byte, a loss is divided by the UTF-8 bytes of the scored test text instead of its
+tokens, so candidates with different tokenizers are compared on the same bytes. `bench`
+refuses tables of different units in one call; `fit` shows the unit it fitted.
 """
 
 
@@ -34,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the dataset to export (needed when the store holds several)")
     p.add_argument("--config-hash", metavar="HASH",
                    help="the config to export (needed when a dataset has runs of several)")
+    p.add_argument("--unit", choices=["token", "byte"], default="token",
+                   help="losses in nats per scored token (default) or nats per byte of "
+                        "scored text (comparable across tokenizers)")
     p.add_argument("--partial", action="store_true",
                    help="leave out sizes some model has not finished instead of failing")
     p.set_defaults(handler=run)
@@ -49,14 +57,15 @@ def run(args: argparse.Namespace) -> int:
     store = SQLiteStore(args.store)
     try:
         table = export_table(
-            store, dataset=args.dataset, config_hash=args.config_hash, partial=args.partial
+            store, dataset=args.dataset, config_hash=args.config_hash, partial=args.partial,
+            unit=args.unit,
         )
     finally:
         store.close()
     write_table(table, args.out)
     sizes = [c for c in table.header[1:] if c not in ("size", "family")]
     print(f"wrote {args.out}: {len(table.rows)} models x sizes {', '.join(sizes)} "
-          f"(dataset {table.dataset}, config {table.config_hash})")
+          f"(dataset {table.dataset}, config {table.config_hash}, {table.loss_unit})")
     if table.dropped_sizes:
         print(f"left out unfinished sizes: {', '.join(map(str, table.dropped_sizes))}")
     return 0

@@ -72,13 +72,15 @@ def run(args: argparse.Namespace) -> int:
                "predicted": float(pred[i]), "lower": float(lo[i, 0]),
                "upper": float(hi[i, 0]) if np.isfinite(hi[i, 0]) else None,
                "rmse": float(batch.rmse[i]), "success": bool(batch.success[i]),
-               "true": None if truth is None else float(truth[i])}
+               "true": None if truth is None else float(truth[i]),
+               "loss_unit": table.loss_unit}
         records.append(rec)
     if args.json:
         print_json(records)
         return 0
     names = list(batch.params)
-    head = ["model"] + names + [f"L({target:g})", "90% interval", "true", "rmse", "ok"]
+    unit = table.loss_unit.replace("nats_per_", "nats/")
+    head = ["model"] + names + [f"L({target:g}) {unit}", "90% interval", "true", "rmse", "ok"]
     rows = []
     for r in records:
         upper = "inf" if r["upper"] is None else f"{r['upper']:.4f}"

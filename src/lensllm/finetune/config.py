@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lensllm.exceptions import ConfigError
+from lensllm.finetune.fields import check_mapping
 from lensllm.finetune.recipe import TrainingPlan, plan_training
 
 __all__ = [
@@ -182,27 +183,58 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The task file and its fixed validation/test splits.
+    """The task source, how its records map onto examples, and the fixed splits.
 
     Attributes:
-        path: the JSONL or CSV task file (absolute once loaded).
-        name: the dataset name runs are stored under (default: the file's stem).
+        path: a JSONL, CSV or Parquet task file, or a directory saved by ``datasets``'
+            ``save_to_disk`` (absolute once loaded). Exactly one of ``path`` and
+            ``dataset`` is set.
+        dataset: a ``datasets`` name or local dataset path for ``load_dataset`` (offline:
+            from the local cache).
+        dataset_config: the dataset's configuration name ("" for its default).
+        split: the split to read from ``dataset`` or from a saved ``DatasetDict``.
+        fields: role -> column name, roles ``text``, ``source``, ``target``, ``messages``
+            (see :mod:`lensllm.finetune.fields`).
+        prompt_template: ``"instruction"`` or a ``{column}`` format string that writes each
+            example's source (instruction data; the target column is ``fields.target``).
+        name: the dataset name runs are stored under (default: the file's stem or the
+            dataset name's last part).
         validation_size: examples in the validation split.
         test_size: examples in the test split.
         split_seed: seed of the train/validation/test split, fixed across run seeds so all
             runs are scored on the same test examples.
     """
 
-    path: Path
+    path: Path | None = None
+    dataset: str = ""
+    dataset_config: str = ""
+    split: str = "train"
+    fields: dict[str, str] = field(default_factory=dict)
+    prompt_template: str = ""
     name: str = ""
     validation_size: int = 64
     test_size: int = 128
     split_seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
+        if self.path is not None:
+            object.__setattr__(self, "path", Path(self.path))
+        if (self.path is None) == (not self.dataset):
+            raise ConfigError("[data] needs exactly one of `data.path` (a local file or saved "
+                              "dataset directory) and `data.dataset` (a `datasets` source)")
+        for key in ("dataset", "dataset_config", "split", "prompt_template", "name"):
+            if not isinstance(getattr(self, key), str):
+                raise ConfigError(f"`data.{key}` must be a string, got {getattr(self, key)!r}")
+        if not self.split:
+            raise ConfigError("`data.split` must name a split, got ''")
+        if not isinstance(self.fields, Mapping):
+            raise ConfigError(f"`data.fields` must be a table of role = column, got "
+                              f"{self.fields!r}")
+        object.__setattr__(self, "fields", dict(self.fields))
+        check_mapping(self.fields, self.prompt_template)
         if not self.name:
-            object.__setattr__(self, "name", self.path.stem)
+            stem = self.path.stem if self.path is not None else self.dataset.rstrip("/")
+            object.__setattr__(self, "name", stem.rsplit("/", 1)[-1])
         for key in ("validation_size", "test_size"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -289,7 +321,7 @@ class ExperimentConfig:
                 f"`experiment.threads` must be an integer >= 1, got {self.threads!r}"
             )
 
-    def config_hash(self, data_sha256: str) -> str:
+    def config_hash(self, data_sha256: str, scoring: str = "") -> str:
         """Hash of every setting that changes a run's result, for the run key.
 
         Covers the fine-tuning settings, the split settings and the content of the data
@@ -297,7 +329,11 @@ class ExperimentConfig:
         or thread count.
 
         Args:
-            data_sha256: :func:`file_sha256` of the data file.
+            data_sha256: the data's fingerprint (:func:`file_sha256` of a plain file, see
+                :attr:`lensllm.finetune.data.TaskData.fingerprint`).
+            scoring: how examples are scored, when it changed since the first store
+                format (:attr:`lensllm.finetune.data.TaskData.scoring`); "" adds nothing,
+                so earlier hashes stay valid.
 
         Returns:
             16 hex digits.
@@ -309,6 +345,8 @@ class ExperimentConfig:
             "split_seed": self.data.split_seed,
             "data": data_sha256,
         }
+        if scoring:
+            payload["scoring"] = scoring
         # Settings that change speed or memory, not the math, stay out of the key.
         for key in ("eval_batch_size", "device", "micro_batch_size", "gradient_checkpointing"):
             payload["finetune"].pop(key)
@@ -375,13 +413,7 @@ def config_from_dict(
     if "sizes" not in experiment:
         raise ConfigError(f"missing key `experiment.sizes`{where}")
 
-    data_raw = dict(_table("data", raw["data"], where))
-    data_keys = tuple(f.name for f in dataclasses.fields(DataConfig))
-    _reject_unknown("data.", data_raw, data_keys, where)
-    if "path" not in data_raw:
-        raise ConfigError(f"missing key `data.path`{where}")
-    data_raw["path"] = (base_dir / str(data_raw["path"])).resolve()
-    data = _construct(DataConfig, data_raw, "data")
+    data = _data_config(_table("data", raw["data"], where), base_dir, where)
 
     candidates_raw = raw["candidates"]
     if not isinstance(candidates_raw, list):
@@ -427,6 +459,24 @@ def config_from_dict(
         threads=experiment.get("threads"),
         source=source,
     )
+
+
+def _data_config(data_raw: Mapping[str, Any], base_dir: Path, where: str) -> DataConfig:
+    """The [data] table: relative paths resolved against the config file's directory."""
+    data_raw = dict(data_raw)
+    data_keys = tuple(f.name for f in dataclasses.fields(DataConfig))
+    _reject_unknown("data.", data_raw, data_keys, where)
+    if "path" not in data_raw and "dataset" not in data_raw:
+        raise ConfigError(f"missing key `data.path` (a local file) or `data.dataset` (a "
+                          f"`datasets` source){where}")
+    if "path" in data_raw:
+        data_raw["path"] = (base_dir / str(data_raw["path"])).resolve()
+    dataset = data_raw.get("dataset")
+    if isinstance(dataset, str) and dataset and (base_dir / dataset).exists():
+        data_raw["dataset"] = str((base_dir / dataset).resolve())
+    if "fields" in data_raw:
+        data_raw["fields"] = _table("data.fields", data_raw["fields"], where)
+    return _construct(DataConfig, data_raw, "data")
 
 
 def _table(name: str, value: Any, where: str) -> Mapping[str, Any]:

@@ -1,60 +1,87 @@
-"""Task data: loading JSONL/CSV files, nested subsets, splits and tokenisation.
+"""Task data: loading task sources, nested subsets, splits, tokenisation and scored bytes.
 
-A task file holds one example per JSONL line or CSV row, either with a ``text`` field
-(a *causal* task: the model learns to continue the text) or with ``source`` and ``target``
-fields (a *seq2seq* task: the model learns to produce the target from the source). Other
-fields are ignored; a missing or non-string field is an error naming the file, line and
+A task is read from a local JSONL, CSV or Parquet file, a directory saved by ``datasets``,
+or a ``datasets`` dataset (:mod:`lensllm.finetune.sources`), and mapped onto examples of
+one kind (:mod:`lensllm.finetune.fields`): ``causal`` (``text``), ``seq2seq``
+(``source``/``target``, instruction records through a prompt template) or ``chat``
+(``messages``). A missing or non-string field is an error naming the source, record and
 field, because a silently skipped example would change which examples the subsets hold.
 
 Subsets are nested by construction: one seeded permutation of the training pool, and the
 D-example subset is its first D entries, so the 2D-example subset contains the D-example one
 for every seed.
+
+Losses comparable across tokenizers: every scored token belongs to a known piece of text
+(a causal example's whole text, a target, the assistant turns of a chat), so a run can
+divide its summed loss by the UTF-8 bytes of that text (:func:`scored_bytes`), a count that
+does not depend on the tokenizer. For that, a causal example is scored from its first
+token on: it is read after a start token (the tokenizer's BOS, else its EOS) and ends with
+EOS, the same rule a seq2seq target follows.
 """
 
 from __future__ import annotations
 
-import csv
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from lensllm.exceptions import ConfigError, InputError
+from lensllm.finetune.chat import chat_row, encode, start_token_id
+from lensllm.finetune.config import file_sha256
+from lensllm.finetune.fields import TASK_KINDS, map_records
+from lensllm.finetune.sources import read_dataset_records, read_file_records
 
 __all__ = [
     "TASK_KINDS",
     "TaskData",
     "DataSplit",
     "load_task_data",
+    "load_data",
     "split_indices",
     "nested_subset_indices",
     "encode_examples",
     "tokenize_rows",
+    "scored_bytes",
+    "truncated_examples",
 ]
 
-#: The two kinds of task data and the fields each one needs.
-TASK_KINDS: dict[str, tuple[str, ...]] = {"causal": ("text",), "seq2seq": ("source", "target")}
+#: How causal examples are scored; part of every causal run's config hash, because runs
+#: before it left each text's first token unscored (and are kept apart from these).
+CAUSAL_SCORING = "start-token+eos"
 
 
 @dataclass(frozen=True)
 class TaskData:
-    """The examples of one task file.
+    """The examples of one task source.
 
     Attributes:
-        kind: ``"causal"`` (examples have ``text``) or ``"seq2seq"`` (``source``/``target``).
-        examples: one dict per example holding only the fields of ``kind``, in file order.
-        path: the file they came from.
+        kind: ``"causal"`` (``text``), ``"seq2seq"`` (``source``/``target``) or ``"chat"``
+            (``messages``).
+        examples: one dict per example holding only the fields of ``kind``, in source order.
+        path: the file, directory or dataset name they came from.
+        fingerprint: SHA-256 of the content (the file's bytes for a plain file read without
+            a mapping, else the mapped examples), for the run key.
     """
 
     kind: str
-    examples: tuple[dict[str, str], ...]
+    examples: tuple[dict[str, Any], ...]
     path: Path
+    fingerprint: str = ""
 
     def __len__(self) -> int:
         return len(self.examples)
+
+    @property
+    def scoring(self) -> str:
+        """What the config hash records about how examples are scored ("" when unchanged
+        since the first store format)."""
+        return CAUSAL_SCORING if self.kind == "causal" else ""
 
 
 @dataclass(frozen=True)
@@ -72,98 +99,63 @@ class DataSplit:
     test: tuple[int, ...]
 
 
-def load_task_data(path: str | Path) -> TaskData:
-    """Read a JSONL (``.jsonl``/``.json``) or CSV (``.csv``) task file.
+def load_task_data(
+    path: str | Path,
+    *,
+    fields: Mapping[str, str] | None = None,
+    prompt_template: str = "",
+    split: str = "train",
+) -> TaskData:
+    """Read a task file (``.jsonl``/``.json``, ``.csv``, ``.parquet``) or a saved dataset
+    directory, and map its records onto examples.
 
-    The kind is decided by the first example: a ``text`` field makes it causal, ``source``
-    and ``target`` fields make it seq2seq; every later example must have the same fields.
+    Without ``fields`` or ``prompt_template`` the kind is decided by the first record (see
+    :mod:`lensllm.finetune.fields`); every later record must have the same fields.
 
     Args:
-        path: the file to read.
+        path: the file or directory to read.
+        fields: role -> column name (``{"text": "body"}``).
+        prompt_template: a built-in template name or a ``{column}`` format string giving
+            the source of instruction records.
+        split: the split of a saved ``DatasetDict`` directory.
 
     Returns:
         The examples, with only the fields of their kind kept.
 
     Raises:
-        ConfigError: the file does not exist or has an unsupported extension.
+        ConfigError: the source does not exist, has an unsupported extension or needs a
+            package that is missing; the mapping is invalid.
         InputError: a line is not valid JSON, a field is missing, empty or not a string, or
-            the file holds no examples. The message names the file, line and field.
+            the source holds no examples. The message names the source, record and field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"data file '{path}' does not exist")
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        records = _read_jsonl(path)
-    elif suffix == ".csv":
-        records = _read_csv(path)
-    else:
-        raise ConfigError(
-            f"data file '{path}' has extension '{suffix}'; use .jsonl (one JSON object per "
-            "line) or .csv"
-        )
-    kind: str | None = None
-    examples: list[dict[str, str]] = []
-    for line, record in records:
-        if kind is None:
-            kind = _detect_kind(path, line, record)
-        fields = TASK_KINDS[kind]
-        example: dict[str, str] = {}
-        for field in fields:
-            value = record.get(field)
-            if not isinstance(value, str) or not value:
-                got = "missing" if field not in record else f"{type(value).__name__} {value!r}"
-                raise InputError(
-                    f"{path}, line {line}: field '{field}' must be a non-empty string "
-                    f"(a {kind} task needs {_fields_text(fields)}), got {got}"
-                )
-            example[field] = value
-        examples.append(example)
-    if kind is None:
-        raise InputError(f"data file '{path}' holds no examples")
-    return TaskData(kind=kind, examples=tuple(examples), path=path)
+    records = read_file_records(path, split=split)
+    kind, examples = map_records(records, str(path), fields=fields,
+                                 prompt_template=prompt_template)
+    plain_file = path.is_file() and not fields and not prompt_template
+    return TaskData(kind=kind, examples=tuple(examples), path=path,
+                    fingerprint=file_sha256(path) if plain_file else _content_sha256(
+                        kind, examples))
 
 
-def _fields_text(fields: Sequence[str]) -> str:
-    return " and ".join(f"'{f}'" for f in fields)
+def load_data(config) -> TaskData:
+    """The task of a :class:`lensllm.finetune.config.DataConfig`: its ``path`` or its
+    ``datasets`` source, mapped by its ``fields`` and ``prompt_template``."""
+    if not config.dataset:
+        return load_task_data(config.path, fields=config.fields,
+                              prompt_template=config.prompt_template, split=config.split)
+    records = read_dataset_records(config.dataset, config=config.dataset_config,
+                                   split=config.split)
+    label = config.dataset + (f" ({config.dataset_config})" if config.dataset_config else "")
+    kind, examples = map_records(records, f"{label}, split {config.split}",
+                                 fields=config.fields, prompt_template=config.prompt_template)
+    return TaskData(kind, tuple(examples), Path(config.dataset), _content_sha256(kind, examples))
 
 
-def _detect_kind(path: Path, line: int, record: Mapping[str, object]) -> str:
-    if "text" in record:
-        return "causal"
-    if "source" in record and "target" in record:
-        return "seq2seq"
-    found = ", ".join(f"'{k}'" for k in record) or "none"
-    raise InputError(
-        f"{path}, line {line}: an example needs a 'text' field (causal task) or 'source' and "
-        f"'target' fields (seq2seq task); found fields {found}"
-    )
-
-
-def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}, line {line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise InputError(
-                    f"{path}, line {line_no}: expected a JSON object, got "
-                    f"{type(record).__name__}"
-                )
-            records.append((line_no, record))
-    return records
-
-
-def _read_csv(path: Path) -> list[tuple[int, dict]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        # Line numbers count the header as line 1, as a spreadsheet shows them.
-        return [(reader.line_num, dict(row)) for row in reader]
+def _content_sha256(kind: str, examples: Sequence[Mapping[str, Any]]) -> str:
+    text = json.dumps({"kind": kind, "examples": list(examples)}, sort_keys=True,
+                      ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def split_indices(
@@ -247,17 +239,20 @@ def encode_examples(
 ) -> dict[str, torch.Tensor]:
     """Tokenise examples into one right-padded batch with the positions to score.
 
-    - causal model, ``text``: ``labels`` equal ``input_ids`` (the model shifts them), so
-      every token after the first is a target.
+    - causal model, ``text``: the input is a start token (BOS, else EOS), the text, then
+      EOS; ``labels`` equal ``input_ids`` (the model shifts them) except the start token's
+      -100, so every text token and the EOS are targets.
     - causal model, ``source``/``target``: the input is source then target (then EOS); only
       the target tokens are scored, source positions get label -100.
     - encoder-decoder model, ``source``/``target``: ``input_ids`` is the source, ``labels``
       the target ids (then EOS); the model builds the decoder inputs from the labels.
+    - causal model, ``messages``: the chat rendered by the tokenizer's chat template, only
+      the assistant turns scored (:func:`lensllm.finetune.chat.chat_row`).
 
     Args:
         tokenizer: a Hugging Face tokenizer.
-        examples: dicts with ``text`` or ``source``/``target``.
-        kind: ``"causal"`` or ``"seq2seq"``, as in :class:`TaskData`.
+        examples: dicts with ``text``, ``source``/``target`` or ``messages``.
+        kind: ``"causal"``, ``"seq2seq"`` or ``"chat"``, as in :class:`TaskData`.
         max_length: maximum tokens per sequence (per side for encoder-decoder models);
             longer sequences are truncated on the right.
         is_encoder_decoder: whether the model is an encoder-decoder.
@@ -268,8 +263,8 @@ def encode_examples(
         encoder-decoder models), -100 where a position is not scored (padding included).
 
     Raises:
-        ConfigError: an encoder-decoder model on causal ``text`` data, an unknown kind, or
-            ``max_length`` < 2.
+        ConfigError: an encoder-decoder model on ``text`` or chat data, an unknown kind,
+            ``max_length`` < 2, or chat data for a tokenizer without a chat template.
     """
     if not examples:
         raise InputError("no examples to encode")
@@ -282,7 +277,7 @@ def encode_examples(
 
 def tokenize_rows(
     tokenizer,
-    examples: Sequence[Mapping[str, str]],
+    examples: Sequence[Mapping[str, Any]],
     kind: str,
     *,
     max_length: int,
@@ -291,7 +286,9 @@ def tokenize_rows(
     """Tokenise examples without padding: one ``(input_ids, labels)`` pair per example.
 
     The rules are those of :func:`encode_examples` (which pads these rows into a batch);
-    a training run calls this once and pads each batch to its own longest row.
+    a training run calls this once and pads each batch to its own longest row. Chat
+    examples follow :func:`lensllm.finetune.chat.chat_row` (labels -100 outside the
+    assistant turns).
     """
     if kind not in TASK_KINDS:
         raise ConfigError(f"task kind must be one of {sorted(TASK_KINDS)}, got '{kind}'")
@@ -301,21 +298,24 @@ def tokenize_rows(
     if is_encoder_decoder:
         if kind != "seq2seq":
             raise ConfigError(
-                "an encoder-decoder model needs 'source'/'target' data, got causal 'text' data"
+                f"an encoder-decoder model needs 'source'/'target' data, got {kind} data"
             )
-        return [(_encode(tokenizer, ex["source"], True)[:max_length],
-                 (_encode(tokenizer, ex["target"], False) + eos)[:max_length])
+        return [(encode(tokenizer, ex["source"], True)[:max_length],
+                 (encode(tokenizer, ex["target"], False) + eos)[:max_length])
                 for ex in examples]
+    if kind == "chat":
+        return [chat_row(tokenizer, ex["messages"], max_length=max_length) for ex in examples]
     rows: list[tuple[list[int], list[int]]] = []
     for ex in examples:
         if kind == "causal":
-            ids = _encode(tokenizer, ex["text"], True)[:max_length]
-            rows.append((ids, list(ids)))
+            start = start_token_id(tokenizer)
+            ids = ([start] + encode(tokenizer, ex["text"], False) + eos)[:max_length]
+            rows.append((ids, [-100] + ids[1:]))
             continue
-        src = _encode(tokenizer, ex["source"], True)
+        src = encode(tokenizer, ex["source"], True)
         if eos and src and src[-1] == eos[0]:
             src = src[:-1]  # tokenizers that end every text with EOS (T5, ByT5)
-        tgt = _encode(tokenizer, ex["target"], False) + eos
+        tgt = encode(tokenizer, ex["target"], False) + eos
         if len(src) + len(tgt) > max_length:
             # Keep at least half the window for the target, so something is scored.
             n_tgt = min(len(tgt), max(max_length - len(src), max_length // 2))
@@ -325,8 +325,43 @@ def tokenize_rows(
     return rows
 
 
-def _encode(tokenizer, text: str, add_special_tokens: bool) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+def scored_bytes(examples: Sequence[Mapping[str, Any]], kind: str) -> list[int]:
+    """UTF-8 bytes of the text whose tokens are scored, per example, whatever the tokenizer.
+
+    A causal example's whole ``text``, a seq2seq ``target``, the ``content`` of a chat's
+    assistant turns. End markers (EOS, a chat template's end of turn) are scored but hold
+    no bytes of the text. Dividing a run's summed loss (nats) by these bytes gives nats per
+    byte, comparable across tokenizers as long as no scored text was truncated (see
+    :func:`truncated_examples`).
+    """
+    if kind == "causal":
+        return [len(ex["text"].encode("utf-8")) for ex in examples]
+    if kind == "seq2seq":
+        return [len(ex["target"].encode("utf-8")) for ex in examples]
+    if kind == "chat":
+        return [sum(len(m["content"].encode("utf-8")) for m in ex["messages"]
+                    if m["role"] == "assistant") for ex in examples]
+    raise ConfigError(f"task kind must be one of {sorted(TASK_KINDS)}, got '{kind}'")
+
+
+def truncated_examples(
+    tokenizer,
+    examples: Sequence[Mapping[str, Any]],
+    kind: str,
+    *,
+    max_length: int,
+    is_encoder_decoder: bool,
+) -> int:
+    """How many examples lose scored tokens to ``max_length`` (their scored bytes are then
+    not all scored, and a per-byte loss would undercount bytes' worth of loss)."""
+    def n_scored(rows):
+        return [sum(1 for t in labels if t != -100) for _, labels in rows]
+
+    cut = tokenize_rows(tokenizer, examples, kind, max_length=max_length,
+                        is_encoder_decoder=is_encoder_decoder)
+    full = tokenize_rows(tokenizer, examples, kind, max_length=1 << 30,
+                         is_encoder_decoder=is_encoder_decoder)
+    return sum(a != b for a, b in zip(n_scored(cut), n_scored(full)))
 
 
 def pad_token_id(tokenizer) -> int:

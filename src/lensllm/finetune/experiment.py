@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lensllm.exceptions import ConfigError, LensLLMError
-from lensllm.finetune.config import ExperimentConfig, file_sha256
-from lensllm.finetune.data import TaskData, load_task_data, split_indices
+from lensllm.finetune.config import ExperimentConfig
+from lensllm.finetune.data import TaskData, load_data, split_indices
 from lensllm.finetune.models import resolve_model
 from lensllm.store import BaseStore, RunKey, RunRecord, RunResult, check_store_path, make_owner
 
@@ -108,7 +108,7 @@ def prepare_experiment(
     """
     path = Path(store_path) if store_path is not None else default_store_path(config)
     path = check_store_path(path)
-    task = load_task_data(config.data.path)
+    task = load_data(config.data)
     split = split_indices(
         len(task), n_validation=config.data.validation_size, n_test=config.data.test_size,
         seed=config.data.split_seed,
@@ -126,10 +126,10 @@ def prepare_experiment(
         if spec.is_encoder_decoder and task.kind != "seq2seq":
             raise ConfigError(
                 f"candidate '{candidate.model}' is an encoder-decoder and needs 'source'/"
-                f"'target' data; '{task.path}' has 'text'"
+                f"'target' data; '{task.path}' has {task.kind} data"
             )
         families[candidate.model] = candidate.family or spec.family
-    config_hash = config.config_hash(file_sha256(task.path))
+    config_hash = config.config_hash(task.fingerprint, task.scoring)
     runs: list[PlannedRun] = []
     if config.zero_shot:
         for c in config.candidates:
@@ -398,7 +398,8 @@ def _run_config(prepared: PreparedExperiment) -> dict[str, Any]:
     config = prepared.config
     return {
         "finetune": config.finetune.as_dict(),
-        "data": str(config.data.path),
+        "data": str(config.data.path or config.data.dataset),
+        "data_kind": prepared.task.kind,
         "validation_size": config.data.validation_size,
         "test_size": config.data.test_size,
         "split_seed": config.data.split_seed,

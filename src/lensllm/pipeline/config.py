@@ -6,6 +6,7 @@
     method = "adaptive"   # any registered selector (lensllm bench --help lists them)
     target = 6400         # D*: the full data size to predict the loss at
     max_data = 800        # budget: the largest subset size a run may use
+    loss_unit = "auto"    # rank in nats per byte when the candidates' tokenizers differ
 
     [ntk]                 # optional; NTK features for the `lensllm` method and the report
     n = 32                # probe examples
@@ -28,7 +29,11 @@ from typing import Any
 from lensllm.exceptions import ConfigError
 from lensllm.finetune.config import ExperimentConfig, config_from_dict, read_toml
 
-__all__ = ["NtkSettings", "SelectConfig", "SelectionSettings", "load_select_config"]
+__all__ = ["NtkSettings", "SelectConfig", "SelectionSettings", "load_select_config",
+           "LOSS_UNIT_SETTINGS"]
+
+#: ``selection.loss_unit`` values.
+LOSS_UNIT_SETTINGS = ("auto", "token", "byte")
 
 
 @dataclass(frozen=True)
@@ -40,12 +45,17 @@ class SelectionSettings:
         target: ``D*``, the data size to predict at (default: the largest size).
         max_data: the budget: largest affordable subset (default: the largest size).
         options: keyword arguments for the selector's constructor.
+        loss_unit: what losses are ranked in: ``"token"`` (nats per scored token),
+            ``"byte"`` (nats per byte of scored text) or ``"auto"`` (the default: per byte
+            when the candidates' tokenizers differ, see
+            :func:`lensllm.pipeline.stages.choose_loss_unit`).
     """
 
     method: str = "adaptive"
     target: float | None = None
     max_data: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    loss_unit: str = "auto"
 
     def __post_init__(self) -> None:
         from lensllm.selection import REGISTRY
@@ -60,6 +70,9 @@ class SelectionSettings:
                 raise ConfigError(f"`selection.{key}` must be a number > 0, got {value!r}")
         if not isinstance(self.options, dict):
             raise ConfigError(f"`selection.options` must be a table, got {self.options!r}")
+        if self.loss_unit not in LOSS_UNIT_SETTINGS:
+            raise ConfigError(f"`selection.loss_unit` must be one of "
+                              f"{', '.join(LOSS_UNIT_SETTINGS)}, got {self.loss_unit!r}")
 
 
 @dataclass(frozen=True)

@@ -127,8 +127,11 @@ def run_select(
             prepared, store, _executor(prepared, executor_factory, threads), counter, failures)
         alive, ntk_flops = stages.add_spectra(alive, prepared, config, store, threads, failures)
         failures.check_alive(alive)
+        unit = stages.choose_loss_unit(config.selection.loss_unit, alive)
+        failures.say(f"ranking losses in {unit.replace('_', ' ')}")
         make_view = stages.view_factory(prepared, store, config, threads=threads,
-                                        progress=counter, executor_factory=executor_factory)
+                                        progress=counter, executor_factory=executor_factory,
+                                        loss_unit=unit)
         view, selection = stages.select(config, alive, make_view, failures)
         outcome = SelectOutcome(config, view, selection, list(failures), ntk_flops=ntk_flops,
                                 zero_shot_flops=zs_flops)

@@ -24,8 +24,8 @@ from lensllm.exceptions import InputError, LensLLMError
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.view import CandidateFailed, RunView
 
-__all__ = ["Candidate", "Failures", "add_spectra", "resolve_candidates", "select",
-           "zero_shot"]
+__all__ = ["Candidate", "Failures", "add_spectra", "choose_loss_unit", "resolve_candidates",
+           "select", "zero_shot"]
 
 
 @dataclass
@@ -35,9 +35,11 @@ class Candidate:
     Attributes:
         model: model id.
         family: family name (from the experiment's config).
-        zero_shot: zero-shot test loss (stage 2).
+        zero_shot: zero-shot test loss in nats per token (stage 2).
         n_params: base parameter count (stage 2).
         spectrum: NTK spectrum (stage 3), None when NTK features are off.
+        zero_shot_result: the zero-shot run's result (stage 2): its scored tokens and bytes
+            tell whether the candidates' tokenizers differ.
     """
 
     model: str
@@ -45,6 +47,7 @@ class Candidate:
     zero_shot: float = float("nan")
     n_params: float = float("nan")
     spectrum: Any = None
+    zero_shot_result: Any = None
 
 
 class Failures(list):
@@ -97,9 +100,42 @@ def zero_shot(prepared: Any, store: Any, executor: Any, progress: Any,
                          .strip().splitlines()[0])
             continue
         alive.append(Candidate(p.key.model, p.family, rec.result.test_loss,
-                               rec.result.base_params))
+                               rec.result.base_params, zero_shot_result=rec.result))
         flops += rec.result.flops
     return alive, flops
+
+
+def choose_loss_unit(setting: str, candidates: list[Candidate]) -> str:
+    """The unit losses are ranked in: ``"nats_per_token"`` or ``"nats_per_byte"``.
+
+    Every candidate is scored on the same test text. Its zero-shot run counted the scored
+    tokens and the bytes of that text; when the token counts differ, the tokenizers cut the
+    text differently and losses per token are not comparable, so ``"auto"`` ranks per byte.
+    When they agree, per token and per byte give the same ranking (one common factor) and
+    ``"auto"`` keeps per token.
+
+    Raises:
+        InputError: per byte is needed or asked for but a candidate's zero-shot run has no
+            byte count (a store from before byte counts) or truncated its scored test text.
+    """
+    results = [c.zero_shot_result for c in candidates]
+    counts = {r.test_scored_tokens for r in results}
+    if setting == "token" or (setting == "auto" and len(counts) <= 1):
+        return "nats_per_token"
+    why = ("the candidates' tokenizers differ (scored test tokens: "
+           f"{', '.join(str(n) for n in sorted(counts, key=str))})" if setting == "auto"
+           else "`selection.loss_unit` is 'byte'")
+    for cand, result in zip(candidates, results):
+        if result.test_loss_per_byte is None:
+            raise InputError(f"{why}, so losses must be compared per byte, but the zero-shot "
+                             f"run of {cand.model} has no byte count (a store written before "
+                             "byte counts); use a new store")
+        if result.test_truncated:
+            raise InputError(f"{why}, so losses must be compared per byte, but the zero-shot "
+                             f"run of {cand.model} truncated the scored text of "
+                             f"{result.test_truncated} test examples; raise "
+                             "`finetune.max_length`")
+    return "nats_per_byte"
 
 
 def add_spectra(candidates: list[Candidate], prepared: Any, config: SelectConfig, store: Any,
@@ -149,17 +185,18 @@ def select(config: SelectConfig, candidates: list[Candidate], make_view: Callabl
 
 
 def view_factory(prepared: Any, store: Any, config: SelectConfig, *, threads: int,
-                 progress: Any, executor_factory: Any) -> Callable[[list[Candidate]], RunView]:
-    """``make_view(candidates)``: a :class:`RunView` over the candidates, sharing one set of
-    paid runs across the views of a selection that restarts."""
+                 progress: Any, executor_factory: Any,
+                 loss_unit: str = "nats_per_token") -> Callable[[list[Candidate]], RunView]:
+    """``make_view(candidates)``: a :class:`RunView` over the candidates, in ``loss_unit``,
+    sharing one set of paid runs across the views of a selection that restarts."""
     paid: set[tuple[str, int]] = set()
 
     def make_view(candidates: list[Candidate]) -> RunView:
         return RunView(
             prepared, store, models=[c.model for c in candidates],
             families=[c.family for c in candidates], sizes=config.affordable_sizes,
-            target=config.target, max_data_num=config.max_data,
-            zero_shot=np.array([c.zero_shot for c in candidates]),
+            target=config.target, max_data_num=config.max_data, loss_unit=loss_unit,
+            zero_shot=np.array([c.zero_shot_result.loss(loss_unit) for c in candidates]),
             n_params=np.array([c.n_params for c in candidates], float),
             ntk=[c.spectrum for c in candidates] if config.ntk.enabled else None, paid=paid,
             threads=threads, progress=progress, executor_factory=executor_factory)

@@ -57,7 +57,7 @@ class RunView:
         sizes: the affordable subset sizes, increasing.
         target: ``D*``.
         max_data_num: the budget.
-        zero_shot: zero-shot test loss per candidate ``(C,)``.
+        zero_shot: zero-shot test loss per candidate ``(C,)``, in ``loss_unit``.
         n_params: base parameter count per candidate ``(C,)``.
         ntk: NTK spectra per candidate, or None.
         paid: shared set of ``(model id, size)`` already paid for (kept across views when
@@ -65,6 +65,8 @@ class RunView:
         threads: torch threads per run.
         progress: receives run events (see :class:`lensllm.finetune.experiment.Progress`).
         executor_factory: builds an executor for ``prepared`` (default: local, in process).
+        loss_unit: the unit of every loss the view returns: ``"nats_per_token"`` (the runs'
+            test loss) or ``"nats_per_byte"`` (divided by the bytes of scored test text).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class RunView:
         threads: int | None = 1,
         progress: Any = None,
         executor_factory: Callable[[Any], Any] | None = None,
+        loss_unit: str = "nats_per_token",
     ) -> None:
         if not models:
             raise InputError("no candidate left to select from")
@@ -102,6 +105,7 @@ class RunView:
         self._threads = threads
         self._progress = progress
         self._executor_factory = executor_factory
+        self.loss_unit = loss_unit
         self._cache: dict[RunKey, RunRecord] = {}
         self._frozen_full: list[float] | None = None
         self._frozen_source: str | None = None
@@ -199,7 +203,11 @@ class RunView:
         recs = [r for r in self.records(model, size) if r.status == "finished"]
         if not recs:
             raise CandidateFailed(self.models[model], f"no finished run at size {size}")
-        return float(np.mean([r.result.test_loss for r in recs]))
+        losses = [r.result.loss(self.loss_unit) for r in recs]
+        if any(v is None for v in losses):
+            raise CandidateFailed(self.models[model], f"a run at size {size} has no byte "
+                                                      "count for a loss per byte")
+        return float(np.mean(losses))
 
     def flops(self, model: int | str, size: int) -> float:
         return float(sum(r.result.flops for r in self.records(model, size)

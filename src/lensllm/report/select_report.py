@@ -75,7 +75,7 @@ def outcome_record(outcome: SelectOutcome) -> dict:
     view = outcome.view
     return {
         "method": outcome.config.selection.method, "target": outcome.config.target,
-        "max_data": outcome.config.max_data,
+        "max_data": outcome.config.max_data, "loss_unit": view.loss_unit,
         "selected": view.models[outcome.selection.selected],
         "ranking": ranking_rows(outcome),
         "failed": [{"model": m, "reason": r} for m, r in outcome.failed],
@@ -93,7 +93,8 @@ def format_outcome(outcome: SelectOutcome) -> str:
     view = outcome.view
     return "\n".join([
         format_ranking(outcome),
-        f"selected: {short_name(view.models[outcome.selection.selected])}",
+        f"selected: {short_name(view.models[outcome.selection.selected])} (losses in "
+        f"{view.loss_unit.replace('_', ' ')})",
         f"compute: {view.cost():.3g} FLOPs of fine-tuning = {100 * outcome.cost_fraction:.2f}% "
         f"of fine-tuning all {view.n_models} candidates on D*={outcome.config.target:g} "
         f"({view.full_cost():.3g} FLOPs, {_source_words(view)}); zero-shot "

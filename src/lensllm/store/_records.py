@@ -81,6 +81,13 @@ class RunResult:
         family: a family name (config key or ``model_type``).
         device: where it ran (``cpu``, ``cuda``...).
         loss_points: the loss curve.
+        test_scored_tokens: scored token positions the test loss is the mean over (None
+            for runs stored before schema version 2).
+        test_bytes: UTF-8 bytes of the scored test text (whole causal texts, seq2seq
+            targets, chat assistant turns), counted without the tokenizer (None before
+            schema version 2).
+        test_truncated: test examples whose scored text ``max_length`` cut (None before
+            schema version 2); their cut bytes are still in ``test_bytes``.
     """
 
     test_loss: float
@@ -97,6 +104,26 @@ class RunResult:
     family: str
     device: str = "cpu"
     loss_points: tuple[LossPoint, ...] = ()
+    test_scored_tokens: int | None = None
+    test_bytes: int | None = None
+    test_truncated: int | None = None
+
+    @property
+    def test_loss_per_byte(self) -> float | None:
+        """The test loss in nats per byte of scored text (None without byte counts):
+        ``test_loss * test_scored_tokens / test_bytes``."""
+        if not self.test_bytes or self.test_scored_tokens is None:
+            return None
+        return self.test_loss * self.test_scored_tokens / self.test_bytes
+
+    def loss(self, unit: str) -> float | None:
+        """The test loss in ``unit``: ``"nats_per_token"`` (:attr:`test_loss`) or
+        ``"nats_per_byte"`` (:attr:`test_loss_per_byte`, None without byte counts)."""
+        if unit == "nats_per_token":
+            return self.test_loss
+        if unit == "nats_per_byte":
+            return self.test_loss_per_byte
+        raise ValueError(f"unit must be 'nats_per_token' or 'nats_per_byte', got {unit!r}")
 
 
 @dataclass(frozen=True)

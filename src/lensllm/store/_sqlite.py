@@ -26,7 +26,7 @@ from lensllm.store._records import (
 
 __all__ = ["SQLiteStore", "InMemoryStore", "SCHEMA_VERSION", "check_store_path", "make_owner"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS runs (
     test_loss REAL, steps INTEGER, train_tokens INTEGER, eval_tokens INTEGER, flops REAL,
     wall_time REAL, learning_rate REAL, early_stop_step INTEGER, n_params INTEGER,
     n_trainable INTEGER, base_params INTEGER, family TEXT, device TEXT,
+    test_scored_tokens INTEGER, test_bytes INTEGER, test_truncated INTEGER,
     UNIQUE (model, dataset, size, seed, config_hash)
 );
 CREATE TABLE IF NOT EXISTS loss_points (
@@ -75,8 +76,16 @@ CREATE TABLE IF NOT EXISTS costs (
 _RESULT_COLUMNS = (
     "test_loss", "steps", "train_tokens", "eval_tokens", "flops", "wall_time",
     "learning_rate", "early_stop_step", "n_params", "n_trainable", "base_params", "family",
-    "device",
+    "device", "test_scored_tokens", "test_bytes", "test_truncated",
 )
+
+#: Schema changes, applied in order to a store of an older version when it is opened:
+#: version -> statements that bring a store of the version before it up to it. Existing
+#: rows keep their values; new columns are NULL for them.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: tuple(f"ALTER TABLE runs ADD COLUMN {column} INTEGER"
+             for column in ("test_scored_tokens", "test_bytes", "test_truncated")),
+}
 
 
 def make_owner() -> str:
@@ -164,6 +173,7 @@ class SQLiteStore(BaseStore):
                 version = cur.execute(
                     "SELECT value FROM meta WHERE key = 'schema_version'"
                 ).fetchone()[0]
+                version = _migrate(cur, int(version))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store '{self.path}': {exc}") from None
         if int(version) != SCHEMA_VERSION:
@@ -438,6 +448,18 @@ class SQLiteStore(BaseStore):
                        r["tokens"], r["run_id"], r["created_at"])
             for r in rows
         ]
+
+
+def _migrate(cur: sqlite3.Cursor, version: int) -> int:
+    """Bring a store of an older schema version up to :data:`SCHEMA_VERSION` (inside the
+    opening transaction, so concurrent openers migrate once); return the version now."""
+    if version >= SCHEMA_VERSION:
+        return version
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[target]:
+            cur.execute(statement)
+    cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+    return SCHEMA_VERSION
 
 
 class InMemoryStore(SQLiteStore):
