@@ -155,19 +155,20 @@ def advice(names: list[str], segments: list[tuple[float, float, int]],
         lo, hi, who = segments[0]
         return (f"From {size_text(lo)} to {size_text(hi)} examples {names[who]} has the lowest "
                 f"predicted loss throughout: choose {names[who]}.")
+    low, high = segments[0][0], segments[-1][1]
     parts = []
     for (_, end, who), (start, _, nxt) in zip(segments[:-1], segments[1:]):
         pair = [c for c in crossings if {c.before, c.after} == {who, nxt}]
         edge = np.sqrt(end * start)
         c = min(pair, key=lambda c: abs(np.log(c.size / edge))) if pair else None
-        at = c.size if c is not None else edge
         iv = ""
         if c is not None and np.isfinite(c.lower):
-            iv = (f" ({100 * level:.0f}% interval {size_text(c.lower)} to "
-                  f"{size_text(c.upper)})")
-        parts.append((who, at, iv))
-    text = f"Below about {size_text(parts[0][1])} examples{parts[0][2]} choose {names[parts[0][0]]}"
+            lo = size_text(c.lower) if c.lower >= low else f"<{size_text(low)}"
+            hi = size_text(c.upper) if c.upper <= high else f">{size_text(high)}"
+            iv = f" ({100 * level:.0f}% interval {lo} to {hi})"
+        parts.append((who, c.size if c is not None else edge, iv))
+    (who, at, iv) = parts[0]
+    text = f"Below about {size_text(at)} examples{iv} choose {names[who]}"
     for (_, at_prev, _), (who, at, iv) in zip(parts[:-1], parts[1:]):
-        text += (f"; from {size_text(at_prev)} to about {size_text(at)}{iv}, "
-                 f"{names[who]}")
+        text += f"; from {size_text(at_prev)} to about {size_text(at)}{iv}, {names[who]}"
     return text + f"; above, {names[segments[-1][2]]}."

@@ -143,11 +143,11 @@ class DataNeeded:
         if not self.reached[i]:
             return (f"never: the goal {self.goal[i]:.4g} is at or below the fitted floor "
                     f"{floor}, the loss the {law_name} law tends to with unlimited data")
-        if self.no_info[i]:
-            return "no interval: as many points as parameters leave no residuals to resample"
         if self.data_needed[i] == 0:
             return (f"already reached without fine-tuning: the fitted loss at D = 0 is at or "
                     f"below {self.goal[i]:.4g}")
+        if self.no_info[i]:
+            return "no interval: as many points as parameters leave no residuals to resample"
         if not np.isfinite(self.upper[i]):
             return (f"upper end unbounded: more than {100 * (1 - self.level) / 2:g}% of the "
                     f"bootstrap replicates never reach {self.goal[i]:.4g} (floor {floor})")
