@@ -77,6 +77,7 @@ def crossing_rows(table, law_name: str, ratio: int) -> list[dict]:
                 return [c for c in cs if {c.before, c.after} == {a, b}]
             rows.append({
                 "table": table.name, "law": law_name, "ratio": ratio,
+                "max_data_num": lo_size, "target": target,
                 "pair": [table.models[a], table.models[b]],
                 "table_crossings": [c.size for c in of_pair(shown)],
                 "predicted": [{"size": c.size, "lower": c.lower, "upper": c.upper}
@@ -107,8 +108,12 @@ def print_markdown(cov: list[dict], cross: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in cross:
         shown = ", ".join(size_text(s) for s in r["table_crossings"]) or "none"
-        pred = ", ".join(f"{size_text(p['size'])} ({size_text(p['lower'])} to "
-                         f"{size_text(p['upper'])})" for p in r["predicted"]) or "none"
+        lo_edge, hi_edge = r["max_data_num"], r["target"]
+        pred = ", ".join(
+            f"{size_text(p['size'])} ("
+            f"{size_text(p['lower']) if p['lower'] >= lo_edge else '<' + size_text(lo_edge)} to "
+            f"{size_text(p['upper']) if p['upper'] <= hi_edge else '>' + size_text(hi_edge)})"
+            for p in r["predicted"]) or "none"
         print(f"| {r['table']} | {r['law']} | {r['ratio']} | {_short(r['pair'][0])} vs "
               f"{_short(r['pair'][1])} | {shown} | {pred} | "
               f"{'yes' if r['order_at_target_right'] else 'no'} |")
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         table = load_table(name)
         for law in laws:
             cov += [coverage_row(table, law, r) for r in ratios]
+        for law in laws:
             cross += crossing_rows(table, law, args.crossing_ratio)
     if args.json:
         json.dump({"coverage": cov, "crossings": cross}, sys.stdout, indent=1,
