@@ -6,31 +6,15 @@ or from bisection on the formulas, never from a previous run of the code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
 from lensllm.exceptions import InputError
 from lensllm.laws import LensLaw, PowerLaw, RectifiedLaw, lens_loss, power_loss, rectified_loss
 from lensllm.laws.inverse import bisect_basis, data_needed_at, plan_data, quantile_with_infinities
+from test_law_fits import SPECTRUM, f_closed_form
 
 D = np.array([0, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 102400.0])
-
-
-@dataclass(frozen=True)
-class Spectrum:
-    eigenvalues: np.ndarray
-    proj_sq: np.ndarray
-    eta: float
-
-
-SPECTRUM = Spectrum(np.array([1.0, 0.1, 0.01]), np.array([20.0, 10.0, 5.0]), 1e-3)
-
-
-def f_of_t(t: float) -> float:
-    return float(sum(p * np.exp(-2 * SPECTRUM.eta * lam * t)
-                     for lam, p in zip(SPECTRUM.eigenvalues, SPECTRUM.proj_sq)))
 
 
 def noisy(loss, sigma, seed):
@@ -62,7 +46,7 @@ def test_rectified_law_inverse_is_the_closed_form_and_zero_above_zero_shot():
 @pytest.mark.parametrize("fit_t", [False, True])
 def test_lens_law_inverse_is_the_closed_form_given_f(fit_t):
     b, beta, e, t = 30.0, 0.45, 0.9, 500.0
-    f = f_of_t(t)
+    f = f_closed_form(SPECTRUM, t)
     loss = lens_loss(D, b, f, beta, e)
     law = LensLaw(fit_t=fit_t)
     extra = {} if fit_t else {"t": [t]}
