@@ -25,6 +25,7 @@ import numpy as np
 from lensllm.bench import load_table
 from lensllm.laws import get_law
 from lensllm.laws.crossings import crossing_intervals, curve_replicates, find_crossings, size_text
+from lensllm.laws.calibration import calibrated_interval, measure_calibration
 from lensllm.laws.inverse import plan_data
 
 LEVEL = 0.9
@@ -40,23 +41,43 @@ def fit_table(table, law_name: str, max_data: float):
     return get_law(law_name).fit_many(sizes, losses, names=list(table.models))
 
 
-def coverage_row(table, law_name: str, ratio: int) -> dict:
-    """Coverage of ``D*`` by the data-needed interval, and of ``L(D*)`` by the loss one."""
-    target = float(table.sizes[-1])
-    batch = fit_table(table, law_name, target / ratio)
-    truth = table.losses[:, -1]
-    plan = plan_data(batch, truth, LEVEL)
+def _coverage(plan, lo, hi, truth, target) -> dict:
+    """Coverage of ``D*`` by a data interval and of ``L(D*)`` by the matching loss one."""
     inside = (plan.lower <= target) & (target <= plan.upper)
-    lo, hi = batch.interval([target], LEVEL)
     loss_inside = (lo[:, 0] <= truth) & (truth <= hi[:, 0])
     reached = plan.reached
     err = np.abs(np.log(plan.data_needed[reached] / target))
-    return {"table": table.name, "law": law_name, "ratio": ratio,
-            "max_data_num": target / ratio, "n_models": int(len(truth)),
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = plan.upper[reached] / plan.lower[reached]
+    return {"median_width": float(np.median(width)) if width.size else None,
             "coverage": float(inside.mean()), "loss_coverage": float(loss_inside.mean()),
             "never": int((~reached).sum()), "unbounded_upper": int(np.isinf(plan.upper).sum()),
             "below": int((plan.upper < target).sum()), "above": int((plan.lower > target).sum()),
             "median_abs_log_error": float(np.median(err)) if err.size else None}
+
+
+def coverage_row(table, law_name: str, ratio: int) -> dict:
+    """Both intervals (bootstrap alone, calibrated) of one table, law and ratio."""
+    target = float(table.sizes[-1])
+    batch = fit_table(table, law_name, target / ratio)
+    truth = table.losses[:, -1]
+    row = {"table": table.name, "law": law_name, "ratio": ratio,
+           "max_data_num": target / ratio, "n_models": int(len(truth))}
+    lo, hi = batch.interval([target], LEVEL)
+    row["bootstrap"] = _coverage(plan_data(batch, truth, LEVEL), lo, hi, truth, target)
+    cal = measure_calibration(batch, float(np.log(ratio)))
+    row["backtests"] = 0 if cal is None else int(cal.kappa.size)
+    all_cal = measure_calibration(batch)  # every back-test, however far (for the docs)
+    if all_cal is not None:
+        lo, hi = calibrated_interval(batch, [target], all_cal, LEVEL)
+        plan = plan_data(batch, truth, LEVEL, calibration=all_cal)
+        row["calibrated_all_distances"] = _coverage(plan, lo, hi, truth, target)
+    if cal is not None:
+        lo, hi = calibrated_interval(batch, [target], cal, LEVEL)
+        plan = plan_data(batch, truth, LEVEL, calibration=cal)
+        row["calibrated"] = _coverage(plan, lo, hi, truth, target)
+        row["kappa_median"] = cal.median
+    return row
 
 
 def crossing_rows(table, law_name: str, ratio: int) -> list[dict]:
@@ -92,16 +113,37 @@ def _short(model: str) -> str:
     return model.split("/")[-1]
 
 
+def _cells(c: dict | None) -> str:
+    if c is None:
+        return "- | - | - | - | - | -"
+    err = "-" if c["median_abs_log_error"] is None else f"{c['median_abs_log_error']:.3f}"
+    width = "-" if c["median_width"] is None else f"{c['median_width']:.3g}"
+    return (f"{100 * c['coverage']:.0f}% | {100 * c['loss_coverage']:.0f}% "
+            f"| {c['above']} / {c['below']} | {c['never']} | {err} | {width} "
+            f"({c['unbounded_upper']})")
+
+
 def print_markdown(cov: list[dict], cross: list[dict]) -> None:
-    print("| table | law | ratio | fitted up to | D* in 90% interval of data needed "
-          "| L(D*) in 90% loss interval | D* below / above the interval | never reached "
-          "| median abs log error |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    cols = ("D* in 90% data interval | L(D*) in 90% loss interval | D* below / above "
+            "| never | median abs log error | median upper/lower (unbounded)")
+    print(f"| table | law | ratio | fitted up to | back-tests | median kappa | calibrated: {cols} "
+          f"| bootstrap alone: {cols} |")
+    print("|---" * 16 + "|")
     for r in cov:
-        err = "-" if r["median_abs_log_error"] is None else f"{r['median_abs_log_error']:.3f}"
+        kappa = f"{r['kappa_median']:+.2f}" if "kappa_median" in r else "-"
         print(f"| {r['table']} | {r['law']} | {r['ratio']} | {r['max_data_num']:.0f} "
-              f"| {100 * r['coverage']:.0f}% | {100 * r['loss_coverage']:.0f}% "
-              f"| {r['above']} / {r['below']} | {r['never']} | {err} |")
+              f"| {r['backtests']} | {kappa} | {_cells(r.get('calibrated'))} "
+              f"| {_cells(r['bootstrap'])} |")
+    print()
+    print("| table | law | ratio | back-tests up to the question's distance: coverage, median "
+          "upper/lower | every back-test: coverage, median upper/lower |")
+    print("|---|---|---|---|---|")
+    for r in cov:
+        a, b = r.get("calibrated"), r.get("calibrated_all_distances")
+        print(f"| {r['table']} | {r['law']} | {r['ratio']} "
+              + "".join("| - " if c is None else
+                        f"| {100 * c['coverage']:.0f}%, {c['median_width']:.3g} "
+                        for c in (a, b)) + "|")
     print()
     print("| table | law | ratio | pair | table shows order change at | fits predict "
           "(90% interval) | order at D* right |")

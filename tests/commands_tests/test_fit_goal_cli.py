@@ -73,3 +73,31 @@ def test_bad_loss_goal(value, capsys):
     status, out, err = run_cli(capsys, ["fit", "--table", "flan", "--law", "rectified",
                                         "--max-data", "204800", "--loss-goal", value])
     assert_one_line_error(status, out, err, ["--loss-goal", "> 0"])
+
+
+def test_calibrated_intervals_against_the_bootstrap_alone(capsys):
+    common = ["fit", "--table", "flan", "--law", "rectified", "--max-data", "204800",
+              "--loss-goal", "1.6", "--json"]
+    status, out, err = run_cli(capsys, common)
+    assert status == 0, err
+    cal = json.loads(out)
+    status, out, err = run_cli(capsys, common + ["--interval", "bootstrap"])
+    assert status == 0, err
+    boot = json.loads(out)
+    for c, b in zip(cal, boot):
+        assert c["interval"] == "calibrated" and b["interval"] == "bootstrap"
+        # the law's own answers do not depend on the interval
+        assert c["predicted_law"] == pytest.approx(b["predicted"], rel=1e-12)
+        assert c["data_needed_law"] == pytest.approx(b["data_needed"], rel=1e-12)
+        assert c["lower"] <= c["predicted"] <= (c["upper"] or np.inf)
+        assert c["data_needed_lower"] <= c["data_needed"] <= (c["data_needed_upper"] or np.inf)
+    # FLAN steepens beyond 204,800: the median warp asks for less data than the law
+    assert np.median([c["data_needed"] / c["data_needed_law"] for c in cal]) < 1
+
+
+def test_too_few_points_for_a_calibration_say_so(synthetic_table, capsys):
+    status, out, _ = run_cli(capsys, ["fit", "--table", synthetic_table, "--law", "rectified",
+                                      "--max-data", "3200"])
+    assert status == 0
+    assert out.splitlines()[-1].startswith("intervals: bootstrap alone")
+    assert "too few points" in out.splitlines()[-1]

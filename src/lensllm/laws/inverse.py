@@ -118,6 +118,10 @@ class DataNeeded:
         floor, floor_lower, floor_upper: the fitted ``E`` and its bootstrap interval ``(C,)``.
         level: central coverage of the intervals.
         no_info: curves with as many points as parameters (interval ``(0, inf)``) ``(C,)``.
+        law_data_needed: the fitted law's own answer ``(C,)``; equal to ``data_needed``
+            unless a calibration moved the point estimate (the median warp).
+        calibration: the :class:`lensllm.laws.calibration.Calibration` behind the
+            interval, or None (the bootstrap alone).
     """
 
     goal: np.ndarray
@@ -129,6 +133,8 @@ class DataNeeded:
     floor_upper: np.ndarray
     level: float
     no_info: np.ndarray
+    law_data_needed: np.ndarray | None = None
+    calibration: object | None = None
 
     @property
     def reached(self) -> np.ndarray:
@@ -154,8 +160,8 @@ class DataNeeded:
         return None
 
 
-def plan_data(batch, goal, level: float = 0.9, *, n_boot: int = 200,
-              seed: int = 0) -> DataNeeded:
+def plan_data(batch, goal, level: float = 0.9, *, n_boot: int = 200, seed: int = 0,
+              calibration=None) -> DataNeeded:
     """The data size at which each fitted curve reaches ``goal``, with an interval.
 
     Args:
@@ -163,6 +169,10 @@ def plan_data(batch, goal, level: float = 0.9, *, n_boot: int = 200,
         goal: the loss goal, one number or one per curve ``(C,)``, finite and ``> 0``.
         level: central coverage of the intervals, in (0, 1).
         n_boot, seed: the bootstrap (the same replicates as ``batch.interval``).
+        calibration: a :class:`lensllm.laws.calibration.Calibration`: each replicate's
+            answer is unwarped by its drawn ``kappa`` and the point estimate by the median
+            one, so the interval is :func:`lensllm.laws.calibration.calibrated_interval`
+            read sideways. None: the bootstrap alone (the fit's noise, not the law's error).
 
     Raises:
         InputError: a goal that is not finite and positive, or a bad ``level``.
@@ -180,8 +190,17 @@ def plan_data(batch, goal, level: float = 0.9, *, n_boot: int = 200,
     # Replicate r meets the goal where L_r(D) * exp(noise_r) = goal.
     goal_r = (goal[:, None] * np.exp(-noise)).ravel()
     reps = data_needed_at(batch.law, phi_star.reshape(-1, p), aux_r, goal_r)
+    reps = reps.reshape(n_curves, n_rep)
+    law_point = point
+    if calibration is not None:
+        from lensllm.laws.calibration import max_sizes, replicate_warps, unwarp_sizes
+
+        d_max = max_sizes(batch)
+        kappa = replicate_warps(calibration, n_curves, n_rep, seed)
+        reps = unwarp_sizes(reps, d_max[:, None], kappa)
+        point = unwarp_sizes(point, d_max, calibration.median)
     with np.errstate(divide="ignore"):
-        log_reps = np.log(reps.reshape(n_curves, n_rep))
+        log_reps = np.log(reps)
     alpha = (1 - level) / 2
     lower = np.exp(quantile_with_infinities(log_reps, alpha, axis=1))
     upper = np.exp(quantile_with_infinities(log_reps, 1 - alpha, axis=1))
@@ -191,4 +210,5 @@ def plan_data(batch, goal, level: float = 0.9, *, n_boot: int = 200,
     return DataNeeded(
         goal=goal, data_needed=point, lower=lower, upper=upper, floor=batch.raw.phi[:, -1],
         floor_lower=np.quantile(e_star, alpha, axis=1),
-        floor_upper=np.quantile(e_star, 1 - alpha, axis=1), level=level, no_info=no_info)
+        floor_upper=np.quantile(e_star, 1 - alpha, axis=1), level=level, no_info=no_info,
+        law_data_needed=law_point, calibration=calibration)
