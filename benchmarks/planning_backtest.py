@@ -3,13 +3,15 @@
 1. Data needed. For each table, law and budget ratio, fit every model on the columns up to
    ``D* / ratio`` (plus column 0 for the rectified law), ask for the data needed to reach the
    loss the model actually reached at ``D* = 1,638,400`` (read from the table), and count
-   how often ``D*`` lies inside the 90% interval. The loss interval at ``D*`` covering the
+   how often ``D*`` lies inside the 90% interval: calibrated (:mod:`lensllm.laws.calibration`,
+   back-tests up to the question's distance ``log ratio``; and every back-test, for the
+   choice between the two) and the bootstrap alone. The loss interval at ``D*`` covering the
    true loss is the same event read the other way (the data interval is the loss interval
    read sideways), so its coverage is printed beside it as a check.
 2. Crossings. For each pair of the 5 models with the lowest true loss at ``D*``, the sizes
    in ``(D*/ratio, D*]`` where the table shows their order change (between two measured
-   columns, located by interpolation in log D), against the crossings the fits predict in
-   the same range, with their 90% interval.
+   columns, located by interpolation in log D), against the crossings the calibrated fits
+   predict in the same range, with their 90% interval.
 
 Usage: ``python benchmarks/planning_backtest.py [--ratios 8,16,32,64] [--json]``.
 """
@@ -24,8 +26,13 @@ import numpy as np
 
 from lensllm.bench import load_table
 from lensllm.laws import get_law
-from lensllm.laws.crossings import crossing_intervals, curve_replicates, find_crossings, size_text
-from lensllm.laws.calibration import calibrated_interval, measure_calibration
+from lensllm.laws.crossings import crossing_intervals, find_crossings, size_text
+from lensllm.laws.calibration import (
+    calibrated_curve_replicates,
+    calibrated_interval,
+    calibrated_predict,
+    measure_calibration,
+)
 from lensllm.laws.inverse import plan_data
 
 LEVEL = 0.9
@@ -87,7 +94,9 @@ def crossing_rows(table, law_name: str, ratio: int) -> list[dict]:
     top = [int(i) for i in np.argsort(table.losses[:, -1])[:5]]
     batch = fit_table(table, law_name, lo_size)
     grid = np.geomspace(lo_size, target, 240)
-    predicted = crossing_intervals(grid, batch.predict(grid), curve_replicates(batch, grid),
+    cal = measure_calibration(batch, float(np.log(ratio)))
+    curves = calibrated_predict(batch, grid, cal)
+    predicted = crossing_intervals(grid, curves, calibrated_curve_replicates(batch, grid, cal),
                                    top, LEVEL)
     cols = table.sizes >= lo_size
     shown = find_crossings(table.sizes[cols], table.losses[:, cols], top)
@@ -104,7 +113,7 @@ def crossing_rows(table, law_name: str, ratio: int) -> list[dict]:
                 "predicted": [{"size": c.size, "lower": c.lower, "upper": c.upper}
                               for c in of_pair(predicted)],
                 "order_at_target_right": bool(
-                    (batch.predict([target])[a, 0] < batch.predict([target])[b, 0])
+                    (curves[a, -1] < curves[b, -1])
                     == (table.losses[a, -1] < table.losses[b, -1]))})
     return rows
 

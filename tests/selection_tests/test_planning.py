@@ -62,3 +62,26 @@ def test_goal_below_a_floor_and_a_candidate_with_too_few_points():
 def test_bad_target():
     with pytest.raises(InputError, match="target > 0"):
         plan_candidates(["A"], [observed(TRUE["A"])], None, 0.0)
+
+
+def test_pool_calibrates_and_exact_curves_need_no_warp():
+    names = list(TRUE)
+    pool_params = list(TRUE.values()) + [(50.0, 20.0, 0.4, 1.1), (35.0, 5.0, 0.5, 0.9),
+                                         (45.0, 8.0, 0.3, 1.05)]
+    pool = [(SIZES, rectified_loss(SIZES, *p), rectified_loss(0.0, *p)) for p in pool_params]
+    zero = [rectified_loss(0.0, *TRUE[n]) for n in names]
+    alone = plan_candidates(names, [observed(TRUE[n]) for n in names], zero, TARGET)
+    assert alone["calibration"].startswith("none: too few runs")  # 2 x 4 back-tests < 10
+    plan = plan_candidates(names, [observed(TRUE[n]) for n in names], zero, TARGET,
+                           loss_goal=1.2, pool=pool)
+    # 9 points each (with D = 0), 4 parameters: 4 back-tests per curve; D*/D_max = 2 keeps
+    # the one-step ones only, too few, so every distance is pooled: 5 x 4.
+    assert plan["calibration"].startswith("extrapolation warp kappa measured by 20 back-tests "
+                                          "of 5 curves")
+    grid = np.array(plan["sizes"])
+    for cand in plan["candidates"]:
+        np.testing.assert_allclose(cand["predicted"], rectified_loss(grid, *TRUE[cand["model"]]),
+                                   rtol=1e-4)
+    for rec in plan["data_needed"]:
+        assert rec["data_needed"] == pytest.approx(rec["data_needed_law"], rel=1e-4)
+    json.dumps(plan, allow_nan=False)

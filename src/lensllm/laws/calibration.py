@@ -55,7 +55,7 @@ from lensllm.laws.inverse import data_needed_at, quantile_with_infinities
 
 __all__ = ["Calibration", "measure_calibration", "backtest_warps", "max_sizes", "warp_sizes",
            "unwarp_sizes", "replicate_warps", "calibrated_predict", "calibrated_interval",
-           "MIN_BACKTESTS"]
+           "calibrated_curve_replicates", "MIN_BACKTESTS"]
 
 #: Fewer pooled back-tests than this and no calibration is made (a 90% interval needs a
 #: tail of the distribution to read; with 10 values its ends are the extreme values).
@@ -231,3 +231,23 @@ def calibrated_interval(batch, d: np.ndarray, calibration: Calibration, level: f
     no_info = batch.mask.sum(axis=1) <= p
     lo[no_info], hi[no_info] = 0.0, np.inf
     return lo, hi
+
+
+def calibrated_curve_replicates(batch, sizes: np.ndarray, calibration: Calibration, *,
+                                n_boot: int = 200, seed: int = 0) -> np.ndarray:
+    """Bootstrap replicate curves ``(C, R, m)`` without noise, each read at a warped size.
+
+    Replicate ``r`` of every curve gets the *same* warp (one draw per replicate, shared):
+    the drift of a table moves all its curves alike, so the order of two curves, and where
+    it changes, is not blurred by independent warps (used for crossings).
+    """
+    phi_star, _ = batch.replicates(n_boot=n_boot, seed=seed)
+    n_curves, n_rep, p = phi_star.shape
+    kappa = replicate_warps(calibration, 1, n_rep, seed)[0]
+    w = warp_sizes(np.asarray(sizes, float)[None, None, :], max_sizes(batch)[:, None, None],
+                   kappa[None, :, None])
+    aux_r = _engine._repeat_aux(batch.aux, n_rep)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        values = _engine.model_values(batch.law, w.reshape(n_curves * n_rep, -1),
+                                      phi_star.reshape(-1, p), aux_r)
+    return values.reshape(n_curves, n_rep, -1)

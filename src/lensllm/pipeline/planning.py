@@ -26,9 +26,11 @@ def outcome_plan(outcome, n_top: int = N_TOP) -> dict[str, Any]:
     view = outcome.view
     top = [int(i) for i in outcome.selection.ranking()[:n_top]]
     zero = None if view.zero_shot is None else [float(view.zero_shot[i]) for i in top]
+    pool = [(*outcome.observed[i], None if view.zero_shot is None else
+             float(view.zero_shot[i])) for i in range(view.n_models)]
     return plan_candidates([view.models[i] for i in top], [outcome.observed[i] for i in top],
                            zero, float(outcome.config.target),
-                           loss_goal=outcome.config.selection.loss_goal)
+                           loss_goal=outcome.config.selection.loss_goal, pool=pool)
 
 
 def _need_text(rec: dict[str, Any]) -> str:
@@ -52,6 +54,8 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
                      f"{_need_text(rec)}")
     for rec in plan["skipped"]:
         lines.append(f"data plan leaves out {rec['model']}: {rec['reason']}")
+    if plan["candidates"]:
+        lines.append(f"data plan intervals: {plan['calibration']}")
     return lines
 
 
@@ -107,4 +111,5 @@ def plan_section(outcome, out_dir: Path, img) -> str:
             if need else "")
     return (f"<h2>Data planning</h2><p class=\"big\">{html.escape(plan['advice'])}</p>"
             f"{img(out_dir / 'planning.png', 'top candidates over data sizes')}"
+            f"<p>Intervals: {html.escape(plan['calibration'])}.</p>"
             f"<ul>{rows or '<li>no change of order between D*/8 and 8 D*</li>'}</ul>{goal}")

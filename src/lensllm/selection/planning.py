@@ -11,6 +11,12 @@ observed points, then, over the sizes ``D*/span`` to ``span * D*``:
 - who leads where, and one sentence to act on (:func:`lensllm.laws.crossings.advice`);
 - with a loss goal, the data each candidate needs (:func:`lensllm.laws.inverse.plan_data`).
 
+Curves, bands, crossings and data needed are calibrated
+(:mod:`lensllm.laws.calibration`): the law's extrapolation error is measured by back-testing
+the observed points of every candidate given in ``pool`` (default: the planned ones),
+pooled, and carried beyond each candidate's largest run. Without enough back-tests the plan
+says so and uses the bootstrap alone.
+
 Torch-free; sizes are numbers of fine-tuning examples, losses are the runs' test losses.
 """
 
@@ -24,6 +30,12 @@ import numpy as np
 
 from lensllm.exceptions import InputError, LensLLMError
 from lensllm.laws import RectifiedLaw
+from lensllm.laws.calibration import (
+    calibrated_curve_replicates,
+    calibrated_interval,
+    calibrated_predict,
+    measure_calibration,
+)
 from lensllm.laws.crossings import (
     advice,
     crossing_intervals,
@@ -55,23 +67,36 @@ def _fit_one(sizes, losses, zero_shot):
         return None, str(exc).splitlines()[0]
 
 
-def _data_needed(names, batches, goal: float, level: float) -> list[dict[str, Any]]:
+def _data_needed(names, batches, goal: float, level: float, cal) -> list[dict[str, Any]]:
     out = []
     for name, batch in zip(names, batches):
-        plan = plan_data(batch, goal, level)
+        plan = plan_data(batch, goal, level, calibration=cal)
         reached = bool(plan.reached[0])
         out.append({
             "model": name, "data_needed": _finite(plan.data_needed[0]),
+            "data_needed_law": _finite(plan.law_data_needed[0]),
             "data_needed_lower": _finite(plan.lower[0]) if reached else None,
             "data_needed_upper": _finite(plan.upper[0]) if reached else None,
             "note": plan.note(0, batch.law.name)})
     return out
 
 
+def _calibration(pool, batches, target: float):
+    """The pooled back-test warps of the ``pool`` candidates (or of ``batches``), or None."""
+    fitted = batches if pool is None else [
+        b for b in (_fit_one(*obs)[0] for obs in pool) if b is not None]
+    if not fitted:
+        return None
+    top = max(float(np.max(b.d[b.mask[0]])) for b in batches)
+    distance = float(np.log(target / top)) if target > top else np.inf
+    return measure_calibration(fitted, distance)
+
+
 def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
                     zero_shot: Sequence[float] | None, target: float, *,
                     loss_goal: float | None = None, span: float = 8.0, level: float = 0.9,
-                    n_grid: int = 160) -> dict[str, Any]:
+                    n_grid: int = 160, pool: Sequence[tuple[Any, Any, Any]] | None = None
+                    ) -> dict[str, Any]:
     """The data plan of some candidates (for example the top three of a ranking).
 
     Args:
@@ -82,12 +107,16 @@ def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
         loss_goal: a loss to reach (optional).
         span: the curves cover ``target / span`` to ``target * span``.
         level: central coverage of every interval.
+        pool: ``(sizes, losses, zero_shot or None)`` of every candidate whose runs measure
+            the extrapolation error (for example all candidates of a selection); default
+            the planned candidates.
 
     Returns:
         A JSON-ready dict: ``sizes``, ``candidates`` (name, predicted curve, band), ``skipped``
         (name, reason), ``crossings`` (the two names, size, interval, which leads before and
-        after), ``leaders`` (segments), ``advice`` (a sentence), and with a goal
-        ``loss_goal`` and ``data_needed`` (one record per candidate).
+        after), ``leaders`` (segments), ``advice`` (a sentence), ``calibration`` (a
+        sentence: the measured warp, or why there is none), and with a goal ``loss_goal``
+        and ``data_needed`` (one record per candidate).
     """
     if not (target > 0 and span > 1):
         raise InputError(f"planning needs target > 0 and span > 1, got {target}, {span}")
@@ -100,17 +129,26 @@ def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
         else:
             kept.append(name)
             batches.append(batch)
+    cal = _calibration(pool, batches, target) if batches else None
     plan: dict[str, Any] = {"sizes": grid.tolist(), "target": target, "level": level,
                             "candidates": [], "skipped": skipped, "crossings": [],
-                            "leaders": [], "advice": None}
+                            "leaders": [], "advice": None, "calibration": (
+                                cal.summary(level) if cal is not None else
+                                "none: too few runs per candidate to back-test the law; "
+                                "intervals are the bootstrap alone (the fit's noise)")}
     if loss_goal is not None:
         plan["loss_goal"] = loss_goal
-        plan["data_needed"] = _data_needed(kept, batches, loss_goal, level)
+        plan["data_needed"] = _data_needed(kept, batches, loss_goal, level, cal)
     if not batches:
         return plan
-    curves = np.vstack([b.predict(grid) for b in batches])
-    bands = [b.interval(grid, level) for b in batches]
-    reps = np.concatenate([curve_replicates(b, grid) for b in batches])
+    if cal is None:
+        curves = np.vstack([b.predict(grid) for b in batches])
+        bands = [b.interval(grid, level) for b in batches]
+        reps = np.concatenate([curve_replicates(b, grid) for b in batches])
+    else:
+        curves = np.vstack([calibrated_predict(b, grid, cal) for b in batches])
+        bands = [calibrated_interval(b, grid, cal, level) for b in batches]
+        reps = np.concatenate([calibrated_curve_replicates(b, grid, cal) for b in batches])
     for name, curve, (lo, hi) in zip(kept, curves, bands):
         plan["candidates"].append({"model": name, "predicted": curve.tolist(),
                                    "lower": lo[0].tolist(),
