@@ -25,6 +25,7 @@ import numpy as np
 from lensllm.pipeline import LAW_LABELS, SelectOutcome
 from lensllm.pipeline.planning import outcome_plan, plan_lines
 from lensllm.report._plots import pyplot
+from lensllm.report.planning_section import plan_section
 
 __all__ = ["format_outcome", "format_ranking", "outcome_record", "ranking_rows", "embed_png", "short_name",
            "write_select_report"]
@@ -270,8 +271,6 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
     plot_curves(outcome, out / "curves.png", truth)
     plot_ranking(outcome, out / "ranking.png", truth)
     plot_cost(outcome, out / "cost.png")
-    from lensllm.pipeline.planning import plan_section
-
     planning = plan_section(outcome, out, embed_png)
     cfg, view, sel = outcome.config, outcome.view, outcome.selection
     best = view.models[sel.selected]
