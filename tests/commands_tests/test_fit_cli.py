@@ -84,5 +84,6 @@ def test_fit_text_output_lists_every_model(capsys):
     table = load_table("gigaword")
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["model", "B", "D_l", "beta", "E"]
-    assert len(lines) == 1 + table.n_models
+    assert len(lines) == 2 + table.n_models
     assert all(line.startswith(m) for line, m in zip(lines[1:], table.models))
+    assert lines[-1].startswith("intervals: calibrated; extrapolation warp kappa measured")

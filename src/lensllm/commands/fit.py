@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 __all__ = ["register"]
 
@@ -10,10 +11,18 @@ EPILOG = """\
 examples:
   lensllm fit --table gigaword --law rectified --max-data 25600
   lensllm fit --table my_runs.csv --law power --max-data 3200 --target 100000 --json
+  lensllm fit --table flan --law rectified --max-data 204800 --loss-goal 1.6
 
 The rectified law uses the zero-shot column (D = 0) as a point; the power law cannot
-(it is infinite at D = 0). Fits minimise the squared error of log L. The interval is a
-90% residual-bootstrap prediction interval of the loss at --target (see docs/laws.md).
+(it is infinite at D = 0). Fits minimise the squared error of log L.
+--loss-goal X adds, per model, the data size (examples) at which the law reaches loss X
+and its 90% interval; "never" when X is at or below the fitted floor E.
+Intervals (90%): --interval calibrated (default) adds the law's own extrapolation error,
+measured by back-testing every model of the table inside --max-data (an extrapolation
+warp pooled over the models, docs/planning.md); `predicted` and `data_needed` then use
+the median warp, `predicted_law` and `data_needed_law` are the law's own answers. When
+the table allows too few back-tests, the bootstrap is used and a line says so.
+--interval bootstrap: the residual bootstrap alone, the fit's noise (docs/laws.md).
 """
 
 
@@ -31,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use the size columns <= N")
     p.add_argument("--target", type=float, metavar="N",
                    help="size to predict at (default: the table's largest size)")
+    p.add_argument("--loss-goal", type=float, metavar="X",
+                   help="also report the data size at which each model reaches loss X")
+    p.add_argument("--interval", choices=["calibrated", "bootstrap"], default="calibrated",
+                   help="calibrated (default): with the law's extrapolation error measured "
+                        "on the table; bootstrap: the fit's noise alone")
     p.add_argument("--json", action="store_true", help="print JSON records instead of text")
     p.set_defaults(handler=run)
 
@@ -45,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     positive_number(args.max_data, "--max-data")
     positive_number(args.target, "--target")
+    positive_number(args.loss_goal, "--loss-goal")
     table = load_table(args.table)
     target = float(args.target if args.target is not None else table.sizes[-1])
     keep = table.sizes <= args.max_data
@@ -62,19 +77,23 @@ def run(args: argparse.Namespace) -> int:
         batch = law.fit_many(sizes, losses, names=list(table.models))
     except FitError as exc:
         raise CLIUsageError(f"--max-data {args.max_data:g}: {exc}") from None
-    pred = batch.predict([target])[:, 0]
-    lo, hi = batch.interval([target], 0.9)
+    cal, pred, lo, hi = _loss_at_target(batch, target, args.interval)
+    pred_law = batch.predict([target])[:, 0]
     truth = table.column(target) if target in table.sizes else None
     records = []
     for i, model in enumerate(table.models):
         rec = {"model": model, "law": args.law, "max_data_num": args.max_data,
                "target": target, **{k: float(v[i]) for k, v in batch.params.items()},
-               "predicted": float(pred[i]), "lower": float(lo[i, 0]),
+               "interval": "bootstrap" if cal is None else "calibrated",
+               "predicted": float(pred[i]), "predicted_law": float(pred_law[i]),
+               "lower": float(lo[i, 0]),
                "upper": float(hi[i, 0]) if np.isfinite(hi[i, 0]) else None,
                "rmse": float(batch.rmse[i]), "success": bool(batch.success[i]),
                "true": None if truth is None else float(truth[i]),
                "loss_unit": table.loss_unit}
         records.append(rec)
+    if args.loss_goal is not None:
+        _add_data_needed(records, batch, args.loss_goal, cal)
     if args.json:
         print_json(records)
         return 0
@@ -88,8 +107,72 @@ def run(args: argparse.Namespace) -> int:
             f"{r['predicted']:.4f}", f"[{r['lower']:.4f}, {upper}]",
             "-" if r["true"] is None else f"{r['true']:.4f}", f"{r['rmse']:.2e}",
             "yes" if r["success"] else "NO"])
+    if args.loss_goal is not None:
+        head += [f"D to reach {args.loss_goal:g}", "90% interval"]
+        for row, r in zip(rows, records):
+            row += _data_needed_cells(r)
     widths = [max(len(x[c]) for x in [head] + rows) for c in range(len(head))]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for row in rows:
         print("  ".join(x.ljust(w) for x, w in zip(row, widths)))
+    for r in records:
+        if r.get("note"):
+            print(f"{r['model']}: {r['note']}")
+    print(_interval_line(cal, args.interval))
     return 0
+
+
+def _loss_at_target(batch, target: float, kind: str):
+    """``(calibration or None, predicted, lower, upper)`` of the loss at ``target``."""
+    import numpy as np
+
+    from lensllm.laws.calibration import (
+        calibrated_interval,
+        calibrated_predict,
+        measure_calibration,
+    )
+
+    top = float(np.max(batch.d))
+    distance = float(np.log(target / top)) if target > top else np.inf
+    cal = measure_calibration(batch, distance) if kind == "calibrated" else None
+    if cal is None:
+        lo, hi = batch.interval([target], 0.9)
+        return None, batch.predict([target])[:, 0], lo, hi
+    lo, hi = calibrated_interval(batch, [target], cal, 0.9)
+    return cal, calibrated_predict(batch, [target], cal)[:, 0], lo, hi
+
+
+def _interval_line(cal, kind: str) -> str:
+    if cal is not None:
+        return f"intervals: calibrated; {cal.summary()}"
+    if kind == "calibrated":
+        return ("intervals: bootstrap alone (the fit's noise, not the law's error): too few "
+                "points per model for the back-tests of a calibration")
+    return "intervals: bootstrap alone (the fit's noise, not the law's error)"
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _add_data_needed(records: list[dict], batch, goal: float, cal) -> None:
+    """Per record: the data needed to reach ``goal``, its interval, the floor, a note."""
+    from lensllm.laws.inverse import plan_data
+
+    plan = plan_data(batch, goal, 0.9, calibration=cal)
+    for i, rec in enumerate(records):
+        rec.update({
+            "loss_goal": goal, "data_needed": _finite(plan.data_needed[i]),
+            "data_needed_law": _finite(plan.law_data_needed[i]),
+            "data_needed_lower": _finite(plan.lower[i]) if plan.reached[i] else None,
+            "data_needed_upper": _finite(plan.upper[i]) if plan.reached[i] else None,
+            "floor_lower": float(plan.floor_lower[i]),
+            "floor_upper": float(plan.floor_upper[i]),
+            "note": plan.note(i, batch.law.name)})
+
+
+def _data_needed_cells(rec: dict) -> list[str]:
+    if rec["data_needed"] is None:
+        return ["never", "-"]
+    upper = "inf" if rec["data_needed_upper"] is None else f"{rec['data_needed_upper']:.4g}"
+    return [f"{rec['data_needed']:.4g}", f"[{rec['data_needed_lower']:.4g}, {upper}]"]

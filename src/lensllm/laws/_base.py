@@ -109,6 +109,21 @@ class BaseLaw(ABC):
         without one (the power law). Reports ask the law instead of naming parameters."""
         return None
 
+    def basis_inverse(
+        self, x: np.ndarray, theta: np.ndarray, aux: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """The size ``D`` where ``basis(D; theta) = x``, per row; the laws give closed forms.
+
+        ``x`` ``(N,)`` is positive; ``theta`` ``(N, k)``. Every basis falls with ``D``, so
+        the answer is unique: 0 where ``x`` is at or above ``basis(0)`` (the goal is met
+        without fine-tuning), ``inf`` where no finite size gets that low. This default
+        bisects in ``log D`` (for a law without a closed form; see
+        :mod:`lensllm.laws.inverse`).
+        """
+        from lensllm.laws.inverse import bisect_basis
+
+        return bisect_basis(self, x, theta, aux)
+
     # --- engine protocol ---------------------------------------------------------------
     def theta_bounds(self, aux: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         params = self.theta_params()
@@ -303,29 +318,47 @@ class BatchFit:
         if not 0 < level < 1:
             raise InputError(f"`level` must be in (0, 1), got {level}")
         d = self._check_d(d)
-        key = (n_boot, seed)
-        if key not in self._boot:
-            self._boot[key] = _engine.bootstrap_params(
-                self.law, self.d, self.loss, self.mask, self.raw.phi, self.aux,
-                n_boot=n_boot, seed=seed)
-        phi_star, resid = self._boot[key]
+        phi_star, noise = self.replicates(n_boot=n_boot, seed=seed)
         n_curves, n_rep, p = phi_star.shape
         aux_r = _engine._repeat_aux(self.aux, n_rep)
         pred = _engine.model_values(self.law, d, phi_star.reshape(-1, p), aux_r)
         log_pred = np.log(np.maximum(pred, 1e-300)).reshape(n_curves, n_rep, -1)
-        rng = np.random.default_rng(seed + 1)
-        n_pts = self.mask.sum(axis=1)
-        pos = np.minimum((rng.random((n_curves, n_rep)) * n_pts[:, None]).astype(int),
-                         n_pts[:, None] - 1)
-        valid_idx = np.argsort(~self.mask, axis=1, kind="stable")
-        noise = np.take_along_axis(resid, np.take_along_axis(valid_idx, pos, axis=1), axis=1)
         log_pred = log_pred + noise[..., None]
+        n_pts = self.mask.sum(axis=1)
         alpha = (1 - level) / 2
         lo = np.exp(np.quantile(log_pred, alpha, axis=1))
         hi = np.exp(np.quantile(log_pred, 1 - alpha, axis=1))
         no_info = n_pts <= p
         lo[no_info], hi[no_info] = 0.0, np.inf
         return lo, hi
+
+    def replicates(self, *, n_boot: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The bootstrap behind :meth:`interval`: refitted parameters and measurement noise.
+
+        Replicate ``r`` of curve ``c`` is the curve ``L_r(D) * exp(noise[c, r])``, with
+        ``L_r`` the law at ``phi_star[c, r]`` (internal coordinates) and ``noise`` one
+        resampled log residual. Every interval (the loss at a size, the data needed for a
+        loss, the floor ``E``) is read off these same replicates, so they agree.
+
+        Returns:
+            ``phi_star`` ``(C, R, p)`` and ``noise`` ``(C, R)``; computed once per
+            ``(n_boot, seed)`` and cached.
+        """
+        key = (n_boot, seed)
+        if key not in self._boot:
+            phi_star, resid = _engine.bootstrap_params(
+                self.law, self.d, self.loss, self.mask, self.raw.phi, self.aux,
+                n_boot=n_boot, seed=seed)
+            n_curves, n_rep, _ = phi_star.shape
+            rng = np.random.default_rng(seed + 1)
+            n_pts = self.mask.sum(axis=1)
+            pos = np.minimum((rng.random((n_curves, n_rep)) * n_pts[:, None]).astype(int),
+                             n_pts[:, None] - 1)
+            valid_idx = np.argsort(~self.mask, axis=1, kind="stable")
+            noise = np.take_along_axis(resid, np.take_along_axis(valid_idx, pos, axis=1),
+                                       axis=1)
+            self._boot[key] = (phi_star, noise)
+        return self._boot[key]
 
     def _check_d(self, d: Any) -> np.ndarray:
         d = np.atleast_1d(np.asarray(d, dtype=float))

@@ -17,7 +17,7 @@ import numpy as np
 from lensllm.exceptions import InputError
 from lensllm.laws._base import BaseLaw, Param
 from lensllm.laws._formulas import transition_size
-from lensllm.laws.rectified import signed_power_and_log
+from lensllm.laws.rectified import pre_power_inverse, signed_power_and_log
 
 __all__ = ["LensLaw", "ntk_loss"]
 
@@ -133,6 +133,11 @@ class LensLaw(BaseLaw):
         if self.fit_t:
             cols.append(-x2 * t_df)
         return np.stack(np.broadcast_arrays(*cols), axis=-1)
+
+    def basis_inverse(self, x, theta, aux):
+        """``1 / (F + D**beta) = x``: ``D = (1/x - F)**(1/beta)``, 0 if ``1/x <= F``."""
+        f, _ = self._f(theta, aux)
+        return pre_power_inverse(x, f[..., 0], theta[..., 0])
 
     def user_params(self, phi, aux):
         k = len(self.theta_params())

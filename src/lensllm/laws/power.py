@@ -34,5 +34,10 @@ class PowerLaw(BaseLaw):
         x = self.basis(d, theta, aux)
         return (-x * np.log(d))[..., None]
 
+    def basis_inverse(self, x, theta, aux):
+        """``D**-alpha = x``: ``D = x**(-1 / alpha)``."""
+        with np.errstate(over="ignore", divide="ignore"):
+            return np.exp(-np.log(x) / theta[..., 0])
+
     def user_params(self, phi, aux):
         return {"A": np.exp(phi[:, 1]), "alpha": phi[:, 0], "E": phi[:, 2]}

@@ -7,7 +7,7 @@ import numpy as np
 from lensllm.laws._base import BaseLaw, Param
 from lensllm.laws._formulas import transition_size
 
-__all__ = ["RectifiedLaw", "signed_power_and_log"]
+__all__ = ["RectifiedLaw", "signed_power_and_log", "pre_power_inverse"]
 
 
 def signed_power_and_log(d: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -16,6 +16,18 @@ def signed_power_and_log(d: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
     log_d = np.log(np.where(pos, d, 1.0))
     dpow = np.where(pos, np.exp(beta * log_d), 0.0)
     return dpow, dpow * log_d
+
+
+def pre_power_inverse(x: np.ndarray, offset: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """The ``D`` with ``1 / (offset + D**beta) = x``: ``(1/x - offset)**(1/beta)``.
+
+    Shared by the rectified law (``offset = D_l``) and the LensLLM law (``offset = F``).
+    Where ``1/x <= offset`` the curve is already at or below that level at ``D = 0``: 0.
+    """
+    with np.errstate(divide="ignore", over="ignore"):
+        gap = 1.0 / x - offset
+        pos = gap > 0
+        return np.where(pos, np.exp(np.log(np.where(pos, gap, 1.0)) / beta), 0.0)
 
 
 class RectifiedLaw(BaseLaw):
@@ -48,6 +60,10 @@ class RectifiedLaw(BaseLaw):
         x = 1.0 / (d_l + dpow)
         x2 = x * x
         return np.stack([-x2 * dpow_log, -x2 * d_l], axis=-1)
+
+    def basis_inverse(self, x, theta, aux):
+        """``1 / (D_l + D**beta) = x``: ``D = (1/x - D_l)**(1/beta)``, 0 if ``1/x <= D_l``."""
+        return pre_power_inverse(x, np.exp(theta[..., 1]), theta[..., 0])
 
     def user_params(self, phi, aux):
         return {"B": np.exp(phi[:, 2]), "D_l": np.exp(phi[:, 1]), "beta": phi[:, 0],

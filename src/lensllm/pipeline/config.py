@@ -7,6 +7,7 @@
     target = 6400         # D*: the full data size to predict the loss at
     max_data = 800        # budget: the largest subset size a run may use
     loss_unit = "auto"    # rank in nats per byte when the candidates' tokenizers differ
+    loss_goal = 1.5       # optional: the report says how much data each top candidate needs
 
     [ntk]                 # optional; NTK features for the `lensllm` method and the report
     n = 32                # probe examples
@@ -49,6 +50,8 @@ class SelectionSettings:
             ``"byte"`` (nats per byte of scored text) or ``"auto"`` (the default: per byte
             when the candidates' tokenizers differ, see
             :func:`lensllm.pipeline.stages.choose_loss_unit`).
+        loss_goal: a test loss to reach; the report gives the data each top candidate
+            needs for it (see docs/planning.md). Optional.
     """
 
     method: str = "adaptive"
@@ -56,6 +59,7 @@ class SelectionSettings:
     max_data: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
     loss_unit: str = "auto"
+    loss_goal: float | None = None
 
     def __post_init__(self) -> None:
         from lensllm.selection import REGISTRY
@@ -63,7 +67,7 @@ class SelectionSettings:
         if self.method not in REGISTRY:
             raise ConfigError(f"`selection.method` must be one of {', '.join(REGISTRY)}, got "
                               f"{self.method!r}")
-        for key in ("target", "max_data"):
+        for key in ("target", "max_data", "loss_goal"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not value > 0):

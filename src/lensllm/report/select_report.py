@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from lensllm.pipeline import LAW_LABELS, SelectOutcome
+from lensllm.pipeline.planning import outcome_plan, plan_lines
 from lensllm.report._plots import pyplot
+from lensllm.report.planning_section import plan_section
 
 __all__ = ["format_outcome", "format_ranking", "outcome_record", "ranking_rows", "embed_png", "short_name",
            "write_select_report"]
@@ -84,7 +86,7 @@ def outcome_record(outcome: SelectOutcome) -> dict:
         "full_cost_estimated_flops": view.estimated_full_cost(),
         "cost_fraction": outcome.cost_fraction, "ntk_flops": outcome.ntk_flops,
         "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
-        "wall_time_s": outcome.wall_time}
+        "wall_time_s": outcome.wall_time, "planning": outcome_plan(outcome)}
 
 
 def format_outcome(outcome: SelectOutcome) -> str:
@@ -100,7 +102,7 @@ def format_outcome(outcome: SelectOutcome) -> str:
         f"({view.full_cost():.3g} FLOPs, {_source_words(view)}); zero-shot "
         f"{outcome.zero_shot_flops:.3g}, NTK "
         f"{outcome.ntk_flops:.3g} FLOPs; {outcome.ran} runs executed now, "
-        f"{outcome.wall_time:.0f} s"])
+        f"{outcome.wall_time:.0f} s", *plan_lines(outcome_plan(outcome))])
 
 
 def _source_words(view) -> str:
@@ -269,6 +271,7 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
     plot_curves(outcome, out / "curves.png", truth)
     plot_ranking(outcome, out / "ranking.png", truth)
     plot_cost(outcome, out / "cost.png")
+    planning = plan_section(outcome, out, embed_png)
     cfg, view, sel = outcome.config, outcome.view, outcome.selection
     best = view.models[sel.selected]
     head, rows = _ranking_table(outcome, truth)
@@ -300,6 +303,7 @@ D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
 {_table(head, rows)}
 {embed_png(out / "ranking.png", "ranking with intervals")}
 {failed}
+{planning}
 <h2>Loss curves and fitted laws</h2>
 <p>Dots: test loss after fine-tuning on D examples (mean over seeds), only the runs the
 selector paid for. Dashed grey: zero-shot loss. The vertical grey line is the budget; the

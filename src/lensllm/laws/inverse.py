@@ -1,0 +1,214 @@
+"""How much data a fitted law needs to reach a loss goal, with a bootstrap interval.
+
+Every law is ``L(D) = B * x(D; theta) + E`` with a basis ``x`` that falls with ``D``, so the
+size that reaches a goal ``g`` solves ``x(D) = (g - E) / B``:
+
+- ``g <= E``: never (the goal is at or below the floor the law tends to);
+- power law ``x = D**-alpha``: ``D = ((g - E) / A)**(-1 / alpha)``;
+- rectified law ``x = 1 / (D_l + D**beta)``: ``D = (B / (g - E) - D_l)**(1 / beta)``, and 0
+  when ``g`` is at or above the zero-shot value ``B / D_l + E``;
+- LensLLM law: the same with ``F(Theta, t)`` in place of ``D_l``.
+
+The interval comes from the replicates behind the loss interval
+(:meth:`lensllm.laws.BatchFit.replicates`): replicate ``r`` is the curve
+``L_r(D) * exp(n_r)`` (refitted parameters, one resampled log residual), and its data need is
+the ``D`` where that curve meets ``g``. Each replicate curve falls with ``D``, so the
+``q``-quantile of the replicates' data needs is the size where the ``q``-quantile of their
+losses equals ``g``: the interval of the data needed is the loss interval read sideways
+(tested numerically). Quantiles are taken in ``log D``; replicates that never reach the goal
+count as ``D = inf``, so an upper end can be unbounded.
+
+Example:
+    >>> import numpy as np
+    >>> from lensllm.laws import PowerLaw, power_loss
+    >>> from lensllm.laws.inverse import plan_data
+    >>> d = np.geomspace(100, 12800, 8)
+    >>> batch = PowerLaw().fit_many(d, power_loss(d, 30.0, 0.5, 1.0)[None, :])
+    >>> round(float(plan_data(batch, 1.1).data_needed[0]))  # (0.1 / 30)**-2
+    90000
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lensllm.exceptions import InputError
+from lensllm.laws import _engine
+
+__all__ = ["DataNeeded", "plan_data", "data_needed_at", "quantile_with_infinities",
+           "bisect_basis"]
+
+
+def data_needed_at(law, phi: np.ndarray, aux: dict[str, np.ndarray],
+                   goal: np.ndarray) -> np.ndarray:
+    """The size where the law at ``phi`` (internal coordinates, ``(N, p)``) reaches ``goal``.
+
+    Returns ``(N,)``: ``inf`` where ``goal <= E``, 0 where the curve is already at or below
+    the goal at ``D = 0``.
+    """
+    k = phi.shape[1] - 2
+    b, e = np.exp(phi[:, k]), phi[:, k + 1]
+    gap = np.broadcast_to(np.asarray(goal, float), e.shape) - e
+    reach = gap > 0
+    x = np.where(reach, gap, 1.0) / b
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        d = law.basis_inverse(x, phi[:, :k], aux)
+    return np.where(reach, d, np.inf)
+
+
+def bisect_basis(law, x: np.ndarray, theta: np.ndarray, aux: dict[str, np.ndarray],
+                 *, n_iter: int = 200) -> np.ndarray:
+    """``D`` with ``basis(D; theta) = x`` by bisection in ``log D`` (a decreasing basis).
+
+    The fallback of :meth:`lensllm.laws.BaseLaw.basis_inverse` for a law without a closed
+    form, searching ``1e-12 <= D <= 1e300``; 0 below that range (for laws defined at 0),
+    ``inf`` above it.
+    """
+    x = np.asarray(x, float)
+    lo = np.full(x.shape, np.log(1e-12))
+    hi = np.full(x.shape, np.log(1e300))
+
+    def basis_at(log_d):
+        return law.basis(np.exp(log_d)[:, None], theta, aux)[:, 0]
+
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        for _ in range(n_iter):
+            mid = 0.5 * (lo + hi)
+            above = basis_at(mid) > x
+            lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+        out = np.exp(0.5 * (lo + hi))
+        out = np.where(basis_at(hi) > x, np.inf, out)
+        if law.min_size() == 0.0:
+            out = np.where(law.basis(np.zeros((x.size, 1)), theta, aux)[:, 0] <= x, 0.0, out)
+    return out
+
+
+def quantile_with_infinities(values: np.ndarray, q: float, axis: int = -1) -> np.ndarray:
+    """``np.quantile`` (linear interpolation) that tolerates ``+-inf`` among the values.
+
+    numpy's interpolation gives NaN between two equal infinities or at weight 0 next to one;
+    here an interpolation that touches an infinite order statistic returns that infinity
+    (the limit of the interpolation), and weight 0 returns the lower order statistic.
+    """
+    v = np.sort(np.moveaxis(np.asarray(values, float), axis, -1), axis=-1)
+    n = v.shape[-1]
+    pos = q * (n - 1)
+    i = int(np.floor(pos))
+    j = min(i + 1, n - 1)
+    frac = pos - i
+    a, b = v[..., i], v[..., j]
+    finite = np.isfinite(a) & np.isfinite(b)
+    with np.errstate(invalid="ignore"):
+        lerp = a + (b - a) * frac
+    open_end = np.where(np.isneginf(a), a, b)
+    return np.where(finite, lerp, a if frac == 0 else open_end)
+
+
+@dataclass(frozen=True)
+class DataNeeded:
+    """The data each curve needs to reach a loss goal (see :func:`plan_data`).
+
+    Attributes:
+        goal: the loss goal per curve ``(C,)``.
+        data_needed: the fitted curve's answer ``(C,)``; ``inf`` when ``goal <= E``.
+        lower, upper: the bootstrap interval ``(C,)`` at ``level``; ``upper`` is ``inf``
+            when more than ``(1 - level) / 2`` of the replicates never reach the goal.
+        floor, floor_lower, floor_upper: the fitted ``E`` and its bootstrap interval ``(C,)``.
+        level: central coverage of the intervals.
+        no_info: curves with as many points as parameters (interval ``(0, inf)``) ``(C,)``.
+        law_data_needed: the fitted law's own answer ``(C,)``; equal to ``data_needed``
+            unless a calibration moved the point estimate (the median warp).
+        calibration: the :class:`lensllm.laws.calibration.Calibration` behind the
+            interval, or None (the bootstrap alone).
+    """
+
+    goal: np.ndarray
+    data_needed: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    floor: np.ndarray
+    floor_lower: np.ndarray
+    floor_upper: np.ndarray
+    level: float
+    no_info: np.ndarray
+    law_data_needed: np.ndarray | None = None
+    calibration: object | None = None
+
+    @property
+    def reached(self) -> np.ndarray:
+        """Whether the fitted curve reaches the goal at a finite size ``(C,)``."""
+        return np.isfinite(self.data_needed)
+
+    def note(self, i: int, law_name: str) -> str | None:
+        """One plain sentence when curve ``i``'s answer needs one, else None."""
+        pct = f"{100 * self.level:.0f}%"
+        floor = (f"E = {self.floor[i]:.4g} ({pct} interval [{self.floor_lower[i]:.4g}, "
+                 f"{self.floor_upper[i]:.4g}])")
+        if not self.reached[i]:
+            return (f"never: the goal {self.goal[i]:.4g} is at or below the fitted floor "
+                    f"{floor}, the loss the {law_name} law tends to with unlimited data")
+        if self.data_needed[i] == 0:
+            return (f"already reached without fine-tuning: the fitted loss at D = 0 is at or "
+                    f"below {self.goal[i]:.4g}")
+        if self.no_info[i]:
+            return "no interval: as many points as parameters leave no residuals to resample"
+        if not np.isfinite(self.upper[i]):
+            return (f"upper end unbounded: more than {100 * (1 - self.level) / 2:g}% of the "
+                    f"bootstrap replicates never reach {self.goal[i]:.4g} (floor {floor})")
+        return None
+
+
+def plan_data(batch, goal, level: float = 0.9, *, n_boot: int = 200, seed: int = 0,
+              calibration=None) -> DataNeeded:
+    """The data size at which each fitted curve reaches ``goal``, with an interval.
+
+    Args:
+        batch: a :class:`lensllm.laws.BatchFit` (any law).
+        goal: the loss goal, one number or one per curve ``(C,)``, finite and ``> 0``.
+        level: central coverage of the intervals, in (0, 1).
+        n_boot, seed: the bootstrap (the same replicates as ``batch.interval``).
+        calibration: a :class:`lensllm.laws.calibration.Calibration`: each replicate's
+            answer is unwarped by its drawn ``kappa`` and the point estimate by the median
+            one, so the interval is :func:`lensllm.laws.calibration.calibrated_interval`
+            read sideways. None: the bootstrap alone (the fit's noise, not the law's error).
+
+    Raises:
+        InputError: a goal that is not finite and positive, or a bad ``level``.
+    """
+    if not 0 < level < 1:
+        raise InputError(f"`level` must be in (0, 1), got {level}")
+    n_curves = len(batch)
+    goal = np.broadcast_to(np.asarray(goal, float), (n_curves,)).copy()
+    if not np.all(np.isfinite(goal)) or np.any(goal <= 0):
+        raise InputError(f"the loss goal must be finite and > 0, got {goal.tolist()}")
+    point = data_needed_at(batch.law, batch.raw.phi, batch.aux, goal)
+    phi_star, noise = batch.replicates(n_boot=n_boot, seed=seed)
+    _, n_rep, p = phi_star.shape
+    aux_r = _engine._repeat_aux(batch.aux, n_rep)
+    # Replicate r meets the goal where L_r(D) * exp(noise_r) = goal.
+    goal_r = (goal[:, None] * np.exp(-noise)).ravel()
+    reps = data_needed_at(batch.law, phi_star.reshape(-1, p), aux_r, goal_r)
+    reps = reps.reshape(n_curves, n_rep)
+    law_point = point
+    if calibration is not None:
+        from lensllm.laws.calibration import max_sizes, replicate_warps, unwarp_sizes
+
+        d_max = max_sizes(batch)
+        kappa = replicate_warps(calibration, n_curves, n_rep, seed)
+        reps = unwarp_sizes(reps, d_max[:, None], kappa)
+        point = unwarp_sizes(point, d_max, calibration.median)
+    with np.errstate(divide="ignore"):
+        log_reps = np.log(reps)
+    alpha = (1 - level) / 2
+    lower = np.exp(quantile_with_infinities(log_reps, alpha, axis=1))
+    upper = np.exp(quantile_with_infinities(log_reps, 1 - alpha, axis=1))
+    e_star = phi_star[:, :, -1]
+    no_info = batch.mask.sum(axis=1) <= p
+    lower[no_info], upper[no_info] = 0.0, np.inf
+    return DataNeeded(
+        goal=goal, data_needed=point, lower=lower, upper=upper, floor=batch.raw.phi[:, -1],
+        floor_lower=np.quantile(e_star, alpha, axis=1),
+        floor_upper=np.quantile(e_star, 1 - alpha, axis=1), level=level, no_info=no_info,
+        law_data_needed=law_point, calibration=calibration)

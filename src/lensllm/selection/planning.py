@@ -1,0 +1,163 @@
+"""Data planning for a set of candidates: who wins at which data size, and how much data.
+
+A selection answers "which model at ``D*``". The next questions are "would the answer change
+with less or more data" and "how much data reaches loss X". :func:`plan_candidates` fits
+the rectified law (with the zero-shot point at ``D = 0`` when known) to each candidate's
+observed points, then, over the sizes ``D*/span`` to ``span * D*``:
+
+- the predicted curves and their 90% bands (the bootstrap of :mod:`lensllm.laws`);
+- the sizes where two candidates swap order, with intervals
+  (:func:`lensllm.laws.crossings.crossing_intervals`);
+- who leads where, and one sentence to act on (:func:`lensllm.laws.crossings.advice`);
+- with a loss goal, the data each candidate needs (:func:`lensllm.laws.inverse.plan_data`).
+
+Curves, bands, crossings and data needed are calibrated
+(:mod:`lensllm.laws.calibration`): the law's extrapolation error is measured by back-testing
+the observed points of every candidate given in ``pool`` (default: the planned ones),
+pooled, and carried beyond each candidate's largest run. Without enough back-tests the plan
+says so and uses the bootstrap alone.
+
+Torch-free; sizes are numbers of fine-tuning examples, losses are the runs' test losses.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lensllm.exceptions import InputError, LensLLMError
+from lensllm.laws import RectifiedLaw
+from lensllm.laws.calibration import (
+    calibrated_curve_replicates,
+    calibrated_interval,
+    calibrated_predict,
+    measure_calibration,
+)
+from lensllm.laws.crossings import (
+    advice,
+    crossing_intervals,
+    curve_replicates,
+    leader_segments,
+)
+from lensllm.laws.inverse import plan_data
+
+__all__ = ["plan_candidates"]
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _fit_one(sizes, losses, zero_shot):
+    """The rectified law fitted to one candidate's points, or the reason it cannot be."""
+    d, y = np.asarray(sizes, float), np.asarray(losses, float)
+    if zero_shot is not None:
+        d, y = np.concatenate([[0.0], d]), np.concatenate([[zero_shot], y])
+    law = RectifiedLaw()
+    if d.size < law.n_params:
+        return None, f"{d.size} points < {law.n_params} parameters of the rectified law"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return law.fit_many(d, y[None, :]), ""
+    except LensLLMError as exc:
+        return None, str(exc).splitlines()[0]
+
+
+def _data_needed(names, batches, goal: float, level: float, cal) -> list[dict[str, Any]]:
+    out = []
+    for name, batch in zip(names, batches):
+        plan = plan_data(batch, goal, level, calibration=cal)
+        reached = bool(plan.reached[0])
+        out.append({
+            "model": name, "data_needed": _finite(plan.data_needed[0]),
+            "data_needed_law": _finite(plan.law_data_needed[0]),
+            "data_needed_lower": _finite(plan.lower[0]) if reached else None,
+            "data_needed_upper": _finite(plan.upper[0]) if reached else None,
+            "note": plan.note(0, batch.law.name)})
+    return out
+
+
+def _calibration(pool, batches, target: float):
+    """The pooled back-test warps of the ``pool`` candidates (or of ``batches``), or None."""
+    fitted = batches if pool is None else [
+        b for b in (_fit_one(*obs)[0] for obs in pool) if b is not None]
+    if not fitted:
+        return None
+    top = max(float(np.max(b.d[b.mask[0]])) for b in batches)
+    distance = float(np.log(target / top)) if target > top else np.inf
+    return measure_calibration(fitted, distance)
+
+
+def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
+                    zero_shot: Sequence[float] | None, target: float, *,
+                    loss_goal: float | None = None, span: float = 8.0, level: float = 0.9,
+                    n_grid: int = 160, pool: Sequence[tuple[Any, Any, Any]] | None = None
+                    ) -> dict[str, Any]:
+    """The data plan of some candidates (for example the top three of a ranking).
+
+    Args:
+        names: candidate names ``(C,)``.
+        observed: per candidate, ``(sizes, losses)`` of its runs.
+        zero_shot: per candidate, the loss without fine-tuning, or None.
+        target: ``D*``.
+        loss_goal: a loss to reach (optional).
+        span: the curves cover ``target / span`` to ``target * span``.
+        level: central coverage of every interval.
+        pool: ``(sizes, losses, zero_shot or None)`` of every candidate whose runs measure
+            the extrapolation error (for example all candidates of a selection); default
+            the planned candidates.
+
+    Returns:
+        A JSON-ready dict: ``sizes``, ``candidates`` (name, predicted curve, band), ``skipped``
+        (name, reason), ``crossings`` (the two names, size, interval, which leads before and
+        after), ``leaders`` (segments), ``advice`` (a sentence), ``calibration`` (a
+        sentence: the measured warp, or why there is none), and with a goal ``loss_goal``
+        and ``data_needed`` (one record per candidate).
+    """
+    if not (target > 0 and span > 1):
+        raise InputError(f"planning needs target > 0 and span > 1, got {target}, {span}")
+    grid = np.geomspace(target / span, target * span, n_grid)
+    kept, batches, skipped = [], [], []
+    for i, name in enumerate(names):
+        batch, why = _fit_one(*observed[i], None if zero_shot is None else zero_shot[i])
+        if batch is None:
+            skipped.append({"model": name, "reason": why})
+        else:
+            kept.append(name)
+            batches.append(batch)
+    cal = _calibration(pool, batches, target) if batches else None
+    plan: dict[str, Any] = {"sizes": grid.tolist(), "target": target, "level": level,
+                            "candidates": [], "skipped": skipped, "crossings": [],
+                            "leaders": [], "advice": None, "calibration": (
+                                cal.summary(level) if cal is not None else
+                                "none: too few runs per candidate to back-test the law; "
+                                "intervals are the bootstrap alone (the fit's noise)")}
+    if loss_goal is not None:
+        plan["loss_goal"] = loss_goal
+        plan["data_needed"] = _data_needed(kept, batches, loss_goal, level, cal)
+    if not batches:
+        return plan
+    if cal is None:
+        curves = np.vstack([b.predict(grid) for b in batches])
+        bands = [b.interval(grid, level) for b in batches]
+        reps = np.concatenate([curve_replicates(b, grid) for b in batches])
+    else:
+        curves = np.vstack([calibrated_predict(b, grid, cal) for b in batches])
+        bands = [calibrated_interval(b, grid, cal, level) for b in batches]
+        reps = np.concatenate([calibrated_curve_replicates(b, grid, cal) for b in batches])
+    for name, curve, (lo, hi) in zip(kept, curves, bands):
+        plan["candidates"].append({"model": name, "predicted": curve.tolist(),
+                                   "lower": lo[0].tolist(),
+                                   "upper": [_finite(v) for v in hi[0]]})
+    crossings = crossing_intervals(grid, curves, reps, level=level)
+    plan["crossings"] = [{"before": kept[c.before], "after": kept[c.after], "size": c.size,
+                          "lower": _finite(c.lower) if c.lower > 0 else 0.0,
+                          "upper": _finite(c.upper)} for c in crossings]
+    segments = leader_segments(grid, curves)
+    plan["leaders"] = [{"from": a, "to": b, "model": kept[w]} for a, b, w in segments]
+    plan["advice"] = advice(kept, segments, crossings, level)
+    return plan
