@@ -123,14 +123,21 @@ def test_no_lora_targets_for_unknown_architecture():
         compute_ntk_features(Odd(), make_batch("gpt2", [3, 3]))
 
 
-def test_non_eager_attention_is_refused_with_a_hint():
+def test_non_eager_attention_is_refused_by_vmap_with_a_hint():
     import transformers as tf
 
     cfg = tf.GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, bos_token_id=2,
                         eos_token_id=2)
     model = tf.GPT2LMHeadModel._from_config(cfg, attn_implementation="sdpa").eval()
     with pytest.raises(ConfigError, match="attn_implementation='eager'"):
-        compute_ntk_features(model, make_batch("gpt2", [4, 5]))
+        compute_ntk_features(model, make_batch("gpt2", [4, 5]), engine="vmap")
+    # the batched engine runs no vmap: sdpa is fine there, and gives the eager kernel
+    batch = make_batch("gpt2", [4, 5])
+    sdpa = empirical_ntk(model, batch, dim=None, engine="batched")
+    model.set_attn_implementation("eager")
+    eager = empirical_ntk(model, batch, dim=None, engine="vmap")
+    assert sdpa.engine == "batched" and eager.engine == "vmap"
+    torch.testing.assert_close(sdpa.theta, eager.theta, rtol=1e-4, atol=1e-9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
