@@ -127,7 +127,9 @@ def _layer_hooks(taps, sink: _RowSink, n: int):
         if not output.requires_grad:
             return
         x = inputs[0].detach()
-        if x.shape[0] != n or output.shape[0] != n:
+        # (n, ..., features), or (n * tokens, features) where a model flattens its batch
+        # example-major before a layer (OPT's MLP); anything else cannot be split by example
+        if x.shape[0] % n or output.shape[0] != x.shape[0] or (x.shape[0] != n and x.ndim != 2):
             raise ConfigError(
                 f"layer {type(mod).__name__} sees a leading dimension {x.shape[0]} for a chunk "
                 f"of {n} examples (the model reshapes its batch); use engine='vmap'."
@@ -178,7 +180,12 @@ def _chunk_rows(module, prepared, taps, names, sink, amp_dtype):
         return output
 
     handles = _layer_hooks(taps, sink, n)
-    handles.append(module.get_input_embeddings().register_forward_hook(embed_hook))
+    try:
+        embeddings = module.get_input_embeddings()
+    except (AttributeError, NotImplementedError):  # not a transformers model: the tapped
+        embeddings = None  # tensors alone then define the paths the backward pass takes
+    if embeddings is not None:
+        handles.append(embeddings.register_forward_hook(embed_hook))
     device = prepared["input_ids"].device
     try:
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
