@@ -31,7 +31,13 @@ from lensllm.exceptions import ConfigError
 from lensllm.ntk._outputs import batched_outputs
 from lensllm.ntk._projection import CountSketch
 
-__all__ = ["PRECISIONS", "batched_sketch_rows", "linear_taps", "resolve_precision"]
+__all__ = [
+    "PRECISIONS",
+    "attention_implementation",
+    "batched_sketch_rows",
+    "linear_taps",
+    "resolve_precision",
+]
 
 #: Values of ``precision=``: ``auto`` is bfloat16 autocast on a CUDA device that supports
 #: it (float32 weights stay float32), else the model's own dtype.
@@ -150,16 +156,19 @@ def _layer_hooks(taps, sink: _RowSink, n: int):
 
 
 @contextlib.contextmanager
-def _fused_attention(module: torch.nn.Module) -> Iterator[None]:
-    """Switch a transformers model to ``sdpa`` attention for the batched pass (no ``vmap``
-    here, so fused kernels are allowed), and back afterwards."""
+def attention_implementation(module: torch.nn.Module, impl: str) -> Iterator[None]:
+    """Run a transformers model with attention ``impl`` (``"sdpa"`` or ``"eager"``) inside
+    the block, and restore its own afterwards. The batched engine asks for ``sdpa`` (no
+    ``vmap`` there, so fused kernels are allowed); the curvature asks for ``eager`` (fused
+    kernels have no double backward). A model without that choice is left as it is."""
     base = module.get_base_model() if callable(getattr(module, "get_base_model", None)) else module
     before = getattr(getattr(base, "config", None), "_attn_implementation", None)
-    switch = before == "eager" and callable(getattr(base, "set_attn_implementation", None))
+    switch = before in ("eager", "sdpa") and before != impl and callable(
+        getattr(base, "set_attn_implementation", None))
     if switch:
         try:
-            base.set_attn_implementation("sdpa")
-        except (ValueError, ImportError):  # the architecture has no sdpa path: keep eager
+            base.set_attn_implementation(impl)
+        except (ValueError, ImportError):  # the architecture has no such path: keep its own
             switch = False
     try:
         yield
@@ -227,7 +236,7 @@ def batched_sketch_rows(
     names = list(taps)
     n_total = prepared["input_ids"].shape[0]
     start = 0
-    with _fused_attention(module):
+    with attention_implementation(module, "sdpa"):
         while start < n_total:
             stop = min(start + chunk_size, n_total)
             part = {k: v[start:stop] for k, v in prepared.items()}
