@@ -267,12 +267,13 @@ def hessian_curvature(
     theta = trainable_parameters(module, params)
     first = next(iter(theta.values()))
     p = sum(t.numel() for t in theta.values())
-    groups: dict[str, list[int]] = {}
+    groups: dict[str, list[torch.Tensor]] = {}
     offset = 0
     for name, tensor in theta.items():
-        groups.setdefault(layer_of(name), []).extend(range(offset, offset + tensor.numel()))
+        groups.setdefault(layer_of(name), []).append(
+            torch.arange(offset, offset + tensor.numel(), device=first.device))
         offset += tensor.numel()
-    index = {k: torch.tensor(v, device=first.device) for k, v in groups.items()}
+    index = {k: torch.cat(v) for k, v in groups.items()}
     was_training = module.training
     module.eval()
     calls = [0]
