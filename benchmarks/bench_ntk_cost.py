@@ -78,6 +78,11 @@ def _peak_gpu_mb(device: str) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
+def _gpu(record: dict) -> str:
+    """``", peak GPU <x> MB"`` for a worker's record on CUDA, else nothing."""
+    return f", peak GPU {record['peak_gpu_mb']:.0f} MB" if record.get("peak_gpu_mb") else ""
+
+
 def _write_task(path: Path, n_examples: int, chars: int) -> None:
     """Causal task: consecutive windows of ``chars`` characters of the stdlib's pydoc topics."""
     from pydoc_data.topics import topics
@@ -268,7 +273,7 @@ def _curvature(common: list[str], base_rss: float) -> None:
     if cv is None:
         return
     c = cv["curvature"]
-    gpu = f", peak GPU {cv['peak_gpu_mb']:.0f} MB" if cv.get("peak_gpu_mb") else ""
+    gpu = _gpu(cv)
     print(f"curvature (loss on {c['n_examples']} probes, {c['lanczos_steps']} Lanczos steps, "
           f"{c['probes']} probes, {c['hvps']} Hessian-vector products, {c['n_params']:,} "
           f"params): {cv['curvature_s']:.2f} s, peak RSS {cv['peak_rss_mb']:.0f} MB "
@@ -322,7 +327,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_ntk_") as tmp:
         common, preset = _setup(args, tmp)
         ft = _run_worker("finetune", common)
-        gpu = f", peak GPU {ft['peak_gpu_mb']:.0f} MB" if ft.get("peak_gpu_mb") else ""
+        gpu = _gpu(ft)
         print(f"fine-tune {N_TRAIN} examples, default recipe: {ft['wall_s']:.2f} s, "
               f"{ft['steps']} steps, {ft['n_params']:,} params, "
               f"peak RSS {ft['peak_rss_mb']:.0f} MB{gpu}", flush=True)
@@ -331,7 +336,7 @@ def main() -> None:
         load_s = base["wall_s"]
         print(f"cold start: import transformers, load the model, encode the probes: "
               f"{load_s:.2f} s, peak RSS {base['peak_rss_mb']:.0f} MB", flush=True)
-        gpu = f", peak GPU {ntk['peak_gpu_mb']:.0f} MB" if ntk.get("peak_gpu_mb") else ""
+        gpu = _gpu(ntk)
         print(f"NTK features n=64 lora d=4096 ({ntk['engine']} engine, {ntk['precision']}, "
               f"chunk {ntk['chunk_size']}): {ntk['features_s']:.2f} s from the loaded model "
               f"to the spectrum (peft import and LoRA wrap included; {ntk['n_params']:,} LoRA "

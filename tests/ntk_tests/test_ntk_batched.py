@@ -112,3 +112,21 @@ def test_out_of_memory_halves_the_chunk_and_gives_the_same_kernel(monkeypatch):
     got = empirical_ntk(model, batch, dim=64, chunk_size=8)
     assert got.chunk_size == 2  # 8 -> 4 -> 2
     torch.testing.assert_close(got.theta, ref.theta, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_defaults_bf16_batched_kernel_and_curvature_match_the_cpu():
+    from lensllm.ntk import hessian_curvature
+
+    batch = make_batch("llama", [20, 18, 22, 19, 21, 20], seed=1)
+    cpu_model = build_tiny("llama", d=64, layers=2)
+    gpu_model = build_tiny("llama", d=64, layers=2).to("cuda")
+    cpu = empirical_ntk(cpu_model, batch, dim=256, precision="float32")
+    gpu = empirical_ntk(gpu_model, batch, dim=256)  # auto: bf16 autocast, chunk from memory
+    assert (gpu.engine, gpu.precision) == ("batched", "bfloat16") and gpu.chunk_size == 6
+    lam_cpu = np.linalg.eigvalsh(cpu.theta.numpy())[::-1]
+    lam_gpu = np.linalg.eigvalsh(gpu.theta.numpy())[::-1]
+    assert np.max(np.abs(lam_gpu[:3] - lam_cpu[:3]) / lam_cpu[:3]) < 0.03
+    a = hessian_curvature(cpu_model, batch, probes=4)
+    b = hessian_curvature(gpu_model, batch, probes=4)
+    assert b.top_eigenvalue == pytest.approx(a.top_eigenvalue, rel=1e-3)

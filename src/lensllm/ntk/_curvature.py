@@ -202,7 +202,7 @@ def lanczos(hvp, p: int, steps: int, *, dtype, device, seed: int):
 
 def _layer_traces(hvp, q_mat, t, groups, probes, seed):
     """Per-layer ``tr(P_l H)``: exact on the Lanczos space, Hutchinson on the rest."""
-    qt = (q_mat.to(torch.float64) @ t).to(q_mat.dtype)
+    qt = (q_mat.to(torch.float64) @ t.to(q_mat.device)).to(q_mat.dtype)  # t lives on the CPU
     diag_low_rank = (qt * q_mat).sum(dim=1)  # diag(Q T Q^T)
     gen = torch.Generator(device="cpu").manual_seed(seed + 1)
     p = q_mat.shape[0]
