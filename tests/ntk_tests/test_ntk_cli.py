@@ -70,7 +70,9 @@ def test_ntk_command_curvature_is_saved_with_the_features(tmp_path):
 
     with open_store(store) as s:
         (rec,) = s.get_ntk(model="tiny:llama")
-    assert NTKSpectrum.from_store_features(rec).meta["curvature"] == curv
+    from lensllm.ntk import spectrum_from_record
+
+    assert spectrum_from_record(rec).meta["curvature"] == curv
 
 
 def test_ntk_command_seq2seq_exact_all_params(tmp_path):

@@ -42,6 +42,7 @@ from torch.func import functional_call, grad, vjp
 
 from lensllm.exceptions import InputError
 from lensllm.ntk._batched import attention_implementation
+from lensllm.ntk._memory import auto_chunk_size
 from lensllm.ntk._outputs import batched_outputs, prepare_batch
 from lensllm.ntk._params import prepare_model, trainable_parameters
 
@@ -60,6 +61,10 @@ DEFAULT_LANCZOS_STEPS = 30
 DEFAULT_HUTCHINSON_PROBES = 30
 #: Probe examples the loss is taken over (the first ones of the probe set, which is nested).
 DEFAULT_CURVATURE_EXAMPLES = 8
+#: Memory of one example in the Hessian-vector products, in units of the activation estimate
+#: of :func:`lensllm.ntk._memory.example_bytes` (measured: 775 MB per example on the 25M
+#: Llama of the benchmark at 256 tokens, float32, against an estimate of 113 MB).
+CURVATURE_ACTIVATION_FACTOR = 7.0
 
 _LAYER = re.compile(r"(?:^|\.)(layers|layer|h|block|blocks)\.(\d+)\.")
 
@@ -231,7 +236,7 @@ def hessian_curvature(
     n_examples: int | None = DEFAULT_CURVATURE_EXAMPLES,
     steps: int = DEFAULT_LANCZOS_STEPS,
     probes: int = DEFAULT_HUTCHINSON_PROBES,
-    chunk_size: int = 8,
+    chunk_size: int | None = None,
     seed: int = 0,
 ) -> Curvature:
     """Per-layer Hessian traces and the top Hessian eigenvalue of the probe-set loss.
@@ -245,8 +250,11 @@ def hessian_curvature(
         n_examples: examples in the loss (default 8; ``None``: all).
         steps: Lanczos steps (>= 1).
         probes: Hutchinson probes on the deflated remainder (>= 0).
-        chunk_size: examples per forward; with one chunk the gradient graph is built once
-            and reused by every Hessian-vector product.
+        chunk_size: examples per forward (None: from free memory, planning
+            :data:`CURVATURE_ACTIVATION_FACTOR` times a backward pass's activations per
+            example). With one chunk the gradient graph is built once and reused by every
+            Hessian-vector product; with several it is rebuilt per product (slower, less
+            memory).
         seed: seed of the Lanczos start, the probes and a LoRA initialisation.
 
     Returns:
@@ -256,7 +264,8 @@ def hessian_curvature(
         InputError: ``steps < 1``, ``probes < 0``, ``n_examples < 1`` or ``chunk_size < 1``.
     """
     for name, value, low in (("steps", steps, 1), ("probes", probes, 0),
-                             ("chunk_size", chunk_size, 1), ("n_examples", n_examples or 1, 1)):
+                             ("chunk_size", chunk_size or 1, 1),
+                             ("n_examples", n_examples or 1, 1)):
         if int(value) < low:
             raise InputError(f"`{name}` must be >= {low}, got {value}.")
     start = time.perf_counter()
@@ -267,6 +276,9 @@ def hessian_curvature(
     theta = trainable_parameters(module, params)
     first = next(iter(theta.values()))
     p = sum(t.numel() for t in theta.values())
+    if chunk_size is None:
+        chunk_size = auto_chunk_size(module, prepared, theta, None,
+                                     activation_factor=CURVATURE_ACTIVATION_FACTOR)
     groups: dict[str, list[torch.Tensor]] = {}
     offset = 0
     for name, tensor in theta.items():

@@ -75,6 +75,8 @@ def auto_chunk_size(
     prepared: Mapping[str, torch.Tensor],
     theta_params: Mapping[str, torch.Tensor],
     amp_dtype: torch.dtype | None,
+    *,
+    activation_factor: float = 1.0,
 ) -> int:
     """Examples per chunk: as many as half the free memory holds, at least 1, at most ``n``
     (at most :data:`CPU_MAX_CHUNK` on a CPU).
@@ -84,6 +86,8 @@ def auto_chunk_size(
         prepared: the prepared probe batch (its token counts and device).
         theta_params: the differentiated tensors.
         amp_dtype: the autocast dtype, or None.
+        activation_factor: multiplies the per-example estimate (the curvature's
+            double-backward graph holds several times a backward pass's activations).
 
     Returns:
         The chunk size.
@@ -95,7 +99,8 @@ def auto_chunk_size(
     elt = (torch.finfo(amp_dtype).bits if amp_dtype is not None
            else torch.finfo(next(iter(theta_params.values())).dtype).bits) // 8
     largest = max(t.numel() for t in theta_params.values())
-    per_example = example_bytes(getattr(module, "config", None), tokens, elt, largest)
+    per_example = activation_factor * example_bytes(getattr(module, "config", None), tokens,
+                                                    elt, largest)
     budget = MEMORY_FRACTION * free_memory_bytes(ids.device)
     cap = n if ids.device.type == "cuda" else min(n, CPU_MAX_CHUNK)
     return max(1, min(cap, int(budget // max(per_example, 1))))
