@@ -34,7 +34,7 @@ tokenising), measured once by a process that only loads and encodes. The last li
 (fine-tuning wall time - cold start), compute against compute; the end-to-end ratio with a
 cold start on each side is printed above it. ``y`` = peak RSS (MB) of the default NTK
 process; on CUDA the peak GPU memory allocated is printed above it. Run
-``python benchmarks/bench_ntk_cost.py [--model 25m] [--device cuda]``.
+``python benchmarks/bench_ntk_cost.py [--model 25m] [--device cuda] [--skip curvature]``.
 """
 
 from __future__ import annotations
@@ -222,6 +222,9 @@ def _parse() -> argparse.Namespace:
                         help="device of both the fine-tuning run and the features")
     parser.add_argument("--tokens", type=int, default=None,
                         help="tokens per example (default: 128, 256 for 25m, 512 for 300m)")
+    parser.add_argument("--skip", default="", metavar="S1,S2",
+                        help="sections to skip, of engines, precision, curvature (to save "
+                             "device time; the ratio's line is always printed)")
     parser.add_argument("--worker", choices=("finetune", "ntk", "curvature"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -349,9 +352,13 @@ def main() -> None:
               f"{ntk['features_s']:.2f} / {ft_compute:.2f} = {ratio:.3f}", flush=True)
         print(f"cost ratio, each with its own cold start (end-to-end processes): "
               f"{ntk['wall_s']:.2f} / {ft['wall_s']:.2f} = {ratio_cold:.3f}", flush=True)
-        _engines(common, ntk["features_s"] / 64)
-        _precision(common, args.device, ntk)
-        _curvature(common, base["peak_rss_mb"])
+        skip = {x.strip() for x in args.skip.split(",") if x.strip()}
+        if "engines" not in skip:
+            _engines(common, ntk["features_s"] / 64)
+        if "precision" not in skip:
+            _precision(common, args.device, ntk)
+        if "curvature" not in skip:
+            _curvature(common, base["peak_rss_mb"])
         if preset == "gpt2-3m":
             _memory_table(common, base["peak_rss_mb"])
     print(f"ntk_cost_ratio={ratio:.4f} peak_rss_mb={ntk['peak_rss_mb']:.1f}")
