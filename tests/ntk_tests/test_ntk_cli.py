@@ -53,6 +53,28 @@ def test_ntk_command_writes_features_and_store(tmp_path, capsys):
     np.testing.assert_allclose(rec.eigenvalues, spec.eigenvalues)
 
 
+def test_ntk_command_curvature_is_saved_with_the_features(tmp_path):
+    data = _write_causal(tmp_path / "task.jsonl", 8)
+    out = tmp_path / "f.json"
+    store = tmp_path / "s.sqlite"
+    rc = main(["ntk", "--model", "tiny:llama", "--data", str(data), "--n", "4", "--dim", "64",
+               "--max-length", "12", "--curvature", "--engine", "batched", "--out", str(out),
+               "--store", str(store), "--no-progress"])
+    assert rc == 0
+    spec = NTKSpectrum.load(out)
+    curv = spec.meta["curvature"]
+    assert spec.meta["engine"] == "batched" and curv["n_examples"] == 4
+    assert curv["hvps"] == curv["lanczos_steps"] + curv["probes"]
+    assert np.isclose(curv["trace"], sum(curv["layer_trace"].values()))
+    from lensllm.store import open_store
+
+    with open_store(store) as s:
+        (rec,) = s.get_ntk(model="tiny:llama")
+    from lensllm.ntk import spectrum_from_record
+
+    assert spectrum_from_record(rec).meta["curvature"] == curv
+
+
 def test_ntk_command_seq2seq_exact_all_params(tmp_path):
     data = _write_seq2seq(tmp_path / "s2s.jsonl", 5)
     out = tmp_path / "t5.json"

@@ -54,11 +54,12 @@ def test_lora_kernel_only_sees_b_matrices_at_initialisation():
     model = build_tiny("gpt2", dtype=torch.float64)
     batch = make_batch("gpt2", [5, 6, 4])
     ntk = empirical_ntk(model, batch, params="lora", dim=None)
-    # rank-8 A (r x d) and B (3d x r) on c_attn: only B's 3d*r entries carry gradient, but all
-    # adapter parameters are counted
+    # rank-8 A (r x in) and B (out x r) on every linear layer (the runs' all-linear): c_attn
+    # (d -> 3d), attn.c_proj (d -> d), mlp.c_fc (d -> 4d), mlp.c_proj (4d -> d); only the
+    # B entries carry gradient, but all adapter parameters are counted
     d = model.config.n_embd
     layers = model.config.n_layer
-    assert ntk.n_params == layers * DEFAULT_LORA_RANK * (d + 3 * d)
+    assert ntk.n_params == layers * DEFAULT_LORA_RANK * (4 * d + 2 * d + 5 * d + 5 * d)
     assert torch.all(torch.linalg.eigvalsh(ntk.theta) > -1e-12)
 
 
@@ -112,25 +113,32 @@ def test_bad_arguments_are_reported():
         compute_ntk_features(model, unscored)
 
 
-def test_no_lora_targets_for_unknown_architecture():
+def test_no_lora_targets_for_a_model_without_linear_layers():
     class Odd(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.w = torch.nn.Linear(2, 2)
+            self.w = torch.nn.Embedding(2, 2)
             self.config = type("C", (), {"model_type": "odd", "is_encoder_decoder": False})()
 
-    with pytest.raises(ConfigError, match="no default LoRA target"):
+    with pytest.raises(ConfigError, match="cannot add LoRA adapters to Odd"):
         compute_ntk_features(Odd(), make_batch("gpt2", [3, 3]))
 
 
-def test_non_eager_attention_is_refused_with_a_hint():
+def test_non_eager_attention_is_refused_by_vmap_with_a_hint():
     import transformers as tf
 
     cfg = tf.GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, bos_token_id=2,
                         eos_token_id=2)
     model = tf.GPT2LMHeadModel._from_config(cfg, attn_implementation="sdpa").eval()
     with pytest.raises(ConfigError, match="attn_implementation='eager'"):
-        compute_ntk_features(model, make_batch("gpt2", [4, 5]))
+        compute_ntk_features(model, make_batch("gpt2", [4, 5]), engine="vmap")
+    # the batched engine runs no vmap: sdpa is fine there, and gives the eager kernel
+    batch = make_batch("gpt2", [4, 5])
+    sdpa = empirical_ntk(model, batch, dim=None, engine="batched")
+    model.set_attn_implementation("eager")
+    eager = empirical_ntk(model, batch, dim=None, engine="vmap")
+    assert sdpa.engine == "batched" and eager.engine == "vmap"
+    torch.testing.assert_close(sdpa.theta, eager.theta, rtol=1e-4, atol=1e-9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -144,3 +152,14 @@ def test_cuda_kernel_matches_cpu_kernel(arch):
     # eager attention takes its softmax in float32 even for float64 models: ~1e-7 round-off
     torch.testing.assert_close(gpu.theta, cpu.theta, rtol=1e-5, atol=1e-12)
     torch.testing.assert_close(gpu.residual, cpu.residual, rtol=1e-6, atol=1e-12)
+
+
+def test_default_lora_adapters_are_the_runs_default_adapters():
+    from lensllm.finetune.config import FinetuneConfig
+    from lensllm.ntk import default_lora_config
+
+    run = FinetuneConfig()
+    cfg = default_lora_config(build_tiny("llama"))
+    assert cfg.target_modules == run.lora_target_modules == "all-linear"
+    assert (cfg.r, cfg.lora_alpha, cfg.lora_dropout) == (
+        run.lora_r, run.lora_alpha, run.lora_dropout)

@@ -71,6 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sweep a constructor option of the methods (repeatable)")
     p.add_argument("--max-params", metavar="N1,N2",
                    help="size constraints: only candidates with at most N parameters")
+    p.add_argument("--ntk", type=Path, metavar="PATH",
+                   help="NTK features for the `lensllm` method, matched to table rows by "
+                        "model id: a directory of `lensllm ntk` files, one such file, or a "
+                        "JSON object of model -> spectrum (without it `lensllm` is n/a)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON array (one record per dataset, ratio, method) instead")
     p.add_argument("--out", type=Path, metavar="DIR",
@@ -101,6 +105,13 @@ def run(args: argparse.Namespace) -> int:
     check_same_unit(tables)
     study = bool(args.grid or args.max_params)
     start = time.perf_counter()
+    ntk = None
+    if args.ntk is not None:
+        if study:
+            raise CLIUsageError("--ntk does not combine with --grid/--max-params yet")
+        from lensllm.commands._features import match_spectra
+
+        ntk = {t.name: match_spectra(args.ntk, list(t.models)) for t in tables}
     if study:
         from lensllm.bench.sweep import parse_grid, run_study
         from lensllm.report.study_report import format_study_tables as format_bench_tables
@@ -110,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         results = run_study(tables, methods, ratios, args.target, max_params=limits,
                             grid=parse_grid(args.grid or []))
     else:
-        results = run_bench(tables, methods, ratios, args.target)
+        results = run_bench(tables, methods, ratios, args.target, ntk=ntk)
     elapsed = time.perf_counter() - start
     records = [r.record.to_json() for r in results]
     if args.json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 __all__ = ["register"]
 
@@ -12,9 +13,12 @@ examples:
   lensllm fit --table gigaword --law rectified --max-data 25600
   lensllm fit --table my_runs.csv --law power --max-data 3200 --target 100000 --json
   lensllm fit --table flan --law rectified --max-data 204800 --loss-goal 1.6
+  lensllm fit --table zoo_table.csv --law lensllm --ntk features/ --max-data 800
 
-The rectified law uses the zero-shot column (D = 0) as a point; the power law cannot
-(it is infinite at D = 0). Fits minimise the squared error of log L.
+The rectified and lensllm laws use the zero-shot column (D = 0) as a point; the power law
+cannot (it is infinite at D = 0). The lensllm law needs NTK features of every table row
+(`lensllm ntk --out features/NAME.json`), matched by model id. Fits minimise the squared
+error of log L.
 --loss-goal X adds, per model, the data size (examples) at which the law reaches loss X
 and its 90% interval; "never" when X is at or below the fitted floor E.
 Intervals (90%): --interval calibrated (default) adds the law's own extrapolation error,
@@ -34,8 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", required=True, metavar="NAME_OR_PATH",
                    help="bundled table (flan, gigaword) or a CSV path")
-    p.add_argument("--law", required=True, choices=["power", "rectified"],
-                   help="power: A*D^-alpha+E; rectified: B/(D_l+D^beta)+E")
+    p.add_argument("--law", required=True, choices=["power", "rectified", "lensllm"],
+                   help="power: A*D^-alpha+E; rectified: B/(D_l+D^beta)+E; lensllm: "
+                        "B/(F(Theta,t)+D^beta)+E with F from --ntk features, t fitted")
+    p.add_argument("--ntk", type=Path, metavar="PATH",
+                   help="NTK features for --law lensllm, matched to table rows by model id: "
+                        "a directory of `lensllm ntk` files, one such file, or a JSON object "
+                        "of model -> spectrum")
     p.add_argument("--max-data", required=True, type=float, metavar="N",
                    help="use the size columns <= N")
     p.add_argument("--target", type=float, metavar="N",
@@ -64,17 +73,25 @@ def run(args: argparse.Namespace) -> int:
     target = float(args.target if args.target is not None else table.sizes[-1])
     keep = table.sizes <= args.max_data
     sizes, losses = table.sizes[keep], table.losses[:, keep]
-    if args.law == "rectified" and table.zero_shot is not None:
+    if (args.ntk is None) == (args.law == "lensllm"):
+        raise CLIUsageError("--law lensllm needs --ntk PATH (its F(Theta, t) comes from NTK "
+                            "features); --ntk goes only with --law lensllm")
+    aux = {}
+    if args.law == "lensllm":
+        from lensllm.commands._features import match_spectra
+
+        aux["spectra"] = match_spectra(args.ntk, list(table.models))
+    if args.law in ("rectified", "lensllm") and table.zero_shot is not None:
         sizes = np.concatenate([[0.0], sizes])
         losses = np.column_stack([table.zero_shot, losses])
-    law = get_law(args.law)
+    law = get_law("lens" if args.law == "lensllm" else args.law)
     if sizes.size < law.n_params:
         raise CLIUsageError(
             f"--max-data {args.max_data:g} leaves {sizes.size} points per model "
             f"({', '.join(f'{s:g}' for s in sizes)}) but the {args.law} law has "
             f"{law.n_params} free parameters")
     try:
-        batch = law.fit_many(sizes, losses, names=list(table.models))
+        batch = law.fit_many(sizes, losses, names=list(table.models), **aux)
     except FitError as exc:
         raise CLIUsageError(f"--max-data {args.max_data:g}: {exc}") from None
     cal, pred, lo, hi = _loss_at_target(batch, target, args.interval)

@@ -50,9 +50,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: %(default)s)")
     p.add_argument("--eta", type=float, metavar="LR",
                    help="learning rate of the fine-tuning runs, stored with the features")
-    p.add_argument("--chunk-size", type=int, default=8, metavar="K",
-                   help="examples whose gradients are in memory at once; peak memory grows "
-                        "with K, not with N (default: %(default)s)")
+    p.add_argument("--chunk-size", type=int, default=None, metavar="K",
+                   help="examples per forward/backward pass; peak memory grows with K, not "
+                        "with N (default: chosen from free memory, at most 8 on a CPU)")
+    p.add_argument("--engine", choices=("auto", "batched", "vmap"), default="auto",
+                   help="per-example gradients: 'batched' (one batched pass, hooks on "
+                        "linear layers: LoRA), 'vmap' (torch.func, any parameter); 'auto' "
+                        "takes batched whenever it applies (default: %(default)s)")
+    p.add_argument("--precision", choices=("auto", "model", "float32", "bfloat16", "float16"),
+                   default="auto",
+                   help="matrix products of the passes; the kernel is accumulated in float64 "
+                        "('auto': bfloat16 autocast on CUDA, else the model's dtype) "
+                        "(default: %(default)s)")
+    p.add_argument("--curvature", action="store_true",
+                   help="also measure the Hessian of the probe loss: top eigenvalue "
+                        "(Lanczos) and per-layer traces (deflated Hutchinson), saved in the "
+                        "features' meta['curvature']; costs ~60 Hessian-vector products on 8 "
+                        "probes")
     p.add_argument("--max-length", type=int, default=128, metavar="TOKENS",
                    help="tokens per probe sequence (per side for seq2seq) "
                         "(default: %(default)s)")
@@ -63,8 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lora-alpha", type=float, default=None, metavar="ALPHA",
                    help="LoRA alpha (default: 16)")
     p.add_argument("--lora-targets", default=None, metavar="NAMES",
-                   help="comma-separated module names or 'all-linear' (default: peft's "
-                        "query/value projections for the architecture)")
+                   help="comma-separated module names or 'all-linear' (default: all-linear, "
+                        "the adapters the fine-tuning runs train)")
     p.add_argument("--store", type=Path, metavar="FILE",
                    help="also record the features (and their cost) in this SQLite store")
     p.add_argument("--dataset", metavar="NAME",
@@ -82,7 +96,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIUsageError(f"--n must be >= 2 (a kernel needs two examples), got {args.n}")
     if args.dim < 0:
         raise CLIUsageError(f"--dim must be >= 1, or 0 for no projection, got {args.dim}")
-    if args.chunk_size < 1:
+    if args.chunk_size is not None and args.chunk_size < 1:
         raise CLIUsageError(f"--chunk-size must be >= 1, got {args.chunk_size}")
     if args.max_length < 2:
         raise CLIUsageError(f"--max-length must be >= 2, got {args.max_length}")
@@ -143,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             f"pass a smaller --n or a larger file"
         )
     meta = {"model_id": args.model, "probe_seed": args.seed, "data": str(args.data),
-            "max_length": args.max_length, "chunk_size": args.chunk_size}
+            "max_length": args.max_length}  # chunk_size, engine, precision: filled in
     lora = _lora(args) if args.params == "lora" else None
     bar, progress = _progress_bar(args)
     try:
@@ -151,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
             args.model, select_probe(task.examples, args.n, args.seed), task.kind,
             params=args.params, dim=args.dim or None, seed=args.seed, eta=args.eta,
             max_length=args.max_length, chunk_size=args.chunk_size, dtype=args.dtype,
-            lora=_recording(lora, meta), progress=progress, meta=meta)
+            lora=_recording(lora, meta), progress=progress, meta=meta, engine=args.engine,
+            precision=args.precision, curvature=args.curvature)
     finally:
         if bar is not None:
             bar.close()

@@ -38,6 +38,10 @@ _LAZY = {
     "default_lora_config": "_params", "prepare_model": "_params",
     "trainable_parameters": "_params", "probe_indices": "_probe", "select_probe": "_probe",
     "CountSketch": "_projection", "measure_ntk": "features", "record_ntk": "features",
+    "ENGINES": "_kernel", "PRECISIONS": "_batched", "Curvature": "_curvature",
+    "hessian_curvature": "_curvature", "layer_of": "_curvature",
+    "DEFAULT_CURVATURE_EXAMPLES": "_curvature", "DEFAULT_HUTCHINSON_PROBES": "_curvature",
+    "DEFAULT_LANCZOS_STEPS": "_curvature",
 }
 
 __all__ = ["NTKSpectrum", "spectrum_from_record", "spectrum_to_record", *sorted(_LAZY)]

@@ -23,7 +23,7 @@ from torch.func import functional_call
 from lensllm.exceptions import InputError
 from lensllm.finetune.models import is_encoder_decoder
 
-__all__ = ["make_output_fn", "prepare_batch"]
+__all__ = ["batched_outputs", "make_output_fn", "prepare_batch"]
 
 IGNORE_INDEX = -100
 
@@ -155,3 +155,34 @@ def make_output_fn(
         return _mean_log_likelihood(logits[:-1], labels[1:])
 
     return output
+
+
+def batched_outputs(module: torch.nn.Module, prepared: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``f(x_i)`` of every example of a prepared batch from one ordinary batched forward.
+
+    The same quantity as :func:`make_output_fn` (mean target token log-likelihood), for the
+    engines that do not ``vmap`` over examples (:mod:`lensllm.ntk._batched`, the curvature
+    diagnostics). Examples never interact: attention is masked per example and the model is
+    in eval mode, so ``d f_i / d activations of example j`` is zero for ``i != j``.
+
+    Args:
+        module: the (possibly peft-wrapped) model.
+        prepared: the output of :func:`prepare_batch`.
+
+    Returns:
+        ``f``, float32 (or float64 for a float64 model), shape ``(n,)``.
+    """
+    kwargs = {k: v for k, v in prepared.items() if k != "labels"}
+    kwargs["use_cache"] = False
+    labels = prepared["labels"]
+    logits = module(**kwargs).logits
+    if not is_encoder_decoder(module):
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    token_loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+        ignore_index=IGNORE_INDEX, reduction="none",
+    ).reshape(labels.shape)
+    scored = (labels != IGNORE_INDEX).to(token_loss.dtype)
+    return -(token_loss * scored).sum(dim=1) / scored.sum(dim=1)

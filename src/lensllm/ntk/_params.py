@@ -33,18 +33,19 @@ def _is_peft_model(model: torch.nn.Module) -> bool:
 def default_lora_config(model: torch.nn.Module) -> Any:
     """The LoRA config used for ``params="lora"`` when the model has no adapters yet.
 
-    Rank :data:`~lensllm.finetune.lora.DEFAULT_LORA_RANK`, alpha
-    :data:`~lensllm.finetune.lora.DEFAULT_LORA_ALPHA`, no dropout, no bias, and peft's
-    default target modules for the architecture (built by
-    :func:`lensllm.finetune.lora.lora_config`, the one LoRA builder).
-
-    Raises:
-        ConfigError: peft has no default targets for this architecture (pass a peft model,
-            or ``params="all"``).
+    The adapters a fine-tuning run trains by default (the ``lora_*`` defaults of
+    :class:`~lensllm.finetune.config.FinetuneConfig`: rank 8, alpha 16, no dropout, every
+    linear layer but the head, ``"all-linear"``), built by
+    :func:`lensllm.finetune.lora.lora_config`, the one LoRA builder; GPT-2's ``Conv1D``
+    projections get ``fan_in_fan_out``. So the kernel is taken over the parameters a run
+    trains.
     """
+    from lensllm.finetune.config import FinetuneConfig
+
+    run = FinetuneConfig()
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    return _lora.lora_config(targets=_lora.default_lora_targets(model_type),
-                             model_type=model_type)
+    return _lora.lora_config(r=run.lora_r, alpha=run.lora_alpha, dropout=run.lora_dropout,
+                             targets=run.lora_target_modules, model_type=model_type)
 
 
 def prepare_model(
@@ -69,7 +70,7 @@ def prepare_model(
         The module to differentiate.
 
     Raises:
-        ConfigError: unknown ``params``, or no LoRA targets for this architecture.
+        ConfigError: unknown ``params``, or peft cannot adapt this model.
     """
     if params not in PARAM_SUBSETS:
         raise ConfigError(f"`params` must be one of {', '.join(PARAM_SUBSETS)}, got {params!r}.")
@@ -81,8 +82,16 @@ def prepare_model(
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         # peft reads a transformers attribute deprecated in v5; not the user's concern
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
         torch.manual_seed(seed)
-        wrapped = get_peft_model(copy.deepcopy(model), config)
+        try:
+            wrapped = get_peft_model(copy.deepcopy(model), config)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"`params`='lora': cannot add LoRA adapters to "
+                f"{type(model).__name__}: {exc}; wrap the model with peft yourself or use "
+                f"params='all'."
+            ) from None
     return wrapped.train(model.training)  # peft may switch to train mode (dropout)
 
 

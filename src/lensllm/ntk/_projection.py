@@ -82,11 +82,25 @@ class CountSketch:
                 out = torch.zeros(
                     flat.shape[0], self.dim, dtype=out_dtype or flat.dtype, device=flat.device
                 )
-            buckets, signs = self._hash(name, flat.shape[1])
-            out.index_add_(1, buckets, flat.to(out.dtype) * signs)
+            self.accumulate(out, name, flat)
         if out is None:
             raise InputError("no gradients to project (the parameter set is empty).")
         return out
+
+    def accumulate(self, out: torch.Tensor, name: str, grad: torch.Tensor) -> None:
+        """Add the sketch of one tensor's per-example gradients to ``out`` in place.
+
+        The sketch is linear, so a tensor may be added in pieces (a layer called twice adds
+        twice) and tensors in any order: the result equals :meth:`project` of the sums.
+
+        Args:
+            out: running sketches, shape ``(chunk, dim)``; its dtype is the accumulation dtype.
+            name: the tensor's name (selects its hash and signs).
+            grad: per-example gradients, shape ``(chunk, *param_shape)``.
+        """
+        flat = grad.reshape(grad.shape[0], -1)
+        buckets, signs = self._hash(name, flat.shape[1])
+        out.index_add_(1, buckets, flat.to(out.dtype) * signs)
 
     def clear(self) -> None:
         """Drop the cached hashes (5 bytes per parameter)."""

@@ -31,11 +31,14 @@ def measure_ntk(
     seed: int,
     eta: float | None,
     max_length: int,
-    chunk_size: int = 8,
+    chunk_size: int | None = None,
     dtype: str = "float32",
     lora: Callable[[Any], Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     meta: Mapping[str, Any] | None = None,
+    engine: str = "auto",
+    precision: str = "auto",
+    curvature: bool = False,
 ) -> NTKSpectrum:
     """NTK features of ``model_id`` on the probe examples, with their counted cost.
 
@@ -48,15 +51,20 @@ def measure_ntk(
         seed: projection and LoRA-initialisation seed.
         eta: learning rate of the fine-tuning runs (``t`` of ``F(t)`` is then in steps).
         max_length: tokens per probe sequence (per side for seq2seq).
-        chunk_size: examples per ``vmap`` call.
+        chunk_size: examples per pass (None: chosen from free memory).
         dtype: parameter dtype name (``float32``, ``float64``, ``bfloat16``).
         lora: ``lora(model) -> peft.LoraConfig`` for ``params="lora"`` (default: the
             library default of :func:`lensllm.ntk.default_lora_config`).
         progress: ``progress(examples_done, n)`` after each chunk.
         meta: metadata stored with the spectrum (``model_id``, ``probe_seed``...).
+        engine: per-example gradient engine (see :func:`lensllm.ntk.empirical_ntk`).
+        precision: precision of the passes (see :func:`lensllm.ntk.empirical_ntk`).
+        curvature: also measure the Hessian diagnostics
+            (:func:`lensllm.ntk.hessian_curvature`, defaults) into ``meta["curvature"]``.
 
     Returns:
-        The spectrum; ``meta`` gains ``wall_time_s``, ``tokens`` and ``flops``.
+        The spectrum; ``meta`` gains ``wall_time_s`` (with the curvature's, when asked),
+        ``tokens`` and ``flops`` (the kernel's count).
     """
     start = time.perf_counter()
     import torch
@@ -70,10 +78,17 @@ def measure_ntk(
     encdec = is_encoder_decoder(model)
     batch = encode_examples(tokenizer, probe, kind, max_length=max_length,
                             is_encoder_decoder=encdec)
+    lora_config = lora(model) if (params == "lora" and lora is not None) else None
     spectrum = compute_ntk_features(
         model, batch, params=params, dim=dim, chunk_size=chunk_size, seed=seed, eta=eta,
-        lora_config=lora(model) if (params == "lora" and lora is not None) else None,
-        progress=progress, meta=meta)
+        lora_config=lora_config, progress=progress, meta=meta, engine=engine,
+        precision=precision)
+    extra: dict[str, Any] = {}
+    if curvature:
+        from lensllm.ntk._curvature import hessian_curvature
+
+        extra["curvature"] = hessian_curvature(model, batch, params=params,
+                                               lora_config=lora_config, seed=seed).to_dict()
     tokens = int(batch["attention_mask"].sum())
     if encdec:
         tokens += int((batch["labels"] != -100).sum())
@@ -81,7 +96,7 @@ def measure_ntk(
     wall = time.perf_counter() - start
     return NTKSpectrum(spectrum.eigenvalues, spectrum.proj_sq, eta=spectrum.eta,
                        meta={**spectrum.meta, "wall_time_s": round(wall, 3), "tokens": tokens,
-                             "flops": flops})
+                             "flops": flops, **extra})
 
 
 def record_ntk(store: BaseStore, spectrum: NTKSpectrum, *, dataset: str) -> None:

@@ -90,7 +90,9 @@ class NtkSettings:
         params: ``"auto"`` (the parameters the fine-tuning runs train: ``"lora"`` for
             ``finetune.method = "lora"``, else ``"all"``), ``"all"`` or ``"lora"``.
         seed: probe and projection seed.
-        chunk_size: examples per vmap call.
+        chunk_size: examples per pass.
+        curvature: also measure the Hessian diagnostics (top eigenvalue, per-layer traces;
+            :func:`lensllm.ntk.hessian_curvature`), shown per candidate in the report.
     """
 
     enabled: bool = True
@@ -99,10 +101,13 @@ class NtkSettings:
     params: str = "auto"
     seed: int = 0
     chunk_size: int = 8
+    curvature: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.enabled, bool):
-            raise ConfigError(f"`ntk.enabled` must be true or false, got {self.enabled!r}")
+        for key in ("enabled", "curvature"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(
+                    f"`ntk.{key}` must be true or false, got {getattr(self, key)!r}")
         for key, low in (("n", 2), ("dim", 0), ("seed", 0), ("chunk_size", 1)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

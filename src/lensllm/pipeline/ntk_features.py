@@ -39,7 +39,8 @@ def candidate_spectrum(model_id: str, prepared: Any, settings: Any, store: BaseS
         extra = rec.extra or {}
         if (rec.probe_seed == settings.seed and rec.n == settings.n and rec.d == dim
                 and rec.params_subset == params and extra.get("eta") == eta
-                and extra.get("config_hash") == prepared.config_hash):
+                and extra.get("config_hash") == prepared.config_hash
+                and (not settings.curvature or "curvature" in extra)):
             return spectrum_from_record(rec)
 
     import torch
@@ -60,6 +61,7 @@ def candidate_spectrum(model_id: str, prepared: Any, settings: Any, store: BaseS
         params=params, dim=settings.dim or None, seed=settings.seed, eta=eta,
         max_length=config.finetune.max_length, chunk_size=settings.chunk_size,
         lora=lambda model: run_lora_config(config.finetune, is_encoder_decoder(model)),
+        curvature=settings.curvature,
         meta={"model_id": model_id, "probe_seed": settings.seed,
               "config_hash": prepared.config_hash, "max_length": config.finetune.max_length})
     record_ntk(store, spectrum, dataset=dataset)

@@ -48,8 +48,17 @@ def ranking_rows(outcome: SelectOutcome) -> list[dict]:
             "predicted": None if sel.predicted is None else float(sel.predicted[i]),
             "lower": None if sel.lower is None else float(sel.lower[i]),
             "upper": None if sel.upper is None else float(sel.upper[i]),
-            "selected": bool(i == sel.selected), "runs": int(view.paid[i].sum())})
+            "selected": bool(i == sel.selected), "runs": int(view.paid[i].sum()),
+            "curvature": _curvature(view, i)})
     return rows
+
+
+def _curvature(view, i: int) -> dict | None:
+    """Top Hessian eigenvalue and trace of candidate ``i`` (``[ntk] curvature = true``)."""
+    curv = (getattr(view.ntk[i], "meta", {}) or {}).get("curvature") if view.ntk else None
+    if not curv:
+        return None
+    return {"top_eigenvalue": float(curv["top_eigenvalue"]), "trace": float(curv["trace"])}
 
 
 def format_ranking(outcome: SelectOutcome) -> str:
@@ -328,6 +337,7 @@ def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
     """Header and HTML cells of the ranking table (a ``true L(D*)`` column with ``truth``)."""
     cfg, view, sel = outcome.config, outcome.view, outcome.selection
     rows = []
+    with_curv = any(r["curvature"] for r in ranking_rows(outcome))
     for r in ranking_rows(outcome):
         iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
         pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
@@ -335,12 +345,17 @@ def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
         if truth is not None:
             tr = f"{truth[view.models.index(r['model'])]:.4f}"
         name = html.escape(short_name(r["model"]))
+        curv = r["curvature"]
+        hess = ([f"{curv['top_eigenvalue']:.4g}", f"{curv['trace']:.4g}"] if curv
+                else ["-", "-"]) if with_curv else []
         rows.append([str(r["rank"]), f"<b>{name}</b>" if r["selected"] else name,
                      f"{r['n_params'] / 1e6:.2f}M", pred, iv] + ([tr] if truth is not None
-                                                                  else []) + [str(r["runs"])])
+                                                                  else [])
+                    + [str(r["runs"])] + hess)
     head = ["rank", "model", "params", f"predicted L({cfg.target:g})",
             f"{100 * sel.level:.0f}% interval" if sel.level else "interval"]
     head += (["true L(D*)"] if truth is not None else []) + ["runs paid"]
+    head += ["top Hessian eigenvalue", "Hessian trace"] if with_curv else []
     return head, rows
 
 
