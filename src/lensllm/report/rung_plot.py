@@ -66,8 +66,9 @@ def plot_runs(outcome: SelectOutcome, path: Path) -> None:
     ax.set_xlabel("fine-tuning subset size D (examples)")
     ax.set_title(f"Runs paid by {outcome.config.selection.method}: filled = paid (red: "
                  "selected), hatched = saved by stopping early, grey = stopped before the "
-                 "budget\n" + saved_words(outcome).split("; ", 1)[-1].split(" (")[0],
-                 fontsize=9)
+                 f"budget\n{int(lad.paid.sum())} runs paid; {int(lad.saved.sum())} saved = "
+                 f"{100 * lad.saved_fraction:.1f}% of the FLOPs of paying every candidate up "
+                 "to the budget", fontsize=9)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
