@@ -15,16 +15,17 @@ TARGET = 512
 
 
 def write_select_config(tmp: Path, *, candidates=CANDIDATES, method: str = "rectified_fit",
-                        extra: str = "", store: str = "select.sqlite") -> Path:
+                        extra: str = "", store: str = "select.sqlite",
+                        sizes=SIZES, selection: str = "") -> Path:
     """Write a tiny word-list task and a select config under ``tmp``; return the config."""
     from lensllm.zoo import write_task
 
     data = tmp / "task.jsonl"
     if not data.is_file():
-        write_task(data, SIZES[-1] + 16 + 16, seed=0)
+        write_task(data, max(sizes[-1], SIZES[-1]) + 16 + 16, seed=0)
     cands = "\n".join(f'[[candidates]]\nmodel = "{c}"\n' for c in candidates)
     text = f"""[experiment]
-sizes = {list(SIZES)}
+sizes = {list(sizes)}
 seeds = [0]
 store = "{store}"
 threads = 1
@@ -48,8 +49,8 @@ max_length = 40
 [selection]
 method = "{method}"
 target = {TARGET}
-max_data = {SIZES[-1]}
-
+max_data = {sizes[-1]}
+{selection}
 [ntk]
 n = 4
 dim = 0

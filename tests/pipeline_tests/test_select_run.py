@@ -115,7 +115,7 @@ def test_report_is_self_contained(tiny_select, tmp_path):
     _, outcome = tiny_select
     index = write_select_report(outcome, tmp_path / "rep")
     page = index.read_text()
-    assert page.count('<img src="data:image/png;base64,') == 4
-    for png in ("curves.png", "ranking.png", "cost.png", "planning.png"):
+    assert page.count('<img src="data:image/png;base64,') == 5
+    for png in ("curves.png", "ranking.png", "cost.png", "planning.png", "runs.png"):
         assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
     assert "Selected: <b>" in page and "tiny:gpt2" in page

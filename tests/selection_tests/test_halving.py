@@ -11,7 +11,7 @@ import pytest
 from lensllm.bench import BudgetView, LossTable, load_table
 from lensllm.exceptions import InputError
 from lensllm.selection import get_selector
-from lensllm.selection.halving import promote, rank_by_rung, rung_scale
+from lensllm.selection.halving import leaders, promote, rank_by_rung, rung_scale
 
 SIZES = 200.0 * 2.0 ** np.arange(14)  # 200 ... 1638400, as in the bundled tables
 TARGET = float(SIZES[-1])
@@ -35,7 +35,7 @@ def test_power_laws_exact_prediction_finalists_and_cost():
     icpt = np.array([1.5, 1.8, 2.1, 1.4, 1.9, 2.0])
     n_params = np.array([1e8, 2e8, 3e8, 4e8, 5e8, 6e8])
     view = BudgetView(power_law_table(slopes, icpt, n_params), TARGET / 8, TARGET)
-    sel = get_selector("halving").select(view)
+    sel = get_selector("halving", keep=3).select(view)
     truth = np.exp(icpt + slopes * np.log(TARGET))
     best3 = np.argsort(truth)[:3]
     assert sorted(sel.info["finalists"]) == sorted(best3.tolist())
@@ -52,6 +52,21 @@ def test_power_laws_exact_prediction_finalists_and_cost():
     assert view.cost() - expected in (0.0, pytest.approx(n_params[best3].sum() * visible[0]))
     assert sel.info["runs_paid"] == view.paid.sum(1).tolist()
     assert [sel.info["stopped_at"][m] for m in best3] == [visible[-1]] * 3
+
+
+@pytest.mark.parametrize("n_models", [5, 12, 30])
+def test_default_leaders_are_the_best_tenth(n_models):
+    """Straight lines (sigma 0): exactly the protected leaders reach the budget, and they are
+    the best ``ceil(C / 10)`` by true L(D*): 1 of 5, 2 of 12, 3 of 30."""
+    rng = np.random.default_rng(n_models)
+    slopes = rng.uniform(-0.12, -0.04, n_models)
+    icpt = rng.uniform(1.3, 2.2, n_models)
+    view = BudgetView(power_law_table(slopes, icpt, np.full(n_models, 1e8)), TARGET / 8, TARGET)
+    sel = get_selector("halving").select(view)
+    n_lead = {5: 1, 12: 2, 30: 3}[n_models]
+    assert leaders(n_models) == sel.info["leaders"] == n_lead
+    truth = np.exp(icpt + slopes * np.log(TARGET))
+    assert sorted(sel.info["finalists"]) == sorted(np.argsort(truth)[:n_lead].tolist())
 
 
 def _phi(z: float) -> float:

@@ -28,6 +28,7 @@ example config (examples/select_tiny.toml is a runnable one):
   method = "adaptive"                  # or lensllm, rectified_fit, subtuning, nlp_metrics...
   target = 100000                      # D*: the full data size to predict at
   max_data = 800                       # budget: the largest subset a run may use
+  max_params = 1.4e9                   # optional: skip larger candidates before any run
 
 examples:
   lensllm select --config examples/select_tiny.toml --report reports/select

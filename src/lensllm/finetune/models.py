@@ -38,6 +38,7 @@ __all__ = [
     "resolve_model",
     "load_model",
     "count_parameters",
+    "parameter_count",
     "is_encoder_decoder",
     "gguf_cache_dir",
     "quiet_transformers",
@@ -167,6 +168,59 @@ def count_parameters(model, *, trainable_only: bool = False) -> int:
         The count.
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def parameter_count(model_id: str) -> int:
+    """A model's parameter count, loading no weights (for ``[selection] max_params``).
+
+    ``tiny:`` models and Hugging Face configs are built on the meta device (shapes only, no
+    memory, no weights read) and counted as :func:`count_parameters` counts a loaded model,
+    tied tensors once. ``gguf:`` models are counted from the GGUF header's tensor shapes
+    (:func:`lensllm.finetune.gguf_meta.gguf_parameter_count`), or from the cached fp32
+    conversion's config when there is one; a package that assembles its file on demand
+    writes it to a temporary directory first.
+
+    Args:
+        model_id: a ``tiny:``, ``gguf:`` id, a local path or a hub id.
+
+    Returns:
+        The number of parameters of the base model.
+
+    Raises:
+        ConfigError: the model cannot be resolved (as :func:`resolve_model`).
+    """
+    if model_id.startswith("tiny:"):
+        return _count_on_meta(_tiny_config(*_parse_tiny(model_id)))
+    if model_id.startswith("gguf:"):
+        return _gguf_count(model_id)
+    return _count_on_meta(_load_hf_config(model_id))
+
+
+def _count_on_meta(config) -> int:
+    """Parameters of the model a config describes, built on the meta device."""
+    import transformers as tf
+
+    auto = (tf.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False)
+            else tf.AutoModelForCausalLM)
+    with torch.device("meta"):
+        model = auto.from_config(config)
+    return count_parameters(model)
+
+
+def _gguf_count(model_id: str) -> int:
+    from lensllm.finetune.gguf_meta import gguf_parameter_count
+
+    name, gguf_file, _ = _gguf_source(model_id, need_reader=False)
+    cached = gguf_cache_dir() / re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip("/"))
+    if (cached / "config.json").is_file():
+        return _count_on_meta(_load_hf_config(str(cached)))
+    if gguf_file is not None:
+        return gguf_parameter_count(gguf_file)
+    package = importlib.import_module(GGUF_PACKAGES[name][0])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.gguf"
+        package.assemble(str(path))
+        return gguf_parameter_count(path)
 
 
 def is_encoder_decoder(model) -> bool:
@@ -311,8 +365,10 @@ def _first_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- GGUF
 
 
-def _gguf_source(model_id: str) -> tuple[str, Path | None, Path | None]:
-    """Find a GGUF id's file: ``(name, gguf file or None, package dir to assemble from)``."""
+def _gguf_source(model_id: str, *, need_reader: bool = True
+                 ) -> tuple[str, Path | None, Path | None]:
+    """Find a GGUF id's file: ``(name, gguf file or None, package dir to assemble from)``;
+    ``need_reader``: also require the ``gguf`` package (loading needs it, counting not)."""
     name = model_id[len("gguf:") :]
     if not name:
         raise ConfigError("a gguf: id needs a name or a path, e.g. gguf:smollm2")
@@ -323,7 +379,7 @@ def _gguf_source(model_id: str) -> tuple[str, Path | None, Path | None]:
             raise ConfigError(
                 f"model '{model_id}' needs the Python package '{package}': {_GGUF_PIP[name]}"
             )
-        if importlib.util.find_spec("gguf") is None:
+        if need_reader and importlib.util.find_spec("gguf") is None:
             raise ConfigError(f"model '{model_id}' needs the 'gguf' package: pip install gguf")
         package_dir = Path(list(spec.submodule_search_locations)[0])
         if filename is None:
@@ -337,7 +393,7 @@ def _gguf_source(model_id: str) -> tuple[str, Path | None, Path | None]:
         )
     if not path.is_file():
         raise ConfigError(f"GGUF file '{path}' of model '{model_id}' does not exist")
-    if importlib.util.find_spec("gguf") is None:
+    if need_reader and importlib.util.find_spec("gguf") is None:
         raise ConfigError(f"model '{model_id}' needs the 'gguf' package: pip install gguf")
     return name, path.resolve(), None
 

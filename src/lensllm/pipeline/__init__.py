@@ -10,6 +10,8 @@ reading from the store) the fine-tuning runs a selector asks for. By stage:
 - :mod:`~lensllm.pipeline.ntk_features`: a candidate's NTK spectrum, cached in the store;
 - :mod:`~lensllm.pipeline.view`: the run-backed selection view;
 - :mod:`~lensllm.pipeline.laws`: the laws fitted for the report;
+- :mod:`~lensllm.pipeline.rungs`: runs paid per candidate and size, where each candidate
+  stopped, and the cost that stopping early saved;
 - :mod:`~lensllm.pipeline.run`: :func:`run_select`, all of it in order.
 
 See ``docs/select.md``.
@@ -25,6 +27,7 @@ from lensllm.pipeline.config import (
     select_config_from_dict,
 )
 from lensllm.pipeline.laws import LAW_LABELS, LawCurves, fit_laws
+from lensllm.pipeline.rungs import RunLadder
 from lensllm.pipeline.run import SelectOutcome, run_select
 from lensllm.pipeline.stages import Candidate
 from lensllm.pipeline.view import CandidateFailed, RunView
@@ -35,6 +38,7 @@ __all__ = [
     "CandidateFailed",
     "LawCurves",
     "NtkSettings",
+    "RunLadder",
     "RunView",
     "SelectConfig",
     "SelectOutcome",

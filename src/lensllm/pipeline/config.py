@@ -8,6 +8,7 @@
     max_data = 800        # budget: the largest subset size a run may use
     loss_unit = "auto"    # rank in nats per byte when the candidates' tokenizers differ
     loss_goal = 1.5       # optional: the report says how much data each top candidate needs
+    max_params = 1.4e9    # optional: skip candidates larger than this before any run
 
     [ntk]                 # optional; NTK features for the `lensllm` method and the report
     n = 32                # probe examples
@@ -52,6 +53,8 @@ class SelectionSettings:
             :func:`lensllm.pipeline.stages.choose_loss_unit`).
         loss_goal: a test loss to reach; the report gives the data each top candidate
             needs for it (see docs/planning.md). Optional.
+        max_params: skip candidates with more parameters than this, counted from their
+            configs before any run (None: no limit).
     """
 
     method: str = "adaptive"
@@ -60,6 +63,7 @@ class SelectionSettings:
     options: dict[str, Any] = field(default_factory=dict)
     loss_unit: str = "auto"
     loss_goal: float | None = None
+    max_params: float | None = None
 
     def __post_init__(self) -> None:
         from lensllm.selection import REGISTRY
@@ -67,7 +71,7 @@ class SelectionSettings:
         if self.method not in REGISTRY:
             raise ConfigError(f"`selection.method` must be one of {', '.join(REGISTRY)}, got "
                               f"{self.method!r}")
-        for key in ("target", "max_data", "loss_goal"):
+        for key in ("target", "max_data", "loss_goal", "max_params"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not value > 0):

@@ -1,7 +1,7 @@
 """``lensllm select`` from end to end: the stages of :mod:`lensllm.pipeline.stages`, then
 the laws of :mod:`lensllm.pipeline.laws` for the report.
 
-1. resolve every candidate id; 2. zero-shot evaluation; 3. NTK features (when enabled);
+1. resolve every candidate id (and skip those above ``max_params``); 2. zero-shot evaluation; 3. NTK features (when enabled);
 4. the selector on a run-backed view (failed candidates dropped, selection restarted);
 5. the report's laws fitted to each candidate's observed points.
 """
@@ -20,6 +20,7 @@ import numpy as np
 from lensllm.pipeline import stages
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.laws import LawCurves, fit_laws
+from lensllm.pipeline.rungs import RunLadder, run_ladder
 from lensllm.pipeline.view import RunView
 
 __all__ = ["SelectOutcome", "run_select"]
@@ -34,23 +35,29 @@ class SelectOutcome:
         view: the final view (surviving candidates).
         selection: the selector's result on it.
         failed: ``(model id, reason)`` of failed candidates.
+        skipped: ``(model id, parameters, reason)`` of candidates above
+            ``[selection] max_params``, skipped before any run.
         laws: law fits per law name, for the report.
         observed: per candidate, ``(sizes, losses)`` of the paid runs ``(k,)`` each.
         ntk_flops, zero_shot_flops: compute spent outside fine-tuning.
         wall_time: seconds.
         ran: runs executed by this invocation (0 when everything came from the store).
+        ladder: runs paid per candidate and size, where each stopped, and the cost that
+            stopping early saved (:mod:`lensllm.pipeline.rungs`).
     """
 
     config: SelectConfig
     view: RunView
     selection: Any
     failed: list[tuple[str, str]]
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)
     laws: dict[str, LawCurves] = field(default_factory=dict)
     observed: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     ntk_flops: float = 0.0
     zero_shot_flops: float = 0.0
     wall_time: float = 0.0
     ran: int = 0
+    ladder: RunLadder | None = None
 
     @property
     def cost_fraction(self) -> float:
@@ -116,7 +123,8 @@ def run_select(
     quiet_transformers()
     failures = stages.Failures(log or (lambda s: None))
     threads = threads or config.experiment.threads or 1
-    ok = stages.resolve_candidates(config, failures)
+    ok, skipped = stages.skip_large(config, stages.resolve_candidates(config, failures),
+                                    failures)
     experiment = dataclasses.replace(config.experiment, candidates=ok, zero_shot=True)
     prepared = prepare_experiment(experiment, store_path=store_path)
     counter = _RunCounter(log=failures.say)
@@ -133,11 +141,12 @@ def run_select(
                                         progress=counter, executor_factory=executor_factory,
                                         loss_unit=unit)
         view, selection = stages.select(config, alive, make_view, failures)
-        outcome = SelectOutcome(config, view, selection, list(failures), ntk_flops=ntk_flops,
-                                zero_shot_flops=zs_flops)
+        outcome = SelectOutcome(config, view, selection, list(failures), skipped,
+                                ntk_flops=ntk_flops, zero_shot_flops=zs_flops)
         outcome.observed = [_observed(view, i) for i in range(view.n_models)]
         outcome.laws = fit_laws(view, outcome.observed)
         outcome.ran = counter.ran
+        outcome.ladder = run_ladder(view, selection)
         view.freeze()
         outcome.wall_time = time.perf_counter() - start
         return outcome

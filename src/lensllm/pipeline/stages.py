@@ -1,7 +1,9 @@
 """Stages 1 to 4 of ``lensllm select``, each passing one :class:`Candidate` record per model.
 
 1. :func:`resolve_candidates`: every candidate id is resolved (configs only); one that
-   cannot be is *failed* with its reason and the others go on.
+   cannot be is *failed* with its reason and the others go on. :func:`skip_large` then
+   *skips* the candidates above ``[selection] max_params`` (parameters counted from
+   configs or GGUF headers, no weights loaded), before any run is paid.
 2. :func:`zero_shot`: a size-0 run per candidate (the free ``D = 0`` point, and the check
    that the model loads and runs on the task). A failure fails that candidate.
 3. :func:`add_spectra`: NTK features per candidate (:mod:`lensllm.pipeline.ntk_features`).
@@ -25,7 +27,7 @@ from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.view import CandidateFailed, RunView
 
 __all__ = ["Candidate", "Failures", "add_spectra", "choose_loss_unit", "resolve_candidates",
-           "select", "zero_shot"]
+           "select", "skip_large", "zero_shot"]
 
 
 @dataclass
@@ -81,6 +83,34 @@ def resolve_candidates(config: SelectConfig, failures: Failures) -> tuple:
             failures.add(cand.model, str(exc).splitlines()[0])
     failures.check_alive(ok)
     return tuple(ok)
+
+
+def skip_large(config: SelectConfig, candidates: tuple, failures: Failures
+               ) -> tuple[tuple, list[tuple[str, int, str]]]:
+    """The candidates within ``[selection] max_params``, and ``(model id, parameters,
+    reason)`` of those skipped; nothing is skipped without a limit.
+
+    Raises:
+        InputError: every candidate is above the limit.
+    """
+    limit = config.selection.max_params
+    if limit is None:
+        return candidates, []
+    from lensllm.finetune.models import parameter_count
+
+    ok, skipped = [], []
+    for cand in candidates:
+        n = parameter_count(cand.model)
+        if n <= limit:
+            ok.append(cand)
+            continue
+        reason = f"{n:,} parameters > max_params {limit:.4g}"
+        skipped.append((cand.model, n, reason))
+        failures.say(f"candidate {cand.model} skipped: {reason}")
+    if not ok:
+        raise InputError(f"`selection.max_params` = {limit:.4g} skips every candidate "
+                         f"(smallest: {min(n for _, n, _ in skipped):,} parameters)")
+    return tuple(ok), skipped
 
 
 def zero_shot(prepared: Any, store: Any, executor: Any, progress: Any,

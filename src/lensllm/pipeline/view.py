@@ -168,6 +168,11 @@ class RunView:
 
     # ------------------------------------------------------------------ extras
     @property
+    def n_seeds(self) -> int:
+        """Seeds per fine-tuning run (a paid ``(candidate, size)`` is one run per seed)."""
+        return len(self._prepared.config.seeds)
+
+    @property
     def paid(self) -> np.ndarray:
         """Which ``(candidate, affordable size)`` runs were paid for ``(C, S)``."""
         return np.array([[(m, int(s)) in self._paid_keys for s in self.sizes]
@@ -284,8 +289,16 @@ class RunView:
         return float(np.mean(fractions)) if fractions else 1.0
 
     def _estimate_full(self, model: int) -> float | None:
+        return self.estimate_run(model, int(math.ceil(self.target)))
+
+    def estimate_run(self, model: int, size: int) -> float | None:
+        """The recipe's price (FLOPs) of a run of candidate ``model`` on ``size`` examples
+        that was not made: planned steps at ``size``, corrected by where the largest paid
+        runs stopped, times the tokens per example measured on the candidate's largest
+        finished run (None when it has no finished training run). Reads the store."""
         from lensllm.finetune.recipe import estimate_run_flops, examples_processed
 
+        target = size
         size, largest = self._largest_runs(model)
         zero = [r for r in self.records(model, 0) if r.status == "finished"]
         if not largest or not zero:
@@ -299,7 +312,7 @@ class RunView:
             per_example.append(res.train_tokens / examples_processed(plan, res.steps))
             validation.append((res.eval_tokens - test_tokens) / evaluations)
         return estimate_run_flops(
-            recipe.plan(int(math.ceil(self.target))), n_params=largest[0].n_params,
+            recipe.plan(target), n_params=largest[0].n_params,
             tokens_per_example=float(np.mean(per_example)),
             stop_fraction=self._stop_fraction(),
             validation_tokens=float(np.mean(validation)), test_tokens=test_tokens)

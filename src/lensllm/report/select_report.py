@@ -6,7 +6,9 @@
   predicted ``L(D*)`` with its interval, and the true ``L(D*)`` when known (a star);
 - ``ranking.png``: candidates sorted by predicted ``L(D*)`` with intervals;
 - ``cost.png``: the compute spent (fine-tuning, zero-shot evaluation, NTK features) against
-  the cost of fine-tuning every candidate on ``D*``.
+  the cost of fine-tuning every candidate on ``D*``;
+- ``runs.png``: candidates x sizes, the runs paid marked, candidates stopped early greyed,
+  and the FLOPs stopping saved (:mod:`lensllm.report.rung_plot`).
 
 The PNGs are written next to ``index.html`` and embedded in it (base64), so the HTML file
 alone is the report.
@@ -26,6 +28,7 @@ from lensllm.pipeline import LAW_LABELS, SelectOutcome
 from lensllm.pipeline.planning import outcome_plan, plan_lines
 from lensllm.report._plots import pyplot
 from lensllm.report.planning_section import plan_section
+from lensllm.report.rung_plot import plot_runs, saved_words
 
 __all__ = ["format_outcome", "format_ranking", "outcome_record", "ranking_rows", "embed_png", "short_name",
            "write_select_report"]
@@ -74,6 +77,8 @@ def format_ranking(outcome: SelectOutcome) -> str:
                      f"{r['n_params'] / 1e6:.2f}M", pred, iv, str(r["runs"])))
     for model, reason in outcome.failed:
         rows.append(("-", short_name(model), "-", "failed", reason[:60], "-"))
+    for model, n_params, reason in outcome.skipped:
+        rows.append(("-", short_name(model), f"{n_params / 1e6:.2f}M", "skipped", reason, "0"))
     widths = [max(len(x[c]) for x in (head, *rows)) for c in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)) for row in rows]
@@ -90,12 +95,25 @@ def outcome_record(outcome: SelectOutcome) -> dict:
         "selected": view.models[outcome.selection.selected],
         "ranking": ranking_rows(outcome),
         "failed": [{"model": m, "reason": r} for m, r in outcome.failed],
+        "skipped": [{"model": m, "n_params": n, "reason": r} for m, n, r in outcome.skipped],
+        **_ladder_record(outcome),
         "cost_flops": view.cost(), "full_cost_flops": view.full_cost(),
         "full_cost_source": view.full_cost_source,
         "full_cost_estimated_flops": view.estimated_full_cost(),
         "cost_fraction": outcome.cost_fraction, "ntk_flops": outcome.ntk_flops,
         "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
         "wall_time_s": outcome.wall_time, "planning": outcome_plan(outcome)}
+
+
+def _ladder_record(outcome: SelectOutcome) -> dict:
+    """Where each candidate stopped and what stopping saved, for ``--json``."""
+    lad = outcome.ladder
+    if lad is None:
+        return {}
+    return {"runs_paid": int(lad.paid.sum()),
+            "stopped_at": {m: float(x) for m, x in zip(outcome.view.models, lad.stopped_at)},
+            "saved_runs": int(lad.saved.sum()), "saved_flops_estimated": lad.saved_flops,
+            "saved_fraction": lad.saved_fraction}
 
 
 def format_outcome(outcome: SelectOutcome) -> str:
@@ -111,7 +129,9 @@ def format_outcome(outcome: SelectOutcome) -> str:
         f"({view.full_cost():.3g} FLOPs, {_source_words(view)}); zero-shot "
         f"{outcome.zero_shot_flops:.3g}, NTK "
         f"{outcome.ntk_flops:.3g} FLOPs; {outcome.ran} runs executed now, "
-        f"{outcome.wall_time:.0f} s", *plan_lines(outcome_plan(outcome))])
+        f"{outcome.wall_time:.0f} s"]
+        + ([f"runs: {saved_words(outcome)}"] if outcome.ladder is not None else [])
+        + list(plan_lines(outcome_plan(outcome))))
 
 
 def _source_words(view) -> str:
@@ -281,10 +301,15 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
     plot_ranking(outcome, out / "ranking.png", truth)
     plot_cost(outcome, out / "cost.png")
     planning = plan_section(outcome, out, embed_png)
+    runs_html = ""
+    if outcome.ladder is not None:
+        plot_runs(outcome, out / "runs.png")
+        runs_html = (f"<h2>Runs paid</h2>\n<p>{html.escape(saved_words(outcome))}.</p>\n"
+                     + embed_png(out / "runs.png", "runs paid per candidate and size"))
     cfg, view, sel = outcome.config, outcome.view, outcome.selection
     best = view.models[sel.selected]
     head, rows = _ranking_table(outcome, truth)
-    failed = _failed_list(outcome)
+    failed = _failed_list(outcome) + _skipped_list(outcome)
     laws_table, laws_note = _laws_section(outcome)
     frac = outcome.cost_fraction
     total = view.cost() + outcome.zero_shot_flops + outcome.ntk_flops
@@ -322,6 +347,7 @@ dotted line marks where the LensLLM law's pre-power phase ends (D<sup>beta</sup>
 {laws_note}
 <h2>Cost</h2>
 {embed_png(out / "cost.png", "compute spent")}
+{runs_html}
 {extra_html}
 <p style="color:#777;font-size:0.85em">Written by lensllm in {outcome.wall_time:.0f} s
 ({outcome.ran} runs executed, the others read from the store).</p>
@@ -366,6 +392,15 @@ def _failed_list(outcome: SelectOutcome) -> str:
     return "<h2>Failed candidates</h2><ul>" + "".join(
         f"<li><b>{html.escape(short_name(m))}</b>: {html.escape(r)}</li>"
         for m, r in outcome.failed) + "</ul>"
+
+
+def _skipped_list(outcome: SelectOutcome) -> str:
+    """The candidates skipped by ``max_params`` as an HTML section ("" when none)."""
+    if not outcome.skipped:
+        return ""
+    return ("<h2>Skipped candidates (above max_params, no run paid)</h2><ul>" + "".join(
+        f"<li><b>{html.escape(short_name(m))}</b>: {html.escape(r)}</li>"
+        for m, _, r in outcome.skipped) + "</ul>")
 
 
 def _laws_section(outcome: SelectOutcome) -> tuple[str, str]:

@@ -15,7 +15,9 @@ Between rungs only the promising go on (design note and measurements: ``docs/hal
 2. **Chance of finishing among the leaders.** With ``L_keep`` the ``keep``-th best
    prediction on the rung, a candidate's chance of ending ahead of it is
    ``Phi((L_keep - L_m) / (sqrt(2) * sigma * R ** growth))`` (both predictions still move).
-3. **Promotion.** The ``keep`` leaders always go on. Any other candidate goes on when its
+3. **Promotion.** The ``keep`` leaders always go on: by default the best tenth of the field,
+   ``ceil(C / 10)`` of ``C`` candidates (3 of the tables' 30, 1 of up to 10 candidates, so a
+   small real ``select`` can prune; a fixed 3 protected 3 of 5). Any other candidate goes on when its
    chance is at least ``min_chance * c_m ** cost_power``, where ``c_m`` is its parameter
    count over the median candidate's (a run of model ``m`` on ``D`` examples costs
    ``n_params[m] * D``, so ``c_m`` is what its next runs cost relative to a typical
@@ -29,10 +31,13 @@ Between rungs only the promising go on (design note and measurements: ``docs/hal
 The first rung is only paid for when a pruning rung follows it; otherwise (two
 rungs in all) the method is AtS. No constant is tied to a table: ``sigma`` is measured on the
 table at hand; ``min_chance = 0.3``, ``cost_power = 0`` and ``growth = 0.5`` were chosen once,
-by leave-one-table-out on the two bundled tables (``docs/halving.md``).
+by leave-one-table-out on the two bundled tables, and the leaders' tenth on those tables and
+their size-constrained subsets (15-30 candidates; ``docs/halving.md``).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy.special import ndtr
@@ -41,7 +46,19 @@ from lensllm.exceptions import InputError
 from lensllm.selection._base import BaseSelector, NotApplicable, Selection, register
 from lensllm.selection.ats import ats_curve
 
-__all__ = ["Halving", "promote", "rank_by_rung", "rung_scale"]
+__all__ = ["Halving", "LEADER_SHARE", "leaders", "promote", "rank_by_rung", "rung_scale"]
+
+#: Share of the field protected as leaders on every rung (at least one candidate).
+LEADER_SHARE = 0.1
+
+
+def leaders(n_models: int) -> int:
+    """How many leaders always go on among ``n_models`` candidates: ``ceil(C / 10)``.
+
+    One rule for every table: the tables' 30 candidates keep 3 (the top 3 the method stands
+    behind), a field of up to 10 keeps its single leader, so a few candidates can be pruned.
+    """
+    return max(1, math.ceil(LEADER_SHARE * n_models - 1e-9))
 
 
 def promote(pred: np.ndarray, active: np.ndarray, spread: float, rel_cost: np.ndarray, *,
@@ -109,7 +126,8 @@ class Halving(BaseSelector):
 
     Args:
         k, delta: AtS's settings on every rung (points in the line, rejection threshold).
-        keep: leaders that always go on to the next rung (the finalists' top ``keep``).
+        keep: leaders that always go on to the next rung; None (default): the best tenth
+            of the candidates, :func:`leaders`.
         min_chance: chance of finishing ahead of the ``keep``-th leader that a candidate of
             median cost needs to go on.
         cost_power: the bar scales with (relative cost) ** ``cost_power``.
@@ -120,14 +138,14 @@ class Halving(BaseSelector):
     summary = ("successive halving: 3-point lines on each rung, AtS on the last; only "
                "candidates that can still finish among the leaders go on")
 
-    def __init__(self, *, k: int = 3, delta: float = 5.0, keep: int = 3,
+    def __init__(self, *, k: int = 3, delta: float = 5.0, keep: int | None = None,
                  min_chance: float = 0.3, cost_power: float = 0.0,
                  growth: float = 0.5) -> None:
         if k < 2:
             raise InputError(f"`k` must be >= 2, got {k}")
         if not delta > 0:
             raise InputError(f"`delta` must be > 0, got {delta}")
-        if keep < 1:
+        if keep is not None and keep < 1:
             raise InputError(f"`keep` must be >= 1, got {keep}")
         if not 0 <= min_chance <= 1:
             raise InputError(f"`min_chance` must be in [0, 1], got {min_chance}")
@@ -173,6 +191,7 @@ class Halving(BaseSelector):
         active = np.ones(n_models, bool)
         stopped = np.full(n_models, n - 1)
         rel_cost = view.n_params / np.median(view.n_params)
+        keep = self.keep if self.keep is not None else leaders(n_models)
         first = k if n - 2 >= k + 1 else n - 1  # a first rung only when a pruning rung follows
         sigmas = []
         paid = np.zeros((n_models, n), bool)
@@ -183,7 +202,7 @@ class Halving(BaseSelector):
                 continue
             sigmas.append(sigma)
             nxt = promote(pred[:, i], active, sigma * (n - 1 - i) ** self.growth, rel_cost,
-                          keep=self.keep, min_chance=self.min_chance,
+                          keep=keep, min_chance=self.min_chance,
                           cost_power=self.cost_power)
             stopped[active & ~nxt] = i
             active = nxt
@@ -194,6 +213,6 @@ class Halving(BaseSelector):
             info={"stopped_at": [float(view.sizes[i]) for i in stopped],
                   "runs_paid": paid.sum(1).tolist(),
                   "finalists": np.flatnonzero(stopped == n - 1).tolist(),
-                  "sigma_per_rung": sigmas,
+                  "sigma_per_rung": sigmas, "leaders": keep,
                   "note": "the ranking of the finalists is what halving stands behind; "
                           "candidates stopped earlier are ranked after them, by rung"})
