@@ -100,7 +100,16 @@ class CountSketch:
         """
         flat = grad.reshape(grad.shape[0], -1)
         buckets, signs = self._hash(name, flat.shape[1])
-        out.index_add_(1, buckets, flat.to(out.dtype) * signs)
+        if flat.dtype == out.dtype or not flat.is_floating_point():
+            out.index_add_(1, buckets, flat.to(out.dtype) * signs)
+            return
+        # One tensor's sketch is summed in the gradient's own precision (a bucket receives
+        # numel / dim entries of one tensor: a few, for LoRA's), then added to the running
+        # rows in theirs: no float64 copy of a whole per-example gradient, and float32
+        # atomics instead of float64 ones on a GPU (measured in docs/ntk.md).
+        part = torch.zeros(out.shape, dtype=flat.dtype, device=out.device)
+        part.index_add_(1, buckets, flat * signs)
+        out += part
 
     def clear(self) -> None:
         """Drop the cached hashes (5 bytes per parameter)."""
