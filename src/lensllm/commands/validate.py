@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 EPILOG = """\
 examples:
-  lensllm validate --config examples/select_tiny.toml --size 1024
+  lensllm validate --config examples/select_tiny.toml --size 512
   lensllm validate --config my.toml --size 4096 --top 3 --json > validation.json
 
 It runs `lensllm select` on the config (reusing every run in the store), then fine-tunes the
@@ -20,8 +20,9 @@ It runs `lensllm select` on the config (reusing every run in the store), then fi
 in the store are reused) and reports, for each, the prediction at that size (the selection's
 own at D*, else the selector refitted to predict there) next to the observed loss, whether
 the interval covered it, and RelAcc, PearCorr and log-RMSE over the validated candidates.
-Later `lensllm select` reports on the same store show the same truth. Details:
-docs/select.md ("How far to trust a ranking").
+Later `lensllm select` reports on the same store show the same truth. Exit status 1 when a
+candidate or a validation run failed, 2 for a bad config or option. Details: docs/select.md
+("How far to trust a ranking").
 """
 
 
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _lines(rows: list[dict], size: int, metrics: dict | None) -> list[str]:
     from lensllm.report.select_report import short_name
-    from lensllm.report.trust_report import _metric_words
+    from lensllm.report.trust_report import metric_words
 
     def f(x):
         return "-" if x is None else f"{x:.4f}"
@@ -64,7 +65,7 @@ def _lines(rows: list[dict], size: int, metrics: dict | None) -> list[str]:
         cov = {True: "covered", False: "NOT covered", None: "no interval"}[r["covered"]]
         out.append(f"  {short_name(r['model'])}: predicted {f(r['predicted'])} {iv}, "
                    f"observed {f(r['observed'])} ({cov})")
-    out.append("  " + _metric_words(metrics))
+    out.append("  " + metric_words(metrics))
     return out
 
 

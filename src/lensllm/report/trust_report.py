@@ -18,7 +18,8 @@ from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
 from lensllm.pipeline.trust import Backtest, TruthCheck
 
 __all__ = ["backtest_record", "candidate_fields", "check_metrics", "check_rows",
-           "coverage_words", "headline", "trust_html", "trust_lines", "trust_record", "uncertain_reasons"]
+           "coverage_words", "headline", "metric_words", "trust_html", "trust_lines",
+           "trust_record", "uncertain_reasons"]
 
 
 def _name(model: str) -> str:
@@ -134,7 +135,8 @@ def _backtest_rows(outcome) -> list[tuple[str, ...]]:
     return rows
 
 
-def _metric_words(m: dict | None) -> str:
+def metric_words(m: dict | None) -> str:
+    """One truth check's metrics in words."""
     if m is None:
         return "too few candidates with a true loss for metrics"
     return (f"RelAcc {_fmt(m['relacc'], '.2f')}, PearCorr {_fmt(m['pearcorr'], '.2f')}, "
@@ -170,7 +172,7 @@ def trust_lines(outcome) -> list[str]:
                      f"selection had not: {trust.extra_flops:.3g} FLOPs)")
     for check in trust.checks:
         lines.append(f"truth at D={check.size:g} (runs in the store): " + (
-            _metric_words(check_metrics(check)) if check.selection is not None
+            metric_words(check_metrics(check)) if check.selection is not None
             else f"no prediction ({check.note})"))
     if not trust.checks:
         lines.append("truth: no run above the budget in the store (lensllm validate pays "
@@ -194,7 +196,7 @@ def trust_html(outcome) -> str:
     for row in _backtest_rows(outcome):
         table.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
     checks = "".join(
-        f"<li>At D = {c.size:g}: " + esc(_metric_words(check_metrics(c)) if c.selection
+        f"<li>At D = {c.size:g}: " + esc(metric_words(check_metrics(c)) if c.selection
                                          is not None else f"no prediction ({c.note})")
         + "</li>" for c in trust.checks) or (
         "<li>No run above the budget is in the store; <code>lensllm validate</code> pays "
