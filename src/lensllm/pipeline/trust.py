@@ -105,6 +105,7 @@ class Trust:
         extra_flops: FLOPs of the runs the back-tests and refits paid for that the
             selection itself had not.
         extra_runs: how many such ``(model, size)`` runs.
+        extra_paid: those runs, ``(model id, size)``.
         notes: other findings (a validation run that failed...).
     """
 
@@ -114,6 +115,7 @@ class Trust:
     comparable: bool
     extra_flops: float = 0.0
     extra_runs: int = 0
+    extra_paid: frozenset[tuple[str, int]] = frozenset()
     notes: list[str] = field(default_factory=list)
 
     def at(self, size: float) -> TruthCheck | None:
@@ -256,7 +258,7 @@ def assess_trust(view: RunView, selection: Selection, make_selector: Callable[[]
     extra = spent - view.paid_runs
     flops = float(sum(view.flops(m, s) for m, s in extra))
     return Trust(backtests, checks, tied_with_leader(selection), _comparable(view),
-                 extra_flops=flops, extra_runs=len(extra))
+                 extra_flops=flops, extra_runs=len(extra), extra_paid=frozenset(extra))
 
 
 def validate_runs(view: RunView, selection: Selection, size: int, top: int,
