@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "lensllm.commands.export",
     "lensllm.commands.ntk",
     "lensllm.commands.select",
+    "lensllm.commands.validate",
     "lensllm.commands.demo",
 )
 

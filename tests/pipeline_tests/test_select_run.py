@@ -115,7 +115,10 @@ def test_report_is_self_contained(tiny_select, tmp_path):
     _, outcome = tiny_select
     index = write_select_report(outcome, tmp_path / "rep")
     page = index.read_text()
-    assert page.count('<img src="data:image/png;base64,') == 5
-    for png in ("curves.png", "ranking.png", "cost.png", "planning.png", "runs.png"):
+    assert page.count('<img src="data:image/png;base64,') == 6
+    for png in ("curves.png", "laws.png", "ranking.png", "cost.png", "planning.png",
+                "runs.png"):
         assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
-    assert "Selected: <b>" in page and "tiny:gpt2" in page
+    tied = outcome.trust.tied is not None and outcome.trust.tied.any()
+    assert ("<b>No single winner</b>" if tied else "Selected: <b>") in page
+    assert "tiny:gpt2" in page and "How far to trust this" in page

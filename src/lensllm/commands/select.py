@@ -35,6 +35,11 @@ examples:
   lensllm select --config my.toml --json > ranking.json
   lensllm select --config my.toml --ray auto          # runs of one request in parallel
 
+Every report checks itself: a back-test per candidate (the selector refitted without its
+largest paid run predicts it), candidates tied with the leader (intervals overlap), and the
+true losses with RelAcc, PearCorr and log-RMSE when the store has runs above the budget
+(`lensllm validate` pays for some).
+
 Runs already in the store are reused (a second invocation runs nothing new). A candidate
 that cannot be loaded or whose run fails is reported as failed with the reason; the others
 are ranked, and the exit status is 1. Details: docs/select.md.

@@ -21,6 +21,7 @@ from lensllm.pipeline import stages
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.laws import LawCurves, fit_laws
 from lensllm.pipeline.rungs import RunLadder, run_ladder
+from lensllm.pipeline.trust import Trust, assess_trust, validate_runs
 from lensllm.pipeline.view import RunView
 
 __all__ = ["SelectOutcome", "run_select"]
@@ -44,6 +45,7 @@ class SelectOutcome:
         ran: runs executed by this invocation (0 when everything came from the store).
         ladder: runs paid per candidate and size, where each stopped, and the cost that
             stopping early saved (:mod:`lensllm.pipeline.rungs`).
+        trust: back-tests, truth checks and ties (:mod:`lensllm.pipeline.trust`).
     """
 
     config: SelectConfig
@@ -58,6 +60,7 @@ class SelectOutcome:
     wall_time: float = 0.0
     ran: int = 0
     ladder: RunLadder | None = None
+    trust: Trust | None = None
 
     @property
     def cost_fraction(self) -> float:
@@ -97,6 +100,7 @@ def run_select(
     threads: int | None = None,
     log: Callable[[str], None] | None = None,
     executor_factory: Callable[[Any], Any] | None = None,
+    validate: tuple[int, int] | None = None,
 ) -> SelectOutcome:
     """Run the whole selection (see the module docstring).
 
@@ -106,6 +110,8 @@ def run_select(
         threads: torch threads per run (default: the config's, else 1).
         log: receives progress lines.
         executor_factory: builds the run executor (default: in process).
+        validate: ``(size, top)``: also pay for runs at ``size`` (above the budget) for the
+            ``top`` best-ranked candidates, so that the truth check reads them.
 
     Returns:
         The outcome; ``failed`` lists the candidates that failed.
@@ -143,6 +149,10 @@ def run_select(
         view, selection = stages.select(config, alive, make_view, failures)
         outcome = SelectOutcome(config, view, selection, list(failures), skipped,
                                 ntk_flops=ntk_flops, zero_shot_flops=zs_flops)
+        notes = _validate(view, selection, validate, prepared, failures.say)
+        outcome.trust = assess_trust(view, selection, lambda: stages.make_selector(config),
+                                     log=failures.say)
+        outcome.trust.notes += notes
         outcome.observed = [_observed(view, i) for i in range(view.n_models)]
         outcome.laws = fit_laws(view, outcome.observed)
         outcome.ran = counter.ran
@@ -152,6 +162,21 @@ def run_select(
         return outcome
     finally:
         store.close()
+
+
+def _validate(view: RunView, selection: Any, validate: tuple[int, int] | None, prepared: Any,
+              say: Callable[[str], None]) -> list[str]:
+    """The validation runs of ``lensllm validate`` (none when ``validate`` is None)."""
+    if validate is None:
+        return []
+    from lensllm.finetune.data import split_indices
+
+    size, top = validate
+    data = prepared.config.data
+    pool = len(split_indices(len(prepared.task), n_validation=data.validation_size,
+                             n_test=data.test_size, seed=data.split_seed).train)
+    say(f"validation: runs at D={size} for the top {top} candidate(s)")
+    return validate_runs(view, selection, size, top, pool)
 
 
 def _executor(prepared, factory, threads):

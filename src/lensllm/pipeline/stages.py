@@ -26,8 +26,8 @@ from lensllm.exceptions import InputError, LensLLMError
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.view import CandidateFailed, RunView
 
-__all__ = ["Candidate", "Failures", "add_spectra", "choose_loss_unit", "resolve_candidates",
-           "select", "skip_large", "zero_shot"]
+__all__ = ["Candidate", "Failures", "add_spectra", "choose_loss_unit", "make_selector",
+           "resolve_candidates", "select", "skip_large", "zero_shot"]
 
 
 @dataclass
@@ -190,14 +190,21 @@ def add_spectra(candidates: list[Candidate], prepared: Any, config: SelectConfig
     return alive, flops
 
 
-def select(config: SelectConfig, candidates: list[Candidate], make_view: Callable[..., RunView],
-           failures: Failures) -> tuple[RunView, Any]:
-    """Run the selector, dropping candidates whose runs fail; the final view and result."""
+def make_selector(config: SelectConfig) -> Any:
+    """The configured selector, with the options a report asks for
+    (``report_options``) under the config's ``[selection] options``."""
     from lensllm.selection import REGISTRY, get_selector
 
     method = config.selection.method
-    options = {**REGISTRY[method].report_options, **config.selection.options}
-    selector = get_selector(method, **options)
+    return get_selector(method, **{**REGISTRY[method].report_options,
+                                   **config.selection.options})
+
+
+def select(config: SelectConfig, candidates: list[Candidate], make_view: Callable[..., RunView],
+           failures: Failures) -> tuple[RunView, Any]:
+    """Run the selector, dropping candidates whose runs fail; the final view and result."""
+    method = config.selection.method
+    selector = make_selector(config)
     failures.say(f"selecting with {method} (budget {config.max_data:g} examples, "
                  f"D* = {config.target:g})")
     alive = list(candidates)

@@ -193,6 +193,31 @@ class RunView:
                 out.append(rec)
         return out
 
+    @property
+    def paid_runs(self) -> frozenset[tuple[str, int]]:
+        """The ``(model id, size)`` runs paid for through this view (a copy)."""
+        return frozenset(self._paid_keys)
+
+    def stored_sizes(self) -> list[int]:
+        """Training sizes with a finished run of some candidate in the store (same task and
+        settings), any size, affordable or not; increasing."""
+        runs = self._store.get_runs(status="finished", dataset=self.dataset,
+                                    config_hash=self._prepared.config_hash)
+        return sorted({r.key.size for r in runs if r.key.size > 0 and r.key.model in
+                       self.models})
+
+    def restricted(self, sizes: Sequence[int], target: float) -> RunView:
+        """A view of the same candidates and store where only ``sizes`` are affordable and
+        ``target`` is ``D*``, with its own record of paid runs (back-tests and validation
+        runs use it; this view's cost is untouched)."""
+        sizes = sorted(int(s) for s in sizes)
+        return RunView(
+            self._prepared, self._store, models=self.models, families=self.family,
+            sizes=sizes, target=target, max_data_num=sizes[-1] if sizes else 0,
+            zero_shot=self.zero_shot, n_params=self.n_params, ntk=self.ntk,
+            threads=self._threads, progress=self._progress,
+            executor_factory=self._executor_factory, loss_unit=self.loss_unit)
+
     def freeze(self) -> None:
         """Read everything cost and reports need from the store, so the view stays usable
         after the store is closed."""

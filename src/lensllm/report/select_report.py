@@ -26,12 +26,13 @@ import numpy as np
 
 from lensllm.pipeline import LAW_LABELS, SelectOutcome
 from lensllm.pipeline.planning import outcome_plan, plan_lines
+from lensllm.report import trust_report
 from lensllm.report._plots import pyplot
 from lensllm.report.planning_section import plan_section
 from lensllm.report.rung_plot import plot_runs, saved_words
 
-__all__ = ["format_outcome", "format_ranking", "outcome_record", "ranking_rows", "embed_png", "short_name",
-           "write_select_report"]
+__all__ = ["embed_png", "format_outcome", "format_ranking", "outcome_record", "plot_laws",
+           "ranking_rows", "short_name", "write_select_report"]
 
 
 def short_name(model: str) -> str:
@@ -68,21 +69,37 @@ def format_ranking(outcome: SelectOutcome) -> str:
     """The ranking as a text table (what ``lensllm select`` prints)."""
     sel = outcome.selection
     level = f"{100 * sel.level:.0f}% interval" if sel.level else "interval"
+    truth = _truth_at_target(outcome)
     head = ("rank", "model", "params", f"predicted L({outcome.config.target:g})", level, "runs")
+    head += ("true L(D*)",) if truth is not None else ()
     rows = []
     for r in ranking_rows(outcome):
         pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
         iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
-        rows.append((f"{r['rank']}{'*' if r['selected'] else ''}", short_name(r["model"]),
-                     f"{r['n_params'] / 1e6:.2f}M", pred, iv, str(r["runs"])))
+        i = outcome.view.models.index(r["model"])
+        tied = trust_report.candidate_fields(outcome, i)["tied"]
+        rows.append((f"{r['rank']}{'*' if r['selected'] else ''}",
+                     short_name(r["model"]) + (" (tied)" if tied else ""),
+                     f"{r['n_params'] / 1e6:.2f}M", pred, iv, str(r["runs"]))
+                    + ((f"{truth[i]:.4f}" if np.isfinite(truth[i]) else "-",)
+                       if truth is not None else ()))
+    pad = ("-",) if truth is not None else ()
     for model, reason in outcome.failed:
-        rows.append(("-", short_name(model), "-", "failed", reason[:60], "-"))
+        rows.append(("-", short_name(model), "-", "failed", reason[:60], "-") + pad)
     for model, n_params, reason in outcome.skipped:
-        rows.append(("-", short_name(model), f"{n_params / 1e6:.2f}M", "skipped", reason, "0"))
+        rows.append(("-", short_name(model), f"{n_params / 1e6:.2f}M", "skipped", reason, "0")
+                    + pad)
     widths = [max(len(x[c]) for x in (head, *rows)) for c in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)
+
+
+def _truth_at_target(outcome: SelectOutcome) -> np.ndarray | None:
+    """The store's true ``L(D*)`` per candidate (NaN where missing), None without runs at
+    ``D*``."""
+    check = None if outcome.trust is None else outcome.trust.at(outcome.view.target)
+    return None if check is None else check.true_loss
 
 
 def outcome_record(outcome: SelectOutcome) -> dict:
@@ -93,7 +110,8 @@ def outcome_record(outcome: SelectOutcome) -> dict:
         "method": outcome.config.selection.method, "target": outcome.config.target,
         "max_data": outcome.config.max_data, "loss_unit": view.loss_unit,
         "selected": view.models[outcome.selection.selected],
-        "ranking": ranking_rows(outcome),
+        "ranking": [{**r, **trust_report.candidate_fields(outcome, view.models.index(r["model"]))}
+                    for r in ranking_rows(outcome)],
         "failed": [{"model": m, "reason": r} for m, r in outcome.failed],
         "skipped": [{"model": m, "n_params": n, "reason": r} for m, n, r in outcome.skipped],
         **_ladder_record(outcome),
@@ -102,7 +120,8 @@ def outcome_record(outcome: SelectOutcome) -> dict:
         "full_cost_estimated_flops": view.estimated_full_cost(),
         "cost_fraction": outcome.cost_fraction, "ntk_flops": outcome.ntk_flops,
         "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
-        "wall_time_s": outcome.wall_time, "planning": outcome_plan(outcome)}
+        "wall_time_s": outcome.wall_time, "planning": outcome_plan(outcome),
+        **trust_report.trust_record(outcome)}
 
 
 def _ladder_record(outcome: SelectOutcome) -> dict:
@@ -122,8 +141,8 @@ def format_outcome(outcome: SelectOutcome) -> str:
     view = outcome.view
     return "\n".join([
         format_ranking(outcome),
-        f"selected: {short_name(view.models[outcome.selection.selected])} (losses in "
-        f"{view.loss_unit.replace('_', ' ')})",
+        f"{trust_report.headline(outcome)} (losses in {view.loss_unit.replace('_', ' ')})",
+        *trust_report.trust_lines(outcome),
         f"compute: {view.cost():.3g} FLOPs of fine-tuning = {100 * outcome.cost_fraction:.2f}% "
         f"of fine-tuning all {view.n_models} candidates on D*={outcome.config.target:g} "
         f"({view.full_cost():.3g} FLOPs, {_source_words(view)}); zero-shot "
@@ -142,19 +161,20 @@ def _source_words(view) -> str:
     return "estimated by the training recipe, no D* run in the store"
 
 
-def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = None) -> None:
-    """One panel per candidate: observed points, fitted laws, transition, ``L(D*)``."""
+def _unit_label(view) -> str:
+    return {"nats_per_byte": "nats/byte"}.get(getattr(view, "loss_unit", ""), "nats/token")
+
+
+def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
+    """One panel per candidate, ``draw(ax, i, grid)`` filling each; one legend on top."""
     plt = pyplot()
     view, sel = outcome.view, outcome.selection
     n = view.n_models
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows + 0.6), squeeze=False)
-    target = view.target
-    lo_d = max(1.0, float(view.sizes[0]) / 2)
-    grid = np.geomspace(lo_d, target * 1.3, 160)
-    sel_curve = sel.curve(grid) if sel.curve is not None else None
-    styles = {"rectified": ("C2", "--"), "lens_fit_t": ("C4", "-."), "lens_fixed_t": ("C5", ":")}
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows + 0.6), squeeze=False,
+                             sharey=sharey)
+    grid = np.geomspace(max(1.0, float(view.sizes[0]) / 2), view.target * 1.3, 160)
     for i in range(rows * cols):
         ax = axes[i // cols][i % cols]
         if i >= n:
@@ -164,33 +184,14 @@ def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = N
         if view.zero_shot is not None:
             ax.axhline(view.zero_shot[i], color="0.5", ls="--", lw=0.8, label="zero-shot (D=0)")
         ax.plot(sizes, losses, "o", color="C0", ms=5, label="observed (paid)", zorder=5)
-        if sel_curve is not None:
-            ax.plot(grid, sel_curve[i], "-", color="C1", lw=1.6,
-                    label=f"{outcome.config.selection.method} fit")
-        for name, (color, ls) in styles.items():
-            law = outcome.laws.get(name)
-            if law is not None and law.curves[i] is not None:
-                ax.plot(grid, law.curves[i](grid), ls, color=color, lw=1.0,
-                        label=LAW_LABELS[name])
-        lens = outcome.laws.get("lens_fit_t")
-        if lens is not None and np.isfinite(lens.transition[i]) and \
-                grid[0] <= lens.transition[i] <= grid[-1]:
-            ax.axvline(lens.transition[i], color="C4", ls=":", lw=1.2,
-                       label="phase transition (LensLLM)")
+        draw(ax, i, grid)
         ax.axvline(view.max_data_num, color="0.8", lw=0.8)
-        if sel.predicted is not None:
-            ax.plot([target], [sel.predicted[i]], "x", color="C3", ms=8, mew=2,
-                    label="predicted L(D*)")
-            if sel.lower is not None:
-                ax.vlines(target, sel.lower[i], sel.upper[i], color="C3", lw=2)
-        if truth is not None:
-            ax.plot([target], [truth[i]], "*", color="k", ms=10, label="true L(D*)")
         ax.set_xscale("log")
         title = short_name(view.models[i]) + ("  (selected)" if i == sel.selected else "")
         ax.set_title(title, fontsize=9, fontweight="bold" if i == sel.selected else None)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("fine-tuning examples D (log)", fontsize=8)
-        ax.set_ylabel("test loss (nats/token)", fontsize=8)
+        ax.set_ylabel(f"test loss ({_unit_label(view)})", fontsize=8)
         ax.grid(alpha=0.25, which="both")
     handles: dict = {}
     for row in axes:
@@ -202,6 +203,61 @@ def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = N
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / (2.9 * rows + 0.6)))
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = None) -> None:
+    """One panel per candidate: the observed points, the selector's own fit, its predicted
+    ``L(D*)`` with interval, the back-test (the held-out run's prediction, a diamond) and
+    the true ``L(D*)`` (a star) when known; one shared y-axis when the losses are
+    comparable. The other laws are in :func:`plot_laws`."""
+    view, sel, trust = outcome.view, outcome.selection, outcome.trust
+    if truth is None:
+        truth = _truth_at_target(outcome)
+    curve = None
+    method = outcome.config.selection.method
+
+    def draw(ax, i, grid):
+        nonlocal curve
+        if sel.curve is not None:
+            curve = sel.curve(grid) if curve is None else curve
+            ax.plot(grid, curve[i], "-", color="C1", lw=1.6, label=f"{method} fit")
+        if sel.predicted is not None:
+            ax.plot([view.target], [sel.predicted[i]], "x", color="C3", ms=8, mew=2,
+                    label="predicted L(D*)")
+            if sel.lower is not None:
+                ax.vlines(view.target, sel.lower[i], sel.upper[i], color="C3", lw=2)
+        b = None if trust is None else trust.backtests[i]
+        if b is not None and b.predicted is not None:
+            ax.plot([b.size], [b.predicted], "D", mfc="none", color="C2", ms=6,
+                    label="back-test prediction")
+            if b.lower is not None:
+                ax.vlines(b.size, b.lower, b.upper, color="C2", lw=1.2)
+        if truth is not None and np.isfinite(truth[i]):
+            ax.plot([view.target], [truth[i]], "*", color="k", ms=10, label="true L(D*)")
+
+    _panels(outcome, path, draw, sharey=trust is None or trust.comparable)
+
+
+def plot_laws(outcome: SelectOutcome, path: Path) -> None:
+    """The second figure: the observed points with every law of
+    :data:`lensllm.pipeline.LAW_LABELS` fitted to them, and the LensLLM phase transition."""
+    styles = {"power": ("C1", "-"), "rectified": ("C2", "--"), "lens_fit_t": ("C4", "-."),
+              "lens_fixed_t": ("C5", ":")}
+
+    def draw(ax, i, grid):
+        for name, (color, ls) in styles.items():
+            law = outcome.laws.get(name)
+            if law is not None and law.curves[i] is not None:
+                ax.plot(grid, law.curves[i](grid), ls, color=color, lw=1.0,
+                        label=LAW_LABELS[name])
+        lens = outcome.laws.get("lens_fit_t")
+        if lens is not None and np.isfinite(lens.transition[i]) and \
+                grid[0] <= lens.transition[i] <= grid[-1]:
+            ax.axvline(lens.transition[i], color="C4", ls=":", lw=1.2,
+                       label="phase transition (LensLLM)")
+
+    trust = outcome.trust
+    _panels(outcome, path, draw, sharey=trust is None or trust.comparable)
 
 
 def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = None) -> None:
@@ -225,7 +281,7 @@ def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = 
     ax.set_yticks(y)
     ax.set_yticklabels([f"{r['rank']}. {short_name(r['model'])}" for r in rows], fontsize=8)
     what = "predicted" if sel.predicted is not None else "score of"
-    ax.set_xlabel(f"{what} test loss at D* = {view.target:g} (nats/token)"
+    ax.set_xlabel(f"{what} test loss at D* = {view.target:g} ({_unit_label(view)})"
                   + ("; star: true loss" if truth is not None else ""))
     ax.set_title(f"Ranking by {outcome.config.selection.method} (red: selected)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
@@ -298,6 +354,9 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(outcome, out / "curves.png", truth)
+    plot_laws(outcome, out / "laws.png")
+    if truth is None:
+        truth = _truth_at_target(outcome)
     plot_ranking(outcome, out / "ranking.png", truth)
     plot_cost(outcome, out / "cost.png")
     planning = plan_section(outcome, out, embed_png)
@@ -326,7 +385,7 @@ img {{ max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 {intro}
-<p class="big">Selected: <b>{html.escape(short_name(best))}</b>
+<p class="big">{_headline_html(outcome, best)}
 (method <code>{html.escape(cfg.selection.method)}</code>, task
 <code>{html.escape(view.dataset)}</code>, budget {cfg.max_data:g} examples, prediction at
 D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
@@ -338,11 +397,18 @@ D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
 {embed_png(out / "ranking.png", "ranking with intervals")}
 {failed}
 {planning}
-<h2>Loss curves and fitted laws</h2>
+{trust_report.trust_html(outcome)}
+<h2>Loss curves and the selector's fit</h2>
 <p>Dots: test loss after fine-tuning on D examples (mean over seeds), only the runs the
-selector paid for. Dashed grey: zero-shot loss. The vertical grey line is the budget; the
-dotted line marks where the LensLLM law's pre-power phase ends (D<sup>beta</sup> = F).</p>
-{embed_png(out / "curves.png", "loss curves and fitted laws")}
+selector paid for. Dashed grey: zero-shot loss. The vertical grey line is the budget. The
+line is the selector's own fit; the cross and bar its predicted L(D*) and interval; the
+diamond the back-test's prediction of the largest paid run; the star the true L(D*) when
+the store has runs at D*.</p>
+{embed_png(out / "curves.png", "loss curves and the selector's fit")}
+<h2>Every law fitted to the same points</h2>
+<p>The dotted vertical line marks where the LensLLM law's pre-power phase ends
+(D<sup>beta</sup> = F).</p>
+{embed_png(out / "laws.png", "every law fitted to the observed points")}
 {laws_table}
 {laws_note}
 <h2>Cost</h2>
@@ -358,6 +424,14 @@ dotted line marks where the LensLLM law's pre-power phase ends (D<sup>beta</sup>
     return path
 
 
+def _headline_html(outcome: SelectOutcome, best: str) -> str:
+    """"Selected: X", or the tie that stands in for one winner."""
+    words = trust_report.headline(outcome)
+    if words == f"selected: {short_name(best)}":
+        return f"Selected: <b>{html.escape(short_name(best))}</b>"
+    return "<b>No single winner</b>: " + html.escape(words.split(": ", 2)[-1])
+
+
 def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
                    ) -> tuple[list[str], list[list[str]]]:
     """Header and HTML cells of the ranking table (a ``true L(D*)`` column with ``truth``)."""
@@ -368,12 +442,15 @@ def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
         iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
         pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
         tr = ""
+        i = view.models.index(r["model"])
         if truth is not None:
-            tr = f"{truth[view.models.index(r['model'])]:.4f}"
+            tr = f"{truth[i]:.4f}" if np.isfinite(truth[i]) else "-"
         name = html.escape(short_name(r["model"]))
         curv = r["curvature"]
         hess = ([f"{curv['top_eigenvalue']:.4g}", f"{curv['trace']:.4g}"] if curv
                 else ["-", "-"]) if with_curv else []
+        if trust_report.candidate_fields(outcome, i)["tied"]:
+            name += " (tied)"
         rows.append([str(r["rank"]), f"<b>{name}</b>" if r["selected"] else name,
                      f"{r['n_params'] / 1e6:.2f}M", pred, iv] + ([tr] if truth is not None
                                                                   else [])
