@@ -195,8 +195,8 @@ def _finetune(model_id, task, size, seed, config, splits, family, threads, callb
         best_step = _train(run, run.split(train), val_batches, config.plan(size), seed,
                            counter, callback)
     test_loss = run.scorer().evaluate(_on(test_batches, run.device))
-    check_finite("test", test_loss, counter.steps)
     counter.eval_tokens += sum(b.tokens for b in test_batches)
+    check_finite("test", test_loss, counter.steps)
     counter.points.append(LossPoint(best_step, "test", test_loss, counter.train_tokens))
     counter.test_scored = sum(b.scored for b in test_batches)
     counter.test_bytes = sum(scored_bytes(test, task.kind))
@@ -305,8 +305,8 @@ def _train(run: _RunSetup, data: TokenizedSplit, val_batches: list[Batch],
     val_on_device = _on(val_batches, run.device)
     val_tokens = sum(b.tokens for b in val_batches)
     best_loss = engine.evaluate(val_on_device)
-    check_finite("validation", best_loss, 0)
     counter.eval_tokens += val_tokens
+    check_finite("validation", best_loss, 0)
     counter.points.append(LossPoint(0, "validation", best_loss, 0))
     best_state, best_step = engine.snapshot(), 0
     eval_at = set(plan.eval_steps())
@@ -320,8 +320,8 @@ def _train(run: _RunSetup, data: TokenizedSplit, val_batches: list[Batch],
             last_train_loss = engine.read_train_loss()
             check_finite("training", last_train_loss, step)
             val_loss = engine.evaluate(val_on_device)
-            check_finite("validation", val_loss, step)
             counter.eval_tokens += val_tokens
+            check_finite("validation", val_loss, step)
             counter.points.append(LossPoint(step, "train", last_train_loss, counter.train_tokens))
             counter.points.append(LossPoint(step, "validation", val_loss, counter.train_tokens))
             if val_loss < best_loss:

@@ -135,6 +135,8 @@ def inspect_store(path: str | Path) -> int | None:
             store (tables, but no ``meta.schema_version``).
     """
     path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"store path '{path}' is a directory, not a file")
     if not path.exists() or path.stat().st_size == 0:
         return None
     with path.open("rb") as handle:
