@@ -8,13 +8,45 @@ handlers, so ``lensllm --help`` and ``lensllm bench`` start fast and work withou
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import os
+import signal
 import sys
-from collections.abc import Sequence
 
-from lensllm import __version__
-from lensllm.exceptions import LensLLMError
+
+def _exit_quietly(signum, frame):  # nothing to clean up yet (or a second signal): no traceback
+    os.write(2, b"lensllm: interrupted\n")
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "lensllm":
+    # Run as the program (not imported by a test or a library): cover start-up from here.
+    signal.signal(signal.SIGINT, _exit_quietly)
+    signal.signal(signal.SIGTERM, _exit_quietly)
+
+import argparse  # noqa: E402 - the handlers above cover these imports too
+import importlib  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from lensllm import __version__  # noqa: E402
+from lensllm.exceptions import LensLLMError  # noqa: E402
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM while a command works: raised so that ``finally`` blocks run (an
+    experiment gives its runs back), then the command exits ``128 + signal``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, frame):
+    # A second signal while cleaning up exits at once (the store stays consistent: every
+    # change is one transaction, and an unreleased run's lease expires).
+    signal.signal(signal.SIGINT, _exit_quietly)
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    raise Interrupted(signum)
 
 # Order is the order shown by --help.
 COMMAND_MODULES = (
@@ -57,21 +89,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lensllm`` script. Returns the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "handler", None) is None:
-        parser.print_help()
-        return 2
+    handlers = _install(_interrupt)
+    command = "lensllm"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "handler", None) is None:
+            parser.print_help()
+            return 2
+        command = f"lensllm {args.command}"
         return int(args.handler(args) or 0)
     except LensLLMError as exc:
-        sys.stderr.write(f"lensllm {args.command}: error: {exc}\n")
+        sys.stderr.write(f"{command}: error: {exc}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("lensllm: interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        sys.stderr.write(f"{command}: {what}; finished runs are kept, rerun to go on\n")
+        return 128 + int(signum)
     except BrokenPipeError:
         return 0
+    finally:
+        _install(handlers)
+
+
+def _install(handler) -> dict:
+    """Set the SIGINT and SIGTERM handlers (a dict: one per signal); return the previous
+    ones. Only the main thread may (a main() called from another thread changes nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        new = handler.get(signum) if isinstance(handler, dict) else handler
+        if new is not None:
+            previous[signum] = signal.signal(signum, new)
+    return previous
 
 
 if __name__ == "__main__":

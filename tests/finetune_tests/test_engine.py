@@ -89,7 +89,7 @@ def test_clipping_bounds_the_gradient_norm():
 
 def test_a_diverging_run_raises_training_diverged(tmp_path):
     from lensllm.finetune.data import load_task_data
-    from lensllm.finetune.train import finetune
+    from lensllm.finetune.train import RunFailed, finetune
 
     path = tmp_path / "t.jsonl"
     path.write_text("".join(json.dumps({"text": f"{a}+{a}={2 * a}"}) + "\n"
@@ -97,9 +97,13 @@ def test_a_diverging_run_raises_training_diverged(tmp_path):
     task = load_task_data(path)
     config = FinetuneConfig(learning_rate=1e30, max_grad_norm=0, warmup_ratio=0, min_steps=4,
                             min_eval_interval=1, max_length=16)
-    with pytest.raises(TrainingDiverged, match="diverged"):
+    with pytest.raises(RunFailed, match="diverged") as info:
         finetune("tiny:gpt2", task, size=16, seed=0, config=config, validation_size=8,
                  test_size=8)
+    assert info.value.cause is TrainingDiverged
+    # It failed after training steps: their tokens and FLOPs are its cost.
+    failure = info.value.failure
+    assert failure.tokens > 0 and failure.flops > 0 and failure.wall_time > 0
 
 
 @pytest.mark.parametrize("model_id", ["tiny:gpt2", "tiny:llama", "tiny:opt"])

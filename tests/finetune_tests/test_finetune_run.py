@@ -120,8 +120,11 @@ def test_seq2seq_model_on_source_target_data(tmp_path):
 
 
 def test_encoder_decoder_on_text_data_is_a_config_error(addition):
-    with pytest.raises(ConfigError, match="encoder-decoder"):
+    from lensllm.finetune.train import RunFailed
+
+    with pytest.raises(RunFailed, match="encoder-decoder") as info:
         finetune("tiny:t5", addition, size=8, seed=0, config=FinetuneConfig(), **SPLITS)
+    assert info.value.cause is ConfigError and info.value.failure.tokens == 0
 
 
 def test_subsets_used_by_runs_are_nested(addition):

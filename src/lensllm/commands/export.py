@@ -20,6 +20,8 @@ first line, `# loss_unit: nats_per_token` or `# loss_unit: nats_per_byte`, says 
 Per byte, a loss is divided by the UTF-8 bytes of the scored test text instead of its
 tokens, so candidates with different tokenizers are compared on the same bytes. `bench`
 refuses tables of different units in one call; `fit` shows the unit it fitted.
+The store is opened read-only and never changed (a read-only file can be exported). A model
+with a failed run is left out and each missing cell is listed on stderr with the reason.
 """
 
 
@@ -48,13 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lensllm.exceptions import StoreError
+    import sys
+
     from lensllm.store import SQLiteStore
     from lensllm.store.export import export_table, write_table
 
-    if not args.store.is_file():
-        raise StoreError(f"store '{args.store}' does not exist")
-    store = SQLiteStore(args.store)
+    store = SQLiteStore(args.store, read_only=True)  # the store is never changed
     try:
         table = export_table(
             store, dataset=args.dataset, config_hash=args.config_hash, partial=args.partial,
@@ -66,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     sizes = [c for c in table.header[1:] if c not in ("size", "family")]
     print(f"wrote {args.out}: {len(table.rows)} models x sizes {', '.join(sizes)} "
           f"(dataset {table.dataset}, config {table.config_hash}, {table.loss_unit})")
+    for model, size, why in table.missing:
+        print(f"missing: {model} at size {size}: {why}", file=sys.stderr)
+    if table.dropped_models:
+        print(f"left out models with failed runs: {', '.join(table.dropped_models)}")
     if table.dropped_sizes:
         print(f"left out unfinished sizes: {', '.join(map(str, table.dropped_sizes))}")
     return 0

@@ -18,7 +18,11 @@ examples:
   lensllm export --store runs.sqlite --out table.csv     # then: lensllm bench --table table.csv
 
 Kill it at any time and run the same command again: finished runs are kept and not
-repeated, the run that was interrupted starts over. Several `lensllm run` processes (or
+repeated, the run that was interrupted starts over (Ctrl-C or SIGTERM give it back at once).
+A run that fails (non-finite loss, an error inside the model, out of memory) is stored as
+failed with its reason and cost; the others go on, and the command exits 1 with a summary.
+Failed runs are not retried unless you pass --retry-failed. A local model whose files
+changed (size or modification time) gets new runs. Several `lensllm run` processes (or
 machines sharing the store file) may work on the same config and store at once.
 Config keys, the FLOPs definition and Ray: docs/running.md.
 """
@@ -47,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
                    help="a run whose process stopped renewing its lease for this long is "
                         "taken over by another process (default: %(default)s)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the runs that failed before (default: leave them failed)")
     p.set_defaults(handler=run)
 
 
@@ -85,21 +91,36 @@ def run(args: argparse.Namespace) -> int:
         summary = run_experiment(
             prepared, store, executor=executor, progress=make_progress(sys.stdout),
             lease_s=args.lease, heartbeat_s=min(5.0, args.lease / 4),
+            retry_failed=args.retry_failed,
         )
     finally:
         store.close()
-    store_arg = shlex.quote(str(prepared.store_path))
-    print(f"store: {prepared.store_path}")
-    print(f"runs: {summary.total} planned, {summary.finished_before} finished before, "
-          f"{summary.ran} run now, {len(summary.failed)} failed")
-    if summary.failed:
-        for key, message in summary.failed[:5]:
-            print(f"  failed: {key.model} size={key.size} seed={key.seed}: {message}")
-        print("run the same command again to retry the failed runs")
+    if _print_summary(summary, prepared.store_path):
         return 1
+    store_arg = shlex.quote(str(prepared.store_path))
     table = shlex.quote(f"{args.config.stem}_table.csv")
     print("next:")
     print(f"  lensllm export --store {store_arg} --out {table}")
     print(f"  lensllm bench --table {table}")
     print(f"  lensllm fit --table {table} --law rectified --max-data {config.sizes[-1]}")
     return 0
+
+
+def _print_summary(summary, store_path) -> bool:
+    """Print what was done; True if some run is failed (now or before)."""
+    for notice in summary.notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    print(f"store: {store_path}")
+    failed = summary.failed + summary.failed_before
+    print(f"runs: {summary.total} planned, {summary.finished_before} finished before, "
+          f"{summary.ran} run now, {len(summary.failed)} failed now"
+          + (f", {len(summary.failed_before)} failed before (not retried)"
+             if summary.failed_before else ""))
+    for key, message in failed[:5]:
+        print(f"  failed: {key.model} size={key.size} seed={key.seed}: {message}")
+    if len(failed) > 5:
+        print(f"  ... and {len(failed) - 5} more failed runs")
+    if failed:
+        print("the other runs are stored; rerun with --retry-failed to try the failed "
+              "runs again")
+    return bool(failed)

@@ -71,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="send the runs the selector asks for at once out in parallel, one Ray "
                         "task per run: 'auto', a cluster address, or 'local' (a private "
                         "local Ray); the store stays on this machine")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the runs that failed in an earlier call (default: their "
+                        "candidates are reported failed again with the stored reason)")
     p.add_argument("--json", action="store_true",
                    help="print the ranking as JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -117,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     outcome = run_select(config, store_path=args.store, threads=args.threads, log=log,
                          executor_factory=_ray_factory(args.ray, args.threads or
-                                                       config.experiment.threads or 1))
+                                                       config.experiment.threads or 1),
+                         retry_failed=args.retry_failed)
     print_outcome(outcome, as_json=args.json)
     if args.report is not None:
         from lensllm.report.select_report import write_select_report

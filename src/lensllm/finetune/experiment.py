@@ -7,23 +7,38 @@ planned runs to the store (a no-op for runs already there), and loops: claim a r
 atomically, execute it (in-process or as a Ray task), store its result. Runs finished
 earlier, by this process or another, are never repeated; a run held by a process that died
 is claimed again.
+
+A run that fails (non-finite loss, an exception inside the model, out of memory) is stored
+as ``failed`` with its reason and the compute it spent, and the experiment goes on with the
+other runs. A failed run is not retried by a later call unless it asks (``retry_failed``,
+``--retry-failed``). An interrupted call (SIGINT, SIGTERM) gives its runs back at once.
+
+A run's key includes the fingerprint of its model (:func:`lensllm.finetune.models.
+model_fingerprint`): a local model whose files changed gets new runs, with a notice.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lensllm.exceptions import ConfigError, LensLLMError
+from lensllm.exceptions import ConfigError
 from lensllm.finetune.config import ExperimentConfig
 from lensllm.finetune.data import TaskData, load_data, split_indices
-from lensllm.finetune.models import resolve_model
-from lensllm.store import BaseStore, RunKey, RunRecord, RunResult, check_store_path, make_owner
+from lensllm.finetune.models import model_fingerprint, resolve_model
+from lensllm.store import (
+    BaseStore,
+    RunFailure,
+    RunKey,
+    RunRecord,
+    RunResult,
+    check_store_path,
+    make_owner,
+)
 
 __all__ = [
     "PlannedRun",
@@ -72,15 +87,20 @@ class ExperimentSummary:
         total: runs in the plan.
         finished_before: runs already finished when it started.
         ran: runs this process executed and stored.
-        failed: ``(run key, message)`` of runs that failed in this process.
+        failed: ``(run key, reason)`` of runs that failed in this process.
+        failed_before: ``(run key, reason)`` of runs that had failed earlier and were not
+            retried (``retry_failed`` off).
         store_path: the store file.
+        notices: one line per candidate whose model changed since its stored runs.
     """
 
     total: int
     finished_before: int
     ran: int = 0
     failed: list[tuple[RunKey, str]] = field(default_factory=list)
+    failed_before: list[tuple[RunKey, str]] = field(default_factory=list)
     store_path: str = ""
+    notices: list[str] = field(default_factory=list)
 
 
 def default_store_path(config: ExperimentConfig) -> Path:
@@ -121,6 +141,7 @@ def prepare_experiment(
             f"{config.data.validation_size} and test_size {config.data.test_size})"
         )
     families: dict[str, str] = {}
+    prints: dict[str, str] = {}
     for candidate in config.candidates:
         spec = resolve_model(candidate.model)
         if spec.is_encoder_decoder and task.kind != "seq2seq":
@@ -129,16 +150,19 @@ def prepare_experiment(
                 f"'target' data; '{task.path}' has {task.kind} data"
             )
         families[candidate.model] = candidate.family or spec.family
+        prints[candidate.model] = model_fingerprint(candidate.model)
     config_hash = config.config_hash(task.fingerprint, task.scoring)
     runs: list[PlannedRun] = []
     if config.zero_shot:
         for c in config.candidates:
-            key = RunKey(c.model, config.data.name, 0, config.seeds[0], config_hash)
+            key = RunKey(c.model, config.data.name, 0, config.seeds[0], config_hash,
+                         prints[c.model])
             runs.append(PlannedRun(key, families[c.model]))
     for size in config.sizes:
         for seed in config.seeds:
             for c in config.candidates:
-                key = RunKey(c.model, config.data.name, size, seed, config_hash)
+                key = RunKey(c.model, config.data.name, size, seed, config_hash,
+                             prints[c.model])
                 runs.append(PlannedRun(key, families[c.model]))
     return PreparedExperiment(config, task, config_hash, path, tuple(runs))
 
@@ -185,7 +209,8 @@ class Executor(Protocol):
     capacity: int
 
     def submit(self, record: RunRecord, family: str) -> None: ...
-    def next_result(self, progress: Progress) -> tuple[RunRecord, RunResult | str]: ...
+    def next_result(self, progress: Progress) -> tuple[RunRecord, RunResult | RunFailure]:
+        ...
     def in_flight(self) -> list[int]: ...
     def close(self) -> None: ...
 
@@ -206,16 +231,16 @@ class LocalExecutor:
     def in_flight(self) -> list[int]:
         return [r.run_id for r, _ in self._queue]
 
-    def next_result(self, progress: Progress) -> tuple[RunRecord, RunResult | str]:
+    def next_result(self, progress: Progress) -> tuple[RunRecord, RunResult | RunFailure]:
+        from lensllm.finetune.train import RunFailed
+
         record, family = self._queue[0]
         try:
-            result: RunResult | str = execute_run(
+            result: RunResult | RunFailure = execute_run(
                 self.prepared, record.key, family, threads=self.threads, callback=progress.step
             )
-        except LensLLMError as exc:
-            result = str(exc)
-        except Exception as exc:  # a bug or an environment failure: keep going, report it
-            result = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        except RunFailed as exc:
+            result = exc.failure
         finally:
             self._queue.pop(0)
         return record, result
@@ -225,7 +250,12 @@ class LocalExecutor:
 
 
 def _ray_execute(prepared, key, family, threads):  # runs inside a Ray worker
-    return execute_run(prepared, key, family, threads=threads)
+    from lensllm.finetune.train import RunFailed
+
+    try:
+        return execute_run(prepared, key, family, threads=threads)
+    except RunFailed as exc:
+        return exc.failure
 
 
 class RayExecutor:
@@ -279,14 +309,14 @@ class RayExecutor:
     def in_flight(self) -> list[int]:
         return [r.run_id for r in self._pending.values()]
 
-    def next_result(self, progress: Progress) -> tuple[RunRecord, RunResult | str]:
+    def next_result(self, progress: Progress) -> tuple[RunRecord, RunResult | RunFailure]:
         ready, _ = self._ray.wait(list(self._pending), num_returns=1)
         record = self._pending.pop(ready[0])
         try:
             return record, self._ray.get(ready[0])
-        except Exception as exc:  # RayTaskError wraps the worker's exception
+        except Exception as exc:  # a worker that died (RayTaskError wraps its exception)
             cause = getattr(exc, "cause", None) or exc
-            return record, f"{type(cause).__name__}: {cause}"
+            return record, RunFailure(f"{type(cause).__name__}: {cause}")
 
     def close(self) -> None:
         for ref in list(self._pending):
@@ -326,12 +356,15 @@ def run_experiment(
     lease_s: float = 60.0,
     heartbeat_s: float = 5.0,
     poll_s: float = 1.0,
+    retry_failed: bool = False,
 ) -> ExperimentSummary:
-    """Run every planned run not finished yet; return when all are finished or failed.
+    """Run every planned run not finished (or failed) yet; return when none is left.
 
     Several processes may run the same experiment on the same store at once: each claims
     runs atomically, and one that finds the remaining runs held by others waits for them
-    (and takes over a run whose holder died or stopped renewing its lease).
+    (and takes over a run whose holder died or stopped renewing its lease). If this call is
+    interrupted (KeyboardInterrupt, which SIGTERM also raises in the CLI), the runs it holds
+    are given back (pending, no lease) before the exception goes on.
 
     Args:
         prepared: from :func:`prepare_experiment`.
@@ -342,56 +375,112 @@ def run_experiment(
         lease_s: a running run whose lease was not renewed for this long may be retaken.
         heartbeat_s: how often leases are renewed.
         poll_s: how often to look again while other processes hold the remaining runs.
+        retry_failed: run again the runs that failed earlier (default: leave them failed).
 
     Returns:
-        A summary; ``failed`` lists runs whose execution raised (they stay ``failed`` in the
-        store and are retried by the next call).
+        A summary; ``failed`` lists runs that failed here (stored ``failed`` with reason
+        and cost), ``failed_before`` those that had failed earlier and were left alone.
     """
     executor = executor or LocalExecutor(prepared, threads=prepared.config.threads)
     progress = progress or _NullProgress()
     owner = owner or make_owner()
-    families = {}
-    ids = []
-    for planned in prepared.runs:
-        run_id = store.create_run(planned.key, _run_config(prepared))
-        families[run_id] = planned.family
-        ids.append(run_id)
-    store.reset_failed(ids)
-    finished_before = len(store.get_runs(status="finished", run_ids=ids))
-    summary = ExperimentSummary(
-        total=len(ids), finished_before=finished_before, store_path=str(prepared.store_path)
-    )
-    progress.begin(len(ids), finished_before, executor.capacity)
+    summary, families, ids = _plan_in_store(prepared, store, retry_failed)
+    progress.begin(len(ids), summary.finished_before, executor.capacity)
     heartbeat = _Heartbeat(store, owner, executor.in_flight, heartbeat_s)
+    held: set[int] = set()
     try:
         while True:
             while len(executor.in_flight()) < executor.capacity:
                 record = store.claim_run(ids, owner, lease_s=lease_s)
                 if record is None:
                     break
+                held.add(record.run_id)
                 progress.run_started(record)
                 executor.submit(record, families[record.run_id])
             if executor.in_flight():
                 record, result = executor.next_result(progress)
-                if isinstance(result, RunResult):
-                    if store.finish_run(record.run_id, owner, result):
-                        summary.ran += 1
-                    progress.run_finished(record, result)
-                else:
-                    store.fail_run(record.run_id, owner, result)
-                    summary.failed.append((record.key, result.splitlines()[0]))
-                    progress.run_failed(record, result.splitlines()[0])
+                _store_outcome(store, owner, record, result, summary, progress)
+                held.discard(record.run_id)
                 continue
-            held = [r for r in store.get_runs(run_ids=ids) if r.status == "running"]
-            if not held:
+            others = [r for r in store.get_runs(run_ids=ids) if r.status == "running"]
+            if not others:
                 break
-            progress.waiting(len(held))
+            progress.waiting(len(others))
             time.sleep(poll_s)
+    except BaseException:
+        _release(store, owner, held)
+        raise
     finally:
         heartbeat.stop()
         executor.close()
         progress.end()
     return summary
+
+
+def _plan_in_store(prepared: PreparedExperiment, store: BaseStore, retry_failed: bool
+                   ) -> tuple[ExperimentSummary, dict[int, str], list[int]]:
+    """Add the planned runs to the store; the summary so far, families by id, the ids of
+    the runs to do (failed ones left out unless ``retry_failed``)."""
+    notices = changed_models(prepared, store)
+    families, ids = {}, []
+    for planned in prepared.runs:
+        run_id = store.create_run(planned.key, _run_config(prepared))
+        families[run_id] = planned.family
+        ids.append(run_id)
+    if retry_failed:
+        store.reset_failed(ids)
+    records = store.get_runs(run_ids=ids)
+    summary = ExperimentSummary(
+        total=len(ids), finished_before=sum(r.status == "finished" for r in records),
+        store_path=str(prepared.store_path), notices=notices,
+    )
+    failed = [r for r in records if r.status == "failed"]
+    summary.failed_before = [(r.key, _first_line(r.error)) for r in failed]
+    skip = {r.run_id for r in failed}
+    return summary, families, [i for i in ids if i not in skip]
+
+
+def changed_models(prepared: PreparedExperiment, store: BaseStore) -> list[str]:
+    """One line per candidate whose store runs (same data and config) were all made with
+    another fingerprint of its model (its files changed): its runs are new. Call it before
+    the planned runs are added."""
+    planned = {p.key.model: p.key.fingerprint for p in prepared.runs}
+    seen: dict[str, set[str]] = {}
+    for run in store.get_runs(dataset=prepared.config.data.name,
+                              config_hash=prepared.config_hash):
+        if run.key.model in planned:
+            seen.setdefault(run.key.model, set()).add(run.key.fingerprint)
+    return [
+        f"model '{m}' changed since its stored runs (fingerprint "
+        f"{', '.join(sorted(f or 'none' for f in old))} -> {planned[m] or 'none'}): "
+        "its runs are new, the old ones are kept"
+        for m, old in seen.items() if planned[m] not in old
+    ]
+
+
+def _store_outcome(store: BaseStore, owner: str, record: RunRecord,
+                   result: RunResult | RunFailure, summary: ExperimentSummary,
+                   progress: Progress) -> None:
+    if isinstance(result, RunResult):
+        if store.finish_run(record.run_id, owner, result):
+            summary.ran += 1
+        progress.run_finished(record, result)
+        return
+    store.fail_run(record.run_id, owner, result)
+    summary.failed.append((record.key, result.reason))
+    progress.run_failed(record, result.reason)
+
+
+def _release(store: BaseStore, owner: str, held: set[int]) -> None:
+    """Give the held runs back; best effort (the process is being interrupted)."""
+    try:
+        store.release_runs(held, owner)
+    except BaseException:  # noqa: BLE001 - a second interrupt or a busy store: lease expiry
+        pass
+
+
+def _first_line(text: str | None) -> str:
+    return ((text or "").strip().splitlines() or ["unknown reason"])[0]
 
 
 def _run_config(prepared: PreparedExperiment) -> dict[str, Any]:

@@ -16,6 +16,7 @@ Three kinds of model id:
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -36,6 +37,7 @@ __all__ = [
     "GGUF_PACKAGES",
     "ModelSpec",
     "resolve_model",
+    "model_fingerprint",
     "load_model",
     "count_parameters",
     "parameter_count",
@@ -312,6 +314,66 @@ def _build_tiny(model_id: str, attn_implementation: str):
     tokenizer = tf.ByT5Tokenizer()
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
     return model, tokenizer
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def model_fingerprint(model_id: str) -> str:
+    """What a model id points at now, in a few characters; part of every run's key.
+
+    - ``tiny:`` ids: ``""`` (the id and lensllm's code define the weights);
+    - a local directory or ``gguf:`` file/package: ``files:<hash>`` of the SHA-256 of
+      ``config.json`` and the name, size and modification time of every other file (weights
+      are not read: hashing gigabytes on every start would be slow), so replaced or
+      touched weights give a new fingerprint;
+    - a hub id: ``rev:<commit>``, the revision its cached ``config.json`` resolves to;
+      ``""`` when it cannot be resolved offline.
+
+    Args:
+        model_id: any id :func:`resolve_model` accepts.
+
+    Returns:
+        The fingerprint.
+    """
+    if model_id.startswith("tiny:"):
+        return ""
+    if model_id.startswith("gguf:"):
+        _, gguf_file, package_dir = _gguf_source(model_id)
+        return _files_fingerprint([gguf_file] if gguf_file else _files_in(package_dir))
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return _files_fingerprint(_files_in(path))
+    if path.is_file():
+        return _files_fingerprint([path])
+    return _hub_revision(model_id)
+
+
+def _files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _files_fingerprint(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        if file.name == "config.json":
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return "files:" + digest.hexdigest()[:16]
+
+
+def _hub_revision(model_id: str) -> str:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model_id, "config.json")
+    except Exception:  # noqa: BLE001 - a malformed id or no hub library: unknown revision
+        return ""
+    if isinstance(cached, str):
+        return "rev:" + Path(cached).parent.name
+    return ""
 
 
 # --------------------------------------------------------------------------- hub and paths

@@ -22,13 +22,14 @@ tokenizers.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from lensllm.exceptions import ConfigError
+from lensllm.exceptions import ConfigError, LensLLMError
 from lensllm.finetune.batches import Batch, TokenizedSplit
 from lensllm.finetune.config import FinetuneConfig
 from lensllm.finetune.data import (
@@ -44,9 +45,20 @@ from lensllm.finetune.engine import Scorer, TrainEngine, check_finite, resolve_d
 from lensllm.finetune.lora import add_lora
 from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
 from lensllm.finetune.recipe import TrainingPlan
-from lensllm.store import LossPoint, RunResult
+from lensllm.store import LossPoint, RunFailure, RunResult
 
-__all__ = ["finetune", "subset_examples", "ProgressCallback"]
+__all__ = ["finetune", "subset_examples", "ProgressCallback", "RunFailed"]
+
+
+class RunFailed(LensLLMError):
+    """A run that raised (non-finite loss, an exception inside the model, out of memory):
+    ``failure`` holds the reason and the compute spent until then, for the store; ``cause``
+    the type of the original exception (:class:`~lensllm.exceptions.TrainingDiverged`...)."""
+
+    def __init__(self, failure: RunFailure, cause: type[BaseException]) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
+        self.cause = cause
 
 #: ``callback(step, total_steps, train_loss)`` after every optimiser step; the loss is the
 #: mean since the last evaluation (read from the device only there, NaN before the first).
@@ -125,10 +137,48 @@ def finetune(
         The measurements, with the loss curve in ``loss_points``.
 
     Raises:
-        ConfigError: the model cannot be loaded or does not fit the data kind.
-        TrainingDiverged: the training or validation loss became non-finite.
+        RunFailed: anything went wrong (the model cannot be loaded or does not fit the data
+            kind, the loss became non-finite, the model raised, memory ran out); it carries
+            the reason and the FLOPs, tokens and seconds spent before the failure.
     """
     start = time.perf_counter()
+    counter = _Counter()
+    loaded: list[_RunSetup] = []
+    try:
+        return _finetune(model_id, task, size, seed, config, (validation_size, test_size,
+                         split_seed), family, threads, callback, counter, loaded)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded failed run
+        failure = _failure(exc, counter, loaded, time.perf_counter() - start)
+        cause = type(exc)
+    loaded.clear()  # drop the model (and, after an out-of-memory error, its device memory)
+    _free_device_memory()
+    raise RunFailed(failure, cause)
+
+
+def _failure(exc: Exception, counter: _Counter, loaded: list, wall_time: float) -> RunFailure:
+    """The reason of a failed run and its cost so far (FLOPs as in :class:`RunResult`)."""
+    message = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, LensLLMError):
+        message = str(exc)
+    elif not isinstance(exc, MemoryError) and "OutOfMemoryError" not in type(exc).__name__:
+        message += "\n" + "".join(traceback.format_exception(exc, limit=-3))
+    n_params = count_parameters(loaded[0].model) if loaded else 0
+    flops = 6.0 * n_params * counter.train_tokens + 2.0 * n_params * counter.eval_tokens
+    return RunFailure(message, flops=flops, wall_time=wall_time,
+                      tokens=counter.train_tokens + counter.eval_tokens)
+
+
+def _free_device_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _finetune(model_id, task, size, seed, config, splits, family, threads, callback,
+              counter, loaded) -> RunResult:
+    """The body of :func:`finetune`; fills ``counter`` and ``loaded`` as it goes, so a
+    failure can say what it had spent."""
+    start = time.perf_counter()
+    validation_size, test_size, split_seed = splits
     if threads is not None:
         torch.set_num_threads(threads)
     train, validation, test = subset_examples(
@@ -137,16 +187,16 @@ def finetune(
     )
     torch.manual_seed(seed)
     run = _RunSetup.load(model_id, task, config, family, training=size > 0)
+    loaded.append(run)
     val_batches = run.eval_batches(validation)
     test_batches = run.eval_batches(test)
-    counter = _Counter()
     best_step = 0
     if size > 0:
         best_step = _train(run, run.split(train), val_batches, config.plan(size), seed,
                            counter, callback)
     test_loss = run.scorer().evaluate(_on(test_batches, run.device))
-    check_finite("test", test_loss, counter.steps)
     counter.eval_tokens += sum(b.tokens for b in test_batches)
+    check_finite("test", test_loss, counter.steps)
     counter.points.append(LossPoint(best_step, "test", test_loss, counter.train_tokens))
     counter.test_scored = sum(b.scored for b in test_batches)
     counter.test_bytes = sum(scored_bytes(test, task.kind))
@@ -255,8 +305,8 @@ def _train(run: _RunSetup, data: TokenizedSplit, val_batches: list[Batch],
     val_on_device = _on(val_batches, run.device)
     val_tokens = sum(b.tokens for b in val_batches)
     best_loss = engine.evaluate(val_on_device)
-    check_finite("validation", best_loss, 0)
     counter.eval_tokens += val_tokens
+    check_finite("validation", best_loss, 0)
     counter.points.append(LossPoint(0, "validation", best_loss, 0))
     best_state, best_step = engine.snapshot(), 0
     eval_at = set(plan.eval_steps())
@@ -270,8 +320,8 @@ def _train(run: _RunSetup, data: TokenizedSplit, val_batches: list[Batch],
             last_train_loss = engine.read_train_loss()
             check_finite("training", last_train_loss, step)
             val_loss = engine.evaluate(val_on_device)
-            check_finite("validation", val_loss, step)
             counter.eval_tokens += val_tokens
+            check_finite("validation", val_loss, step)
             counter.points.append(LossPoint(step, "train", last_train_loss, counter.train_tokens))
             counter.points.append(LossPoint(step, "validation", val_loss, counter.train_tokens))
             if val_loss < best_loss:

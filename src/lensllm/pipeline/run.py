@@ -101,6 +101,7 @@ def run_select(
     log: Callable[[str], None] | None = None,
     executor_factory: Callable[[Any], Any] | None = None,
     validate: tuple[int, int] | None = None,
+    retry_failed: bool = False,
 ) -> SelectOutcome:
     """Run the whole selection (see the module docstring).
 
@@ -112,6 +113,8 @@ def run_select(
         executor_factory: builds the run executor (default: in process).
         validate: ``(size, top)``: also pay for runs at ``size`` (above the budget) for the
             ``top`` best-ranked candidates, so that the truth check reads them.
+        retry_failed: run again the runs that failed in an earlier call (default: their
+            candidates fail again with the stored reason).
 
     Returns:
         The outcome; ``failed`` lists the candidates that failed.
@@ -138,14 +141,15 @@ def run_select(
     store = open_store(prepared.store_path)
     try:
         alive, zs_flops = stages.zero_shot(
-            prepared, store, _executor(prepared, executor_factory, threads), counter, failures)
+            prepared, store, _executor(prepared, executor_factory, threads), counter, failures,
+            retry_failed)
         alive, ntk_flops = stages.add_spectra(alive, prepared, config, store, threads, failures)
         failures.check_alive(alive)
         unit = stages.choose_loss_unit(config.selection.loss_unit, alive)
         failures.say(f"ranking losses in {unit.replace('_', ' ')}")
         make_view = stages.view_factory(prepared, store, config, threads=threads,
                                         progress=counter, executor_factory=executor_factory,
-                                        loss_unit=unit)
+                                        loss_unit=unit, retry_failed=retry_failed)
         view, selection = stages.select(config, alive, make_view, failures)
         outcome = SelectOutcome(config, view, selection, list(failures), skipped,
                                 ntk_flops=ntk_flops, zero_shot_flops=zs_flops)

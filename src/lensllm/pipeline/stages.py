@@ -11,6 +11,13 @@
    runs it asks for are executed (or read from the store). If a run of a candidate fails,
    that candidate is dropped and the selector starts again on the others; finished runs are
    not repeated, so a restart costs only the selector's own arithmetic.
+
+A failed run is missing data, and a selector cannot rank a candidate on data it asked for
+and did not get (a fit without that point would be a different, unasked-for protocol), so
+the candidate is dropped with the failed run's reason; the others are selected exactly as
+in an experiment without it (their runs and the selector's arithmetic do not depend on it).
+A failed run stays failed in the store: a later ``select`` reports the same reason without
+retrying, unless ``--retry-failed``.
 """
 
 from __future__ import annotations
@@ -114,14 +121,14 @@ def skip_large(config: SelectConfig, candidates: tuple, failures: Failures
 
 
 def zero_shot(prepared: Any, store: Any, executor: Any, progress: Any,
-              failures: Failures) -> tuple[list[Candidate], float]:
+              failures: Failures, retry_failed: bool = False) -> tuple[list[Candidate], float]:
     """Run the zero-shot evaluations; the candidates that passed and their FLOPs."""
     from lensllm.finetune.experiment import run_experiment
 
     runs = tuple(p for p in prepared.runs if p.key.size == 0)
     failures.say(f"zero-shot evaluation of {len(runs)} candidate(s)")
     run_experiment(dataclasses.replace(prepared, runs=runs), store, executor=executor,
-                   progress=progress)
+                   progress=progress, retry_failed=retry_failed)
     alive, flops = [], 0.0
     for p in runs:
         rec = store.get_run(p.key)
@@ -223,7 +230,8 @@ def select(config: SelectConfig, candidates: list[Candidate], make_view: Callabl
 
 def view_factory(prepared: Any, store: Any, config: SelectConfig, *, threads: int,
                  progress: Any, executor_factory: Any,
-                 loss_unit: str = "nats_per_token") -> Callable[[list[Candidate]], RunView]:
+                 loss_unit: str = "nats_per_token", retry_failed: bool = False
+                 ) -> Callable[[list[Candidate]], RunView]:
     """``make_view(candidates)``: a :class:`RunView` over the candidates, in ``loss_unit``,
     sharing one set of paid runs across the views of a selection that restarts."""
     paid: set[tuple[str, int]] = set()
@@ -236,6 +244,7 @@ def view_factory(prepared: Any, store: Any, config: SelectConfig, *, threads: in
             zero_shot=np.array([c.zero_shot_result.loss(loss_unit) for c in candidates]),
             n_params=np.array([c.n_params for c in candidates], float),
             ntk=[c.spectrum for c in candidates] if config.ntk.enabled else None, paid=paid,
-            threads=threads, progress=progress, executor_factory=executor_factory)
+            threads=threads, progress=progress, executor_factory=executor_factory,
+            retry_failed=retry_failed)
 
     return make_view

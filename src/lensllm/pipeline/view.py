@@ -87,6 +87,7 @@ class RunView:
         progress: Any = None,
         executor_factory: Callable[[Any], Any] | None = None,
         loss_unit: str = "nats_per_token",
+        retry_failed: bool = False,
     ) -> None:
         if not models:
             raise InputError("no candidate left to select from")
@@ -106,6 +107,8 @@ class RunView:
         self._progress = progress
         self._executor_factory = executor_factory
         self.loss_unit = loss_unit
+        self._retry_failed = retry_failed
+        self._prints = {p.key.model: p.key.fingerprint for p in prepared.runs}
         self._cache: dict[RunKey, RunRecord] = {}
         self._frozen_full: list[float] | None = None
         self._frozen_source: str | None = None
@@ -279,12 +282,14 @@ class RunView:
         return seeds[:1] if size == 0 else seeds
 
     def _key(self, model: str, size: int, seed: int) -> RunKey:
-        return RunKey(model, self.dataset, int(size), int(seed), self._prepared.config_hash)
+        return RunKey(model, self.dataset, int(size), int(seed), self._prepared.config_hash,
+                      self._prints.get(model, ""))
 
     def _finished_training_runs(self, model: str) -> list[RunRecord]:
         return [r for r in self._store.get_runs(status="finished", dataset=self.dataset,
                                                 config_hash=self._prepared.config_hash)
-                if r.key.model == model and r.key.size > 0]
+                if r.key.model == model and r.key.size > 0
+                and r.key.fingerprint == self._prints.get(model, "")]
 
     def _measured_full(self, model: int) -> float | None:
         if self.target != int(self.target):
@@ -373,7 +378,8 @@ class RunView:
             prepared = dataclasses.replace(self._prepared, runs=tuple(plan))
             executor = (self._executor_factory(prepared) if self._executor_factory else
                         LocalExecutor(prepared, threads=self._threads))
-            run_experiment(prepared, self._store, executor=executor, progress=self._progress)
+            run_experiment(prepared, self._store, executor=executor, progress=self._progress,
+                           retry_failed=self._retry_failed)
         for m, s in pairs:
             for rec in self.records(m, s):
                 if rec.status != "finished":

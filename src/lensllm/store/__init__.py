@@ -5,11 +5,13 @@ Pure standard library (sqlite3); importing it never imports torch.
 Tables (see :mod:`lensllm.store._sqlite` for the schema):
 
 - ``runs``: one row per :class:`RunKey` (model, dataset, subset size, seed, config hash),
-  UNIQUE; status pending/running/finished/failed, the lease owner and heartbeat, and the
-  measurements of a finished run (:class:`RunResult`).
+  UNIQUE (the key includes the model's fingerprint); status pending/running/finished/failed,
+  the lease owner and heartbeat, the measurements of a finished run (:class:`RunResult`),
+  the reason of a failed one.
 - ``loss_points``: (run, split, step) -> loss; splits ``train``, ``validation``, ``test``.
 - ``ntk_features``: eigenvalues and projections of a model's NTK on a probe set.
-- ``costs``: FLOPs and wall time of every measurement (fine-tuning, zero-shot, NTK).
+- ``costs``: FLOPs and wall time of every measurement (fine-tuning, zero-shot, NTK, and
+  ``failed``: what a failed run spent before failing).
 - ``run_attrs``: per-run bookkeeping under string keys. Keys in use: none yet; strategies
   that add one (for example a pruner's ``rung_{n}``) list it here.
 
@@ -31,6 +33,7 @@ from lensllm.store._records import (
     CostRecord,
     LossPoint,
     NtkFeatures,
+    RunFailure,
     RunKey,
     RunRecord,
     RunResult,
@@ -40,6 +43,7 @@ from lensllm.store._sqlite import (
     InMemoryStore,
     SQLiteStore,
     check_store_path,
+    inspect_store,
     make_owner,
 )
 
@@ -49,12 +53,14 @@ __all__ = [
     "InMemoryStore",
     "open_store",
     "check_store_path",
+    "inspect_store",
     "make_owner",
     "STORE_MODES",
     "SCHEMA_VERSION",
     "RUN_STATUSES",
     "RunKey",
     "RunResult",
+    "RunFailure",
     "RunRecord",
     "LossPoint",
     "NtkFeatures",
@@ -65,12 +71,17 @@ __all__ = [
 STORE_MODES = ("memory", "sqlite")
 
 
-def open_store(path: str | Path) -> BaseStore:
+def open_store(path: str | Path, *, read_only: bool = False) -> BaseStore:
     """Open (creating if needed) the store at ``path``; ``":memory:"`` for an in-memory one.
 
+    Args:
+        path: the store file.
+        read_only: open without any change to the file (what reading commands do); the
+            store must exist.
+
     Raises:
-        StoreError: the path is not writable or is not a lensllm store.
+        StoreError: the path is not writable (unless read-only), or is not a lensllm store.
     """
     if str(path) == ":memory:":
         return InMemoryStore()
-    return SQLiteStore(path)
+    return SQLiteStore(path, read_only=read_only)

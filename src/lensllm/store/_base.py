@@ -10,6 +10,7 @@ from lensllm.store._records import (
     CostRecord,
     LossPoint,
     NtkFeatures,
+    RunFailure,
     RunKey,
     RunRecord,
     RunResult,
@@ -63,8 +64,14 @@ class BaseStore(ABC):
         """
 
     @abstractmethod
-    def fail_run(self, run_id: int, owner: str, message: str) -> None:
-        """Mark a run held by ``owner`` as failed with an error message."""
+    def fail_run(self, run_id: int, owner: str, failure: RunFailure | str) -> None:
+        """Mark a run held by ``owner`` as failed, with its reason and, as a ``failed``
+        cost entry, the compute it spent before failing (a bare message: no cost)."""
+
+    @abstractmethod
+    def release_runs(self, run_ids: Iterable[int], owner: str) -> int:
+        """Give back runs ``owner`` holds (pending again, no lease) so that another process
+        can claim them at once; what an interrupted command does. Returns how many."""
 
     @abstractmethod
     def reset_failed(self, run_ids: Iterable[int]) -> int:

@@ -10,6 +10,7 @@ __all__ = [
     "RunKey",
     "LossPoint",
     "RunResult",
+    "RunFailure",
     "RunRecord",
     "NtkFeatures",
     "CostRecord",
@@ -17,7 +18,8 @@ __all__ = [
 
 #: Life cycle of a run: created ``pending``; ``running`` while a process holds its lease;
 #: ``finished`` once its result is stored (never run again); ``failed`` after an error
-#: (retried by the next ``lensllm run``).
+#: (kept failed, with its reason and the compute it spent, until a command is asked to
+#: retry it: ``--retry-failed``).
 RUN_STATUSES = ("pending", "running", "finished", "failed")
 
 
@@ -32,6 +34,10 @@ class RunKey:
         seed: the run seed (subset order, adapter init, batch order).
         config_hash: hash of every setting that changes the result (learning rate, data
             file content, splits...), see :meth:`lensllm.finetune.config.FinetuneConfig.hash`.
+        fingerprint: what the model id pointed at when the run was planned (for a local
+            path a hash of its config and weight files' names, sizes and modification
+            times; for a hub id the resolved revision; empty for ``tiny:`` ids), see
+            :func:`lensllm.finetune.models.model_fingerprint`: changed weights are new runs.
     """
 
     model: str
@@ -39,6 +45,7 @@ class RunKey:
     size: int
     seed: int
     config_hash: str
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,28 @@ class RunResult:
         if unit == "nats_per_byte":
             return self.test_loss_per_byte
         raise ValueError(f"unit must be 'nats_per_token' or 'nats_per_byte', got {unit!r}")
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """Why a run failed and what it had spent when it did.
+
+    Attributes:
+        message: the reason; its first line is what summaries show.
+        flops: FLOPs spent before the failure (same definition as :class:`RunResult`).
+        wall_time: seconds, model loading included.
+        tokens: training plus evaluation tokens processed before the failure.
+    """
+
+    message: str
+    flops: float = 0.0
+    wall_time: float = 0.0
+    tokens: int = 0
+
+    @property
+    def reason(self) -> str:
+        """The first line of the message."""
+        return (self.message.strip().splitlines() or [""])[0]
 
 
 @dataclass(frozen=True)

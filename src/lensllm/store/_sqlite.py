@@ -1,4 +1,10 @@
-"""The SQLite store: one file, WAL journal, safe with several writer processes."""
+"""The SQLite store: one file, WAL journal, safe with several writer processes.
+
+A store is opened either for writing (``lensllm run`` and ``select``: the schema is created
+or migrated) or read-only (``export`` and other readers: an SQLite ``mode=ro`` connection,
+no schema change, no journal switch). Both refuse, before changing anything, a database
+that is not a lensllm store (one with tables but no ``meta.schema_version``).
+"""
 
 from __future__ import annotations
 
@@ -19,14 +25,19 @@ from lensllm.store._records import (
     CostRecord,
     LossPoint,
     NtkFeatures,
+    RunFailure,
     RunKey,
     RunRecord,
     RunResult,
 )
 
-__all__ = ["SQLiteStore", "InMemoryStore", "SCHEMA_VERSION", "check_store_path", "make_owner"]
+__all__ = ["SQLiteStore", "InMemoryStore", "SCHEMA_VERSION", "check_store_path", "make_owner",
+           "inspect_store"]
 
-SCHEMA_VERSION = 2
+#: 2: scored tokens and bytes of the test split (``test_scored_tokens``...);
+#: 3: ``runs.fingerprint`` (part of the run's identity). Older stores are migrated by
+#: the first command that opens them for writing, and read as they are by the others.
+SCHEMA_VERSION = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -34,7 +45,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     model TEXT NOT NULL, dataset TEXT NOT NULL, size INTEGER NOT NULL, seed INTEGER NOT NULL,
-    config_hash TEXT NOT NULL, config TEXT NOT NULL DEFAULT '{}',
+    config_hash TEXT NOT NULL, fingerprint TEXT NOT NULL DEFAULT '',
+    config TEXT NOT NULL DEFAULT '{}',
     status TEXT NOT NULL DEFAULT 'pending'
         CHECK (status IN ('pending', 'running', 'finished', 'failed')),
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -44,7 +56,7 @@ CREATE TABLE IF NOT EXISTS runs (
     wall_time REAL, learning_rate REAL, early_stop_step INTEGER, n_params INTEGER,
     n_trainable INTEGER, base_params INTEGER, family TEXT, device TEXT,
     test_scored_tokens INTEGER, test_bytes INTEGER, test_truncated INTEGER,
-    UNIQUE (model, dataset, size, seed, config_hash)
+    UNIQUE (model, dataset, size, seed, config_hash, fingerprint)
 );
 CREATE TABLE IF NOT EXISTS loss_points (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -103,6 +115,56 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_KEY_WHERE = ("model=? AND dataset=? AND size=? AND seed=? AND config_hash=? AND "
+              "fingerprint=?")
+
+
+def _key_params(key: RunKey) -> tuple:
+    return (key.model, key.dataset, int(key.size), int(key.seed), key.config_hash,
+            key.fingerprint)
+
+
+def inspect_store(path: str | Path) -> int | None:
+    """The schema version of the lensllm store at ``path``, read without changing it.
+
+    Returns:
+        The version, or None for a missing or empty file (a new store).
+
+    Raises:
+        StoreError: the file is not an SQLite database, or is one that is not a lensllm
+            store (tables, but no ``meta.schema_version``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"store path '{path}' is a directory, not a file")
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open("rb") as handle:
+        if handle.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+            raise StoreError(f"store '{path}' is not a lensllm store (not an SQLite file)")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+        try:
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+            if not tables:
+                return None
+            row = None
+            if {"meta", "runs"} <= tables:
+                row = conn.execute(
+                    "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read store '{path}': {exc}") from None
+    if row is None or not str(row[0]).isdigit():
+        raise StoreError(
+            f"'{path}' is an SQLite database but not a lensllm store (tables: "
+            f"{', '.join(sorted(tables)[:5])}); refusing to touch it"
+        )
+    return int(row[0])
+
+
 def check_store_path(path: str | Path) -> Path:
     """Check that a store can be created or opened at ``path`` without touching it.
 
@@ -148,20 +210,41 @@ class SQLiteStore(BaseStore):
         timeout_s: how long a writer waits for the lock of another process.
     """
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout_s: float = 60.0, read_only: bool = False
+    ) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        memory = self.path == ":memory:"
+        version = None if memory else inspect_store(self.path)
+        if read_only and version is None:
+            raise StoreError(f"store '{self.path}' does not exist or is empty")
+        if not memory and not read_only:
             check_store_path(self.path)
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store '{self.path}' has schema version {version}; this lensllm reads "
+                f"versions up to {SCHEMA_VERSION}"
+            )
+        self.schema_version = version or SCHEMA_VERSION
         try:
+            if read_only:
+                uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, timeout=timeout_s,
+                                             isolation_level=None, check_same_thread=False)
+                self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+                return
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-            if self.path != ":memory:":
+            if version is not None and version < SCHEMA_VERSION:
+                self._migrate_old()
+            if not memory:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
-            self._lock = threading.RLock()
             with self._transaction() as cur:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -170,17 +253,33 @@ class SQLiteStore(BaseStore):
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-                version = cur.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'"
-                ).fetchone()[0]
-                version = _migrate(cur, int(version))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store '{self.path}': {exc}") from None
-        if int(version) != SCHEMA_VERSION:
-            raise StoreError(
-                f"store '{self.path}' has schema version {version}; this lensllm reads "
-                f"version {SCHEMA_VERSION}"
-            )
+        self.schema_version = SCHEMA_VERSION
+
+    def _migrate_old(self) -> None:
+        """Bring an older store to :data:`SCHEMA_VERSION` in one transaction: the column
+        additions of :data:`_MIGRATIONS` up to version 2, then (version 3) ``runs`` rebuilt
+        with ``fingerprint`` in its key (SQLite cannot change a UNIQUE constraint in
+        place); run ids kept."""
+        self._conn.execute("PRAGMA foreign_keys = OFF")  # the drop must not cascade
+        runs_sql = _SCHEMA.split("CREATE TABLE IF NOT EXISTS runs", 1)[1].split(";", 1)[0]
+        with self._transaction() as cur:
+            version = int(cur.execute(
+                "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+            if version >= SCHEMA_VERSION:  # another process migrated it meanwhile
+                return
+            for target in range(version + 1, 3):
+                for statement in _MIGRATIONS[target]:
+                    cur.execute(statement)
+            columns = [r[1] for r in cur.execute("PRAGMA table_info(runs)")]
+            cur.execute("CREATE TABLE runs_v3" + runs_sql)
+            names = ", ".join(columns)
+            cur.execute(f"INSERT INTO runs_v3 ({names}) SELECT {names} FROM runs")
+            cur.execute("DROP TABLE runs")
+            cur.execute("ALTER TABLE runs_v3 RENAME TO runs")
+            cur.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                        (str(SCHEMA_VERSION),))
 
     # ------------------------------------------------------------------ plumbing
 
@@ -189,6 +288,8 @@ class SQLiteStore(BaseStore):
             self.store = store
 
         def __enter__(self) -> sqlite3.Cursor:
+            if self.store.read_only:
+                raise StoreError(f"store '{self.store.path}' was opened read-only")
             self.store._lock.acquire()
             try:
                 self.cur = self.store._conn.cursor()
@@ -222,16 +323,12 @@ class SQLiteStore(BaseStore):
     def create_run(self, key: RunKey, config: dict[str, Any] | None = None) -> int:
         with self._transaction() as cur:
             cur.execute(
-                "INSERT OR IGNORE INTO runs (model, dataset, size, seed, config_hash, config, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key.model, key.dataset, int(key.size), int(key.seed), key.config_hash,
-                 json.dumps(config or {}, sort_keys=True), time.time()),
+                "INSERT OR IGNORE INTO runs (model, dataset, size, seed, config_hash, "
+                "fingerprint, config, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*_key_params(key), json.dumps(config or {}, sort_keys=True), time.time()),
             )
-            row = cur.execute(
-                "SELECT id FROM runs WHERE model=? AND dataset=? AND size=? AND seed=? AND "
-                "config_hash=?",
-                (key.model, key.dataset, int(key.size), int(key.seed), key.config_hash),
-            ).fetchone()
+            row = cur.execute(f"SELECT id FROM runs WHERE {_KEY_WHERE}",
+                              _key_params(key)).fetchone()
         return int(row[0])
 
     def claim_run(
@@ -313,13 +410,41 @@ class SQLiteStore(BaseStore):
             )
         return True
 
-    def fail_run(self, run_id: int, owner: str, message: str) -> None:
+    def fail_run(self, run_id: int, owner: str, failure: RunFailure | str) -> None:
+        if isinstance(failure, str):
+            failure = RunFailure(failure)
+        now = time.time()
         with self._transaction() as cur:
             cur.execute(
-                "UPDATE runs SET status='failed', error=? WHERE id=? AND owner=? "
-                "AND status='running'",
-                (message, run_id, owner),
+                "UPDATE runs SET status='failed', error=?, finished_at=?, flops=?, wall_time=? "
+                "WHERE id=? AND owner=? AND status='running'",
+                (failure.message, now, float(failure.flops), float(failure.wall_time), run_id,
+                 owner),
             )
+            if cur.rowcount != 1:
+                return
+            model, dataset = cur.execute(
+                "SELECT model, dataset FROM runs WHERE id=?", (run_id,)).fetchone()
+            cur.execute(
+                "INSERT INTO costs (kind, model, dataset, flops, wall_time, tokens, run_id, "
+                "created_at) VALUES ('failed', ?, ?, ?, ?, ?, ?, ?)",
+                (model, dataset, float(failure.flops), float(failure.wall_time),
+                 int(failure.tokens), run_id, now),
+            )
+
+    def release_runs(self, run_ids: Iterable[int], owner: str) -> int:
+        ids = [int(i) for i in run_ids]
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        with self._transaction() as cur:
+            cur.execute(
+                f"UPDATE runs SET status='pending', owner=NULL, owner_host=NULL, "
+                f"owner_pid=NULL, heartbeat=NULL WHERE owner=? AND status='running' "
+                f"AND id IN ({marks})",
+                [owner, *ids],
+            )
+            return cur.rowcount
 
     def reset_failed(self, run_ids: Iterable[int]) -> int:
         ids = [int(i) for i in run_ids]
@@ -333,11 +458,9 @@ class SQLiteStore(BaseStore):
             return cur.rowcount
 
     def get_run(self, key: RunKey) -> RunRecord | None:
-        rows = self._query(
-            "SELECT * FROM runs WHERE model=? AND dataset=? AND size=? AND seed=? AND "
-            "config_hash=?",
-            (key.model, key.dataset, int(key.size), int(key.seed), key.config_hash),
-        )
+        where = _KEY_WHERE if self.schema_version >= 3 else _KEY_WHERE.rsplit(" AND ", 1)[0]
+        params = _key_params(key) if self.schema_version >= 3 else _key_params(key)[:-1]
+        rows = self._query(f"SELECT * FROM runs WHERE {where}", params)
         return _run_record(rows[0]) if rows else None
 
     def get_runs(
@@ -450,18 +573,6 @@ class SQLiteStore(BaseStore):
         ]
 
 
-def _migrate(cur: sqlite3.Cursor, version: int) -> int:
-    """Bring a store of an older schema version up to :data:`SCHEMA_VERSION` (inside the
-    opening transaction, so concurrent openers migrate once); return the version now."""
-    if version >= SCHEMA_VERSION:
-        return version
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        for statement in _MIGRATIONS[target]:
-            cur.execute(statement)
-    cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-    return SCHEMA_VERSION
-
-
 class InMemoryStore(SQLiteStore):
     """A private, in-memory :class:`SQLiteStore` for tests and one-off experiments."""
 
@@ -476,10 +587,13 @@ def _owner_host_pid(owner: str) -> tuple[str, int | None]:
 
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
-    key = RunKey(row["model"], row["dataset"], row["size"], row["seed"], row["config_hash"])
+    fingerprint = row["fingerprint"] if "fingerprint" in row.keys() else ""
+    key = RunKey(row["model"], row["dataset"], row["size"], row["seed"], row["config_hash"],
+                 fingerprint)
     result = None
     if row["status"] == "finished":
-        result = RunResult(**{c: row[c] for c in _RESULT_COLUMNS})
+        keys = row.keys()  # an older store read as it is lacks the newer columns
+        result = RunResult(**{c: row[c] for c in _RESULT_COLUMNS if c in keys})
     return RunRecord(
         run_id=row["id"], key=key, status=row["status"], attempts=row["attempts"],
         owner=row["owner"], created_at=row["created_at"], started_at=row["started_at"],

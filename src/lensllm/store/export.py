@@ -39,6 +39,9 @@ class ExportedTable:
         header: the CSV header.
         rows: one row per model, cells as strings.
         dropped_sizes: sizes left out because some model has no finished run there.
+        dropped_models: models left out because some run of theirs failed.
+        missing: ``(model, size, why)`` of every cell without a finished run (why:
+            ``failed: <reason>``, ``running``, ``not run yet``, ``not planned``).
         loss_unit: ``nats_per_token`` or ``nats_per_byte``.
     """
 
@@ -47,6 +50,8 @@ class ExportedTable:
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     dropped_sizes: tuple[int, ...] = ()
+    dropped_models: tuple[str, ...] = ()
+    missing: tuple[tuple[str, int, str], ...] = ()
     loss_unit: str = "nats_per_token"
 
     def to_csv(self) -> str:
@@ -69,11 +74,17 @@ def export_table(
 ) -> ExportedTable:
     """Build the loss table of one experiment (one dataset and config hash) in a store.
 
+    A failed run is missing data: a model with a failed run (at any size) is left out of
+    the table, and listed in ``missing`` with the reason, so the other models' rows are
+    those of the experiment without it. A cell that is not run yet is an error unless
+    ``partial`` (its size is then left out). When a model's files changed (new fingerprint),
+    only the runs of its newest fingerprint count.
+
     Args:
         store: the store.
         dataset: which dataset, needed only when the store holds several.
         config_hash: which config hash, needed only when several exist for the dataset.
-        partial: leave out sizes where some model has no finished run instead of failing.
+        partial: leave out sizes where some model has no run yet instead of failing.
         unit: ``"token"`` (nats per scored token) or ``"byte"`` (nats per byte of scored
             text).
 
@@ -81,9 +92,9 @@ def export_table(
         The table; models in order of first creation in the store.
 
     Raises:
-        StoreError: no finished runs, an ambiguous dataset or config hash, (without
-            ``partial``) a model missing a size, or per byte, a run without byte counts or
-            with truncated test text.
+        StoreError: no finished runs, an ambiguous dataset or config hash, every model
+            failed, (without ``partial``) a model not run yet at some size, or per byte,
+            a run without byte counts or with truncated test text.
     """
     if unit not in EXPORT_UNITS:
         raise StoreError(f"unit must be one of {', '.join(EXPORT_UNITS)}, got {unit!r}")
@@ -91,6 +102,37 @@ def export_table(
     if not runs:
         what = f" for dataset '{dataset}'" if dataset else ""
         raise StoreError(f"store '{_path(store)}' has no finished runs{what}")
+    dataset, config_hash = _one_experiment(store, runs)
+    cells = _Cells(store.get_runs(dataset=dataset, config_hash=config_hash), unit)
+    models = [m for m in cells.models if m not in cells.failed_models]
+    if not models:
+        raise StoreError("every model has failed runs: " + _listed(cells.missing()))
+    missing = [c for c in cells.missing() if c[0] in models]
+    if missing and not partial:
+        raise StoreError(
+            f"no finished run for {_listed(missing)}; finish them with `lensllm run` or "
+            "pass --partial to leave those sizes out"
+        )
+    dropped = sorted({s for _, s, _ in missing})
+    sizes = [s for s in cells.sizes if s not in dropped]
+    if not sizes:
+        raise StoreError("no size has a finished run for every model: " + _listed(missing))
+    with_zero = all((m, 0) in cells.losses for m in models)
+    columns = ([0] if with_zero else []) + sizes
+    header = ["config name"] + [str(c) for c in columns] + ["size", "family"]
+    rows = []
+    for model in models:
+        means = [sum(v) / len(v) for v in (cells.losses[(model, c)] for c in columns)]
+        rows.append((model, *map(repr, means), str(cells.base_params[model]),
+                     cells.family[model]))
+    return ExportedTable(
+        dataset=dataset, config_hash=config_hash, header=tuple(header), rows=tuple(rows),
+        dropped_sizes=tuple(dropped), dropped_models=tuple(sorted(cells.failed_models)),
+        missing=tuple(cells.missing()), loss_unit=EXPORT_UNITS[unit],
+    )
+
+
+def _one_experiment(store: BaseStore, runs: list) -> tuple[str, str]:
     datasets = sorted({r.key.dataset for r in runs})
     if len(datasets) > 1:
         raise StoreError(
@@ -103,55 +145,50 @@ def export_table(
             f"store '{_path(store)}' holds runs of {len(hashes)} configs on '{datasets[0]}' "
             f"(config hashes {', '.join(hashes)}); pick one with --config-hash"
         )
-    models, losses, base_params, family = _collect(runs, unit)
-    sizes = sorted({size for _, size in losses if size > 0})
-    missing = [(m, s) for s in sizes for m in models if (m, s) not in losses]
-    dropped: list[int] = []
-    if missing and not partial:
-        listed = ", ".join(f"{m} at size {s}" for m, s in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise StoreError(
-            f"no finished run for {listed}{more}; finish them with `lensllm run` or pass "
-            "--partial to leave those sizes out"
-        )
-    if missing:
-        dropped = sorted({s for _, s in missing})
-        sizes = [s for s in sizes if s not in dropped]
-    if not sizes:
-        raise StoreError("no size has a finished run for every model")
-    with_zero = all((m, 0) in losses for m in models)
-    header = ["config name"] + (["0"] if with_zero else []) + [str(s) for s in sizes]
-    header += ["size", "family"]
-    rows = []
-    for model in models:
-        cells = [model]
-        columns = ([0] if with_zero else []) + sizes
-        for size in columns:
-            values = losses[(model, size)]
-            cells.append(repr(sum(values) / len(values)))
-        cells += [str(base_params[model]), family[model]]
-        rows.append(tuple(cells))
-    return ExportedTable(
-        dataset=datasets[0], config_hash=hashes[0], header=tuple(header), rows=tuple(rows),
-        dropped_sizes=tuple(dropped), loss_unit=EXPORT_UNITS[unit],
-    )
+    return datasets[0], hashes[0]
 
 
-def _collect(runs, unit: str):
-    """Models in order of first appearance, losses in ``unit`` by ``(model, size)`` (one
-    per seed), and each model's parameter count and family."""
-    models: list[str] = []
-    losses: dict[tuple[str, int], list[float]] = {}
-    base_params: dict[str, int] = {}
-    family: dict[str, str] = {}
-    for run in runs:
-        model = run.key.model
-        if model not in models:
-            models.append(model)
-        losses.setdefault((model, run.key.size), []).append(_run_loss(run, unit))
-        base_params[model] = run.result.base_params
-        family[model] = run.result.family or ""
-    return models, losses, base_params, family
+class _Cells:
+    """Every run of one experiment by (model, size), each model at its newest fingerprint."""
+
+    def __init__(self, runs: list, unit: str) -> None:
+        newest = {}
+        for run in runs:  # by id: the last run of a model has its newest fingerprint
+            newest[run.key.model] = run.key.fingerprint
+        runs = [r for r in runs if r.key.fingerprint == newest[r.key.model]]
+        self.models = list(dict.fromkeys(r.key.model for r in runs))
+        self.sizes = sorted({r.key.size for r in runs if r.key.size > 0})
+        self.losses: dict[tuple[str, int], list[float]] = {}
+        self.status: dict[tuple[str, int], str] = {}
+        self.base_params: dict[str, int] = {}
+        self.family: dict[str, str] = {}
+        self.failed_models: set[str] = set()
+        for run in runs:
+            cell = (run.key.model, run.key.size)
+            if run.status == "finished":
+                self.losses.setdefault(cell, []).append(_run_loss(run, unit))
+                self.base_params[run.key.model] = run.result.base_params
+                self.family[run.key.model] = run.result.family or ""
+            elif run.status == "failed":
+                self.failed_models.add(run.key.model)
+                reason = ((run.error or "").strip().splitlines() or ["unknown reason"])[0]
+                self.status[cell] = f"failed: {reason}"
+            elif not self.status.get(cell, "").startswith("failed"):
+                self.status[cell] = "running" if run.status == "running" else "not run yet"
+
+    def missing(self) -> list[tuple[str, int, str]]:
+        """``(model, size, why)`` of the cells with a failed run or without a finished one
+        (a cell with some seeds finished is the mean over those, as before)."""
+        out = []
+        for size in [0, *self.sizes]:
+            for model in self.models:
+                cell = (model, size)
+                why = self.status.get(cell, "")
+                if why.startswith("failed") or (why and cell not in self.losses):
+                    out.append((model, size, why))
+                elif cell not in self.losses and size > 0:
+                    out.append((model, size, "not planned"))
+        return out
 
 
 def _run_loss(run, unit: str) -> float:
@@ -168,6 +205,11 @@ def _run_loss(run, unit: str) -> float:
                          "by `finetune.max_length`, so its bytes were not all scored; raise "
                          "max_length, or export per token")
     return loss
+
+
+def _listed(cells: list[tuple[str, int, str]]) -> str:
+    text = ", ".join(f"{m} at size {s} ({why})" for m, s, why in cells[:5])
+    return text + (f" and {len(cells) - 5} more" if len(cells) > 5 else "")
 
 
 def write_table(table: ExportedTable, path: str | Path) -> Path:
