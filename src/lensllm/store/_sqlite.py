@@ -433,28 +433,23 @@ class SQLiteStore(BaseStore):
             )
 
     def release_runs(self, run_ids: Iterable[int], owner: str) -> int:
-        ids = [int(i) for i in run_ids]
-        if not ids:
-            return 0
-        marks = ",".join("?" * len(ids))
-        with self._transaction() as cur:
-            cur.execute(
-                f"UPDATE runs SET status='pending', owner=NULL, owner_host=NULL, "
-                f"owner_pid=NULL, heartbeat=NULL WHERE owner=? AND status='running' "
-                f"AND id IN ({marks})",
-                [owner, *ids],
-            )
-            return cur.rowcount
+        return self._update_runs(
+            "status='pending', owner=NULL, owner_host=NULL, owner_pid=NULL, heartbeat=NULL",
+            "owner=? AND status='running'", [owner], run_ids)
 
     def reset_failed(self, run_ids: Iterable[int]) -> int:
+        return self._update_runs("status='pending'", "status='failed'", [], run_ids)
+
+    def _update_runs(self, assignments: str, condition: str, params: list,
+                     run_ids: Iterable[int]) -> int:
+        """``UPDATE runs SET assignments WHERE condition AND id IN run_ids``; rows changed."""
         ids = [int(i) for i in run_ids]
         if not ids:
             return 0
         marks = ",".join("?" * len(ids))
         with self._transaction() as cur:
-            cur.execute(
-                f"UPDATE runs SET status='pending' WHERE status='failed' AND id IN ({marks})", ids
-            )
+            cur.execute(f"UPDATE runs SET {assignments} WHERE {condition} AND id IN ({marks})",
+                        [*params, *ids])
             return cur.rowcount
 
     def get_run(self, key: RunKey) -> RunRecord | None:
