@@ -38,17 +38,28 @@ def _exact_hessian(module, batch):
     return hess, groups
 
 
-@pytest.fixture(scope="module")
-def llama_case():
+def _case(arch):
     from peft import LoraConfig
 
-    model = build_tiny("llama", d=8, layers=2, dtype=torch.float64)
-    # rank 2 on every linear layer: 544 adapter parameters, so the exact Hessian is cheap
-    config = LoraConfig(r=2, lora_alpha=4, lora_dropout=0.0, target_modules="all-linear")
+    model = build_tiny(arch, d=8, layers=2, dtype=torch.float64)
+    # rank 2 on every linear layer: 544 (Llama) / 512 (GPT-2) adapter parameters, so the
+    # exact Hessian is cheap
+    config = LoraConfig(r=2, lora_alpha=4, lora_dropout=0.0, target_modules="all-linear",
+                        fan_in_fan_out=arch == "gpt2")
     peft_model = prepare_model(model, "lora", lora_config=config, seed=0)
-    batch = make_batch("llama", [6, 5, 4], seed=2)
+    batch = make_batch(arch, [6, 5, 4], seed=2)
     hess, groups = _exact_hessian(peft_model, batch)
     return peft_model, batch, hess, groups
+
+
+@pytest.fixture(scope="module")
+def llama_case():
+    return _case("llama")
+
+
+@pytest.fixture(scope="module")
+def gpt2_case():
+    return _case("gpt2")
 
 
 def test_layer_names():
@@ -64,13 +75,27 @@ def test_top_eigenvalue_matches_the_exact_hessian(llama_case):
     curv = hessian_curvature(module, batch, n_examples=None)
     exact = float(torch.linalg.eigvalsh(hess).max())
     assert abs(curv.top_eigenvalue - exact) <= 1e-3 * abs(exact)
-    assert curv.hvps == curv.lanczos_steps + curv.probes
+    # 544 parameters <= DEFAULT_EXACT_TRACE_PARAMS: the traces take one product per parameter
+    assert curv.trace_method == "exact" and curv.probes == 0
+    assert curv.hvps == curv.lanczos_steps + hess.shape[0]
+
+
+@pytest.mark.parametrize("case", ["llama_case", "gpt2_case"])
+def test_layer_traces_at_default_settings_are_within_5_percent(case, request):
+    module, batch, hess, groups = request.getfixturevalue(case)
+    curv = hessian_curvature(module, batch, n_examples=None)
+    assert set(curv.layer_trace) == set(groups)
+    for layer, idx in groups.items():
+        exact = float(hess.diagonal()[idx].sum())
+        assert abs(curv.layer_trace[layer] - exact) <= 0.05 * abs(exact), (layer, exact, curv)
+        assert curv.layer_trace_stderr[layer] == 0.0
 
 
 def test_layer_traces_are_exact_when_the_krylov_space_is_complete(llama_case):
     module, batch, hess, groups = llama_case
     p = hess.shape[0]
-    curv = hessian_curvature(module, batch, n_examples=None, steps=p + 5, probes=2)
+    curv = hessian_curvature(module, batch, n_examples=None, steps=p + 5, probes=2,
+                             exact_max=0)
     # the Krylov space may close early (repeated eigenvalues: the A-A block is zero at B = 0),
     # leaving a sliver to the two probes: exact to ~1e-5 rather than to round-off
     for layer, idx in groups.items():
@@ -79,9 +104,12 @@ def test_layer_traces_are_exact_when_the_krylov_space_is_complete(llama_case):
     assert curv.trace == pytest.approx(float(hess.diagonal().sum()), rel=1e-4)
 
 
-def test_layer_traces_at_default_settings_are_within_their_standard_errors(llama_case):
+def test_estimated_layer_traces_are_within_their_standard_errors(llama_case):
+    """Above DEFAULT_EXACT_TRACE_PARAMS (forced here with exact_max=0) the traces are the
+    Lanczos-deflated Hutchinson estimate: unbiased, with an honest standard error."""
     module, batch, hess, groups = llama_case
-    curv = hessian_curvature(module, batch, n_examples=None)
+    curv = hessian_curvature(module, batch, n_examples=None, exact_max=0)
+    assert curv.trace_method == "hutchinson" and curv.hvps == curv.lanczos_steps + curv.probes
     for layer, idx in groups.items():
         exact = float(hess.diagonal()[idx].sum())
         err = abs(curv.layer_trace[layer] - exact)

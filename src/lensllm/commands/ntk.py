@@ -64,9 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: %(default)s)")
     p.add_argument("--curvature", action="store_true",
                    help="also measure the Hessian of the probe loss: top eigenvalue "
-                        "(Lanczos) and per-layer traces (deflated Hutchinson), saved in the "
-                        "features' meta['curvature']; costs ~60 Hessian-vector products on 8 "
-                        "probes")
+                        "(Lanczos) and per-layer traces (exact up to 1024 parameters, else "
+                        "deflated Hutchinson with standard errors), saved in the features' "
+                        "meta['curvature']; costs ~60 Hessian-vector products on 8 probes")
     p.add_argument("--max-length", type=int, default=128, metavar="TOKENS",
                    help="tokens per probe sequence (per side for seq2seq) "
                         "(default: %(default)s)")
