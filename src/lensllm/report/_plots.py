@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["pyplot"]
+import io
+from pathlib import Path
+
+from lensllm.outputs import write_bytes
+
+__all__ = ["pyplot", "save_figure"]
 
 
 def pyplot():
@@ -13,3 +18,13 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: Path, *, dpi: int) -> Path:
+    """Render ``fig`` as PNG and write it atomically to ``path``; the figure is closed."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        pyplot().close(fig)
+    return write_bytes(path, buf.getvalue(), "plot")
