@@ -29,7 +29,7 @@ exist, so curves of different lengths share one array), ``k`` non-linear paramet
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -322,7 +322,33 @@ def full_bounds(
     return lower, upper
 
 
-def fit_curves(
+#: Curves fitted (and bootstrapped) per block: the engine's arrays grow with curves x
+#: starts (or replicates) x points x parameters, so blocks bound peak memory on tables of
+#: thousands of models (10,000 rectified curves at once took 3.5 GB).
+FIT_BLOCK = 256
+BOOT_BLOCK = 32
+
+
+def _blocks(n_curves: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n_curves)) for i in range(0, n_curves, size)]
+
+
+def fit_curves(spec: LawSpec, d: np.ndarray, loss: np.ndarray, mask: np.ndarray,
+               aux: dict[str, np.ndarray] | None = None, **kwargs: Any) -> EngineResult:
+    """:func:`_fit_block` over blocks of :data:`FIT_BLOCK` curves (same results, bounded
+    memory); see :func:`_fit_block` for the arguments."""
+    aux = aux or {}
+    n_curves = loss.shape[0]
+    if n_curves <= FIT_BLOCK:
+        return _fit_block(spec, d, loss, mask, aux, **kwargs)
+    parts = [_fit_block(spec, d if d.ndim == 1 else d[sl], loss[sl], mask[sl],
+                        _take_aux(aux, np.arange(n_curves)[sl]), **kwargs)
+             for sl in _blocks(n_curves, FIT_BLOCK)]
+    return EngineResult(*(np.concatenate([getattr(r, f) for r in parts])
+                          for f in ("phi", "sse", "n_iter", "converged")))
+
+
+def _fit_block(
     spec: LawSpec,
     d: np.ndarray,
     loss: np.ndarray,
@@ -371,7 +397,22 @@ def model_values(
     return _model_and_jac(spec, d, phi, aux, False)[0]
 
 
-def bootstrap_params(
+def bootstrap_params(spec: LawSpec, d: np.ndarray, loss: np.ndarray, mask: np.ndarray,
+                     phi: np.ndarray, aux: dict[str, np.ndarray], *, n_boot: int,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_bootstrap_block` over blocks of :data:`BOOT_BLOCK` curves (block ``k`` draws
+    with seed ``seed + k``; one block, the usual case, is exactly the unblocked result)."""
+    n_curves = loss.shape[0]
+    if n_curves <= BOOT_BLOCK:
+        return _bootstrap_block(spec, d, loss, mask, phi, aux, n_boot=n_boot, seed=seed)
+    parts = [_bootstrap_block(spec, d if d.ndim == 1 else d[sl], loss[sl], mask[sl], phi[sl],
+                              _take_aux(aux, np.arange(n_curves)[sl]), n_boot=n_boot,
+                              seed=seed + k)
+             for k, sl in enumerate(_blocks(n_curves, BOOT_BLOCK))]
+    return (np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts]))
+
+
+def _bootstrap_block(
     spec: LawSpec,
     d: np.ndarray,
     loss: np.ndarray,

@@ -38,6 +38,8 @@ def json_safe(value: Any) -> Any:
         out: dict = {}
         reasons: dict[str, str] = {}
         for key, item in value.items():
+            if hasattr(item, "tolist") and not _is_float(item):
+                item = item.tolist()
             if _is_float(item) and not math.isfinite(float(item)):
                 reasons[str(key)] = _word(float(item))
             elif isinstance(item, (list, tuple)) and any(

@@ -20,7 +20,7 @@ import numpy as np
 from lensllm.bench.harness import BenchResult
 from lensllm.bench.table import LossTable
 from lensllm.outputs import make_dir, markdown_link, markdown_text, plot_text, write_text
-from lensllm.report._plots import pyplot, save_figure
+from lensllm.report._plots import pyplot, save_figure, top_panels
 
 __all__ = ["write_bench_report", "format_bench_tables"]
 
@@ -41,10 +41,13 @@ def _plain_log_ticks(ax) -> None:
 
 
 def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
-    """One panel per model: points, paid points, fitted curve, transition, ``D*``."""
+    """One panel per model (the top :data:`~lensllm.report._plots.MAX_PANELS` by the
+    method's ranking on large tables, with a note): points, paid points, fitted curve,
+    transition, ``D*``."""
     plt = pyplot()
     rec, sel = result.record, result.selection
-    n = table.n_models
+    shown, note = top_panels(sel.ranking() if sel is not None else None, table.n_models)
+    n = len(shown)
     cols = min(6, n)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.5 * rows), squeeze=False)
@@ -53,11 +56,12 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
     fitted = sel.curve(grid) if sel is not None and sel.curve is not None else None
     truth = table.column(target)
     visible = result.visible_sizes
-    for i in range(rows * cols):
-        ax = axes[i // cols][i % cols]
-        if i >= n:
+    for k in range(rows * cols):
+        ax = axes[k // cols][k % cols]
+        if k >= n:
             ax.axis("off")
             continue
+        i = shown[k]
         ax.loglog(table.sizes, table.losses[i], "o", mfc="none", color="0.6", ms=4,
                   label="measured")
         if result.paid is not None:
@@ -80,14 +84,14 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
         ax.set_title(plot_text(title), fontsize=8, fontweight="bold" if "selected" in title else None)
         _plain_log_ticks(ax)
         ax.tick_params(labelsize=6)
-        if i % cols == 0:
+        if k % cols == 0:
             ax.set_ylabel("test loss", fontsize=7)
-        if i // cols == rows - 1:
+        if k // cols == rows - 1:
             ax.set_xlabel("fine-tuning examples D", fontsize=7)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=len(labels))
     fig.suptitle(plot_text(f"{rec.dataset}: {rec.method}, budget D*/{rec.budget_ratio:g} "
-                 f"= {rec.max_data_num:g} examples"), fontsize=11, x=0.02, ha="left")
+                 f"= {rec.max_data_num:g} examples{note}"), fontsize=11, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     save_figure(fig, path, dpi=80)
 

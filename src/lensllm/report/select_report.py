@@ -28,7 +28,7 @@ from lensllm.pipeline import LAW_LABELS, SelectOutcome
 from lensllm.outputs import make_dir, plot_text, write_text
 from lensllm.pipeline.planning import outcome_plan, plan_lines
 from lensllm.report import trust_report
-from lensllm.report._plots import pyplot, save_figure
+from lensllm.report._plots import pyplot, save_figure, top_panels
 from lensllm.report.planning_section import plan_section
 from lensllm.report.rung_plot import plot_runs, saved_words
 
@@ -170,17 +170,19 @@ def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
     """One panel per candidate, ``draw(ax, i, grid)`` filling each; one legend on top."""
     plt = pyplot()
     view, sel = outcome.view, outcome.selection
-    n = view.n_models
+    shown, note = top_panels(sel.ranking(), view.n_models)
+    n = len(shown)
     cols = min(4, n)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows + 0.6), squeeze=False,
                              sharey=sharey)
     grid = np.geomspace(max(1.0, float(view.sizes[0]) / 2), view.target * 1.3, 160)
-    for i in range(rows * cols):
-        ax = axes[i // cols][i % cols]
-        if i >= n:
+    for k in range(rows * cols):
+        ax = axes[k // cols][k % cols]
+        if k >= n:
             ax.axis("off")
             continue
+        i = shown[k]
         sizes, losses = outcome.observed[i]
         if view.zero_shot is not None:
             ax.axhline(view.zero_shot[i], color="0.5", ls="--", lw=0.8, label="zero-shot (D=0)")
@@ -201,6 +203,8 @@ def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
                 handles.setdefault(lab, h)
     fig.legend(list(handles.values()), list(handles), loc="upper center", fontsize=8,
                ncol=min(5, len(handles)), frameon=False)
+    if note:
+        fig.text(0.01, 0.002, note.strip(" ()"), fontsize=8, color="0.3")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / (2.9 * rows + 0.6)))
     save_figure(fig, path, dpi=90)
 
