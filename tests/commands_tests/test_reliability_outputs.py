@@ -80,7 +80,7 @@ def test_fit_json_is_strict_and_explains_missing_intervals(capsys, work):
     ("config name,0,200,400,800,1600,size,size,family", None, ["duplicate column", "'size'"]),
     ("config name,0,200,00,800,1600,3200,size,family", None, ["duplicate column", "'00'"]),
     (HEADER, [("a", [3, 2, 1.5, 1.2, 1.1, 1e308]), ("b", [3, 2, 1, 1, 1, 1])],
-     ["model 'a'", "'3200'", "loss must be in"]),
+     ["model 'a'", "'3200'", "loss must be > 0 and <= 1e+06"]),
 ])
 def test_bad_tables(capsys, work, header, rows, words):
     rows = rows or [(m, v) for m, v in ROWS]

@@ -117,7 +117,7 @@ def _loss(cell: str, where: str) -> float:
     """A loss cell: a finite number in (0, MAX_LOSS]."""
     value = _number(cell, where)
     if not 0 < value <= MAX_LOSS:
-        raise TableError(f"{where}: loss must be in (0, {MAX_LOSS:g}], got {cell}")
+        raise TableError(f"{where}: loss must be > 0 and <= {MAX_LOSS:g}, got {cell}")
     return value
 
 
