@@ -223,8 +223,8 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
         where = f"{source}: line {line} (model {model!r}), column 'size'"
         n_params[i] = _number(row[size_col].strip(), where)
         if not 0 < n_params[i] <= MAX_COUNT:
-            raise TableError(f"{where}: parameter count must be in (0, {MAX_COUNT:g}], got "
-                             f"{row[size_col].strip()}")
+            raise TableError(f"{where}: parameter count must be > 0 and <= {MAX_COUNT:g}, "
+                             f"got {row[size_col].strip()}")
         family.append(row[family_col].strip() if family_col is not None else "")
     return LossTable(name=name, models=tuple(models), sizes=np.array(sizes, dtype=float),
                      losses=losses, zero_shot=zero if zero_col is not None else None,
