@@ -92,7 +92,11 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
     fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=len(labels))
     fig.suptitle(plot_text(f"{rec.dataset}: {rec.method}, budget D*/{rec.budget_ratio:g} "
                  f"= {rec.max_data_num:g} examples{note}"), fontsize=11, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    # Fixed margins, not tight_layout: measuring every tick label of up to 24 log panels
+    # took most of the time of `bench --out` on large tables (docs/bench.md, scale).
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    fig.subplots_adjust(left=0.6 / width, right=0.99, bottom=0.5 / height,
+                        top=1 - 0.75 / height, wspace=0.28, hspace=0.5)
     save_figure(fig, path, dpi=80)
 
 
