@@ -6,6 +6,10 @@ Each command runs in a fresh process (`python -m lensllm.cli`); peak memory is t
 process's maximum resident set size (`getrusage(RUSAGE_CHILDREN)` read around each run, so
 one child at a time). The baseline, measured in the same run, is the same command on a
 table of 1,000 models: the ratios show how time and memory grow with the model count.
+CPU seconds (user + system of the command and its fit workers) are printed next to the
+wall time, with the load average: on a busy machine the wall time measures the others'
+work too. Fits of tables of 2,048 models or more run in worker processes, one per usable
+CPU (``LENSLLM_WORKERS`` sets the number).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_scale.py            # 10,000 models
     python benchmarks/bench_scale.py --models 2000 --baseline 200  # quicker
@@ -50,19 +54,22 @@ def write_table(path: Path, n_models: int, seed: int = 0) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def measure(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of ``python -m lensllm.cli argv`` in a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def measure(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, the command and its workers) and peak RSS
+    (MiB) of ``python -m lensllm.cli argv`` in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "lensllm.cli", *argv],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"lensllm {' '.join(argv)} failed: {proc.stderr.strip()}")
-    if peak <= before:  # ru_maxrss is a maximum over children: a smaller child hides
-        print(f"  (peak of this child not above an earlier one's: {before / 1024:.0f} MiB)")
-    return wall, max(peak, before) / 1024.0
+    if after.ru_maxrss <= before.ru_maxrss:  # a maximum over children: a smaller one hides
+        print(f"  (peak of this child not above an earlier one's: "
+              f"{before.ru_maxrss / 1024:.0f} MiB)")
+    return wall, cpu, max(after.ru_maxrss, before.ru_maxrss) / 1024.0
 
 
 def commands(table: Path, out: Path) -> dict[str, list[str]]:
@@ -87,12 +94,13 @@ def main() -> int:
             write_table(table, n)
             for name, argv in commands(table, Path(tmp) / f"out_{n}").items():
                 rows[(name, n)] = measure(argv)
-                wall, mib = rows[(name, n)]
-                print(f"{name:14s} {n:6d} models: {wall:6.1f} s, peak {mib:6.0f} MiB", flush=True)
+                wall, cpu, mib = rows[(name, n)]
+                print(f"{name:14s} {n:6d} models: {wall:6.1f} s wall, {cpu:6.1f} s CPU, peak "
+                      f"{mib:6.0f} MiB (load {os.getloadavg()[0]:.1f})", flush=True)
         print(f"\ngoal: <= {LIMIT_S:.0f} s and <= {LIMIT_MIB:.0f} MiB at {args.models} models")
         for name in commands(Path("t"), Path("o")):
-            wall, mib = rows[(name, args.models)]
-            b_wall, b_mib = rows[(name, args.baseline)]
+            wall, _, mib = rows[(name, args.models)]
+            b_wall, _, b_mib = rows[(name, args.baseline)]
             passed = wall <= LIMIT_S and mib <= LIMIT_MIB
             ok &= passed
             print(f"{name:14s} time {wall / LIMIT_S:5.2f} x limit, memory {mib / LIMIT_MIB:5.2f}"
