@@ -178,3 +178,16 @@ def test_demo_config_and_intro_escape_the_out_path(tmp_path):
     pytest.importorskip("torch")
     path = demo_config(work, models, "adaptive")
     assert read_toml(path)["candidates"][0]["model"] == str(models["a"])
+
+
+@pytest.mark.parametrize("command", ["select", "validate"])
+def test_select_and_validate_report_under_a_file_before_any_run(capsys, work, command):
+    """The report folder is checked before the config is run (no store is created)."""
+    pytest.importorskip("torch")
+    from tests.pipeline_tests.select_tiny import write_select_config
+
+    config = write_select_config(work)
+    (work / "file").write_text("x")
+    extra = ["--size", "64"] if command == "validate" else []
+    _refused(capsys, work, [command, "--config", str(config), "--report", "file/sub", *extra],
+             ["--report", "file"])
