@@ -123,18 +123,21 @@ def _records(args: argparse.Namespace, table, batch, target: float, at_target) -
     notes = interval_note(batch)
     usability = assess_fits(batch)
     truth = table.column(target) if target in table.sizes else None
+    # Each property computes over every curve: read them once, not once per record (on
+    # 10,000 models the per-record reads took 8 s).
+    params, rmse, success = batch.params, batch.rmse, batch.success
     records = []
     for i, model in enumerate(table.models):
         known = not notes[i]
         records.append({
             "model": model, "law": args.law, "max_data_num": args.max_data,
-            "target": target, **{k: float(v[i]) for k, v in batch.params.items()},
+            "target": target, **{k: float(v[i]) for k, v in params.items()},
             "interval": "bootstrap" if cal is None else "calibrated",
             "predicted": float(pred[i]), "predicted_law": float(pred_law[i]),
             "lower": float(lo[i, 0]) if known else None,
             "upper": float(hi[i, 0]) if known and np.isfinite(hi[i, 0]) else None,
             "interval_note": notes[i] or None,
-            "rmse": float(batch.rmse[i]), "success": bool(batch.success[i]),
+            "rmse": float(rmse[i]), "success": bool(success[i]),
             "usable": bool(usability.usable[i]), "why": usability.reasons[i] or None,
             "true": None if truth is None else float(truth[i]),
             "loss_unit": table.loss_unit})

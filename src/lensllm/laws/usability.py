@@ -74,14 +74,15 @@ def assess_fits(batch: BatchFit, *, max_rmse: float = 0.1, noise: float | None =
     bounds = _at_bounds(batch, bound_tol)
     limit = max_rmse if noise is None else min(max_rmse, noise_factor * noise)
     usable, reasons = [], []
+    success, rmse = batch.success, batch.rmse  # computed over all curves: read once
     for i in range(len(batch)):
         why = []
-        if not batch.success[i]:
+        if not success[i]:
             why.append("did not converge")
         if slope[i] > max_slope:
             why.append(f"loss increases with D (log-log slope {slope[i]:+.3g})")
-        if batch.rmse[i] > limit:
-            why.append(f"residuals far above the noise (log RMSE {batch.rmse[i]:.3g} > "
+        if rmse[i] > limit:
+            why.append(f"residuals far above the noise (log RMSE {rmse[i]:.3g} > "
                        f"{limit:.3g})")
         if bounds[i]:
             why.append(f"{', '.join(bounds[i])} at the bound of its range")
