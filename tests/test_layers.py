@@ -19,17 +19,18 @@ SRC = Path(lensllm.__file__).parent
 #: part -> the parts it may import (``exceptions`` and the package root are allowed to all).
 ALLOWED: dict[str, set[str]] = {
     "exceptions": set(),
+    "outputs": set(),
     "laws": set(),
-    "store": set(),
+    "store": {"outputs"},
     "selection": {"laws"},
     "finetune": {"store"},
-    "bench": {"laws", "selection"},
-    "ntk": {"laws", "store", "finetune"},
-    "pipeline": {"laws", "store", "selection", "finetune", "ntk"},
+    "bench": {"laws", "selection", "outputs"},
+    "ntk": {"laws", "store", "finetune", "outputs"},
+    "pipeline": {"laws", "store", "selection", "finetune", "ntk", "outputs"},
     "zoo": {"finetune"},
-    "report": {"bench", "pipeline"},
+    "report": {"bench", "pipeline", "outputs"},
     "commands": {"laws", "store", "selection", "finetune", "bench", "ntk", "pipeline",
-                 "zoo", "report"},
+                 "zoo", "report", "outputs"},
     "cli": {"commands"},
 }
 FREE = {"exceptions", "__init__"}

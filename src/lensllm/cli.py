@@ -25,6 +25,7 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "lensllm":
 
 import argparse  # noqa: E402 - the handlers above cover these imports too
 import importlib  # noqa: E402
+import sqlite3  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
@@ -102,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LensLLMError as exc:
         sys.stderr.write(f"{command}: error: {exc}\n")
         return 2
+    except sqlite3.DatabaseError as exc:  # a corrupted page, a full disk under SQLite
+        sys.stderr.write(f"{command}: error: store: {exc} (the SQLite file is damaged or "
+                         "its disk is full; `sqlite3 FILE 'PRAGMA integrity_check'` tells "
+                         "which)\n")
+        return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         what = "terminated" if signum == signal.SIGTERM else "interrupted"
@@ -109,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + int(signum)
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a full disk or a vanished file outside lensllm's own checks
+        where = f" '{exc.filename}'" if exc.filename else ""
+        sys.stderr.write(f"{command}: error:{where} {exc.strerror or exc}\n")
+        return 2
     finally:
         _install(handlers)
 

@@ -17,6 +17,7 @@ __all__ = [
     "NotFittedError",
     "FitError",
     "StoreError",
+    "OutputError",
     "CLIUsageError",
     "TrainingDiverged",
     "FitWarning",
@@ -49,6 +50,11 @@ class FitError(LensLLMError, ValueError):
 
 class StoreError(LensLLMError):
     """The experiment store cannot be opened, read or written."""
+
+
+class OutputError(LensLLMError):
+    """An output path that cannot be written (a symlink, a special file, a file where a
+    folder is needed, no permission, a full disk); the message names the path."""
 
 
 class CLIUsageError(LensLLMError):

@@ -165,3 +165,22 @@ def test_calibrated_data_interval_maps_to_the_calibrated_loss_interval():
     # The point estimate is the law read at the median warp.
     np.testing.assert_allclose(np.diag(calibrated_predict(batch, plan.data_needed, cal)), goal,
                                rtol=1e-6)
+
+
+def test_large_fits_back_test_an_even_subset_of_curves(monkeypatch):
+    """Above MAX_BACKTEST_CURVES curves, exactly that many (evenly spaced) are back-tested,
+    each giving the warps it gives when back-tested with all curves."""
+    from lensllm.laws import calibration
+
+    d = np.geomspace(100, 102400, 9)
+    rng = np.random.default_rng(3)
+    curves = np.array([power_loss(d, a, 0.4, 1.0) for a in rng.uniform(10, 40, 9)])
+    curves *= np.exp(rng.normal(0, 0.01, curves.shape))
+    batch = PowerLaw().fit_many(d, curves)
+    k_all, h_all, c_all = calibration.backtest_warps(batch)
+    monkeypatch.setattr(calibration, "MAX_BACKTEST_CURVES", 3)
+    k_sub, h_sub, c_sub = calibration.backtest_warps(batch)
+    assert set(c_sub.tolist()) == {0, 4, 8}
+    keep = np.isin(c_all, [0, 4, 8])
+    np.testing.assert_allclose(k_sub, k_all[keep], rtol=1e-6)
+    assert calibration.measure_calibration(batch).n_curves == 3

@@ -49,3 +49,20 @@ def test_bad_selection_values(tmp_path, table, message):
     path.write_text(head + table + "\n[ntk]" + rest)
     with pytest.raises(ConfigError, match=message):
         load_select_config(path)
+
+
+def test_method_not_applicable_is_one_line_exit_2_before_any_run(tmp_path, capsys):
+    """rectified_fit on a budget of 2 sizes (3 points with the zero-shot loss) cannot fit
+    its 4 parameters: one line naming the method and the reason, exit 2, no run paid."""
+    import sqlite3
+
+    path = write_select_config(tmp_path, sizes=(8, 16))
+    assert main(["select", "--config", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "'rectified_fit'" in err[0] and "needs 4 points, the budget allows 3" in err[0]
+    assert "Traceback" not in err[0]
+    con = sqlite3.connect(tmp_path / "select.sqlite")  # zero-shot runs only (size 0)
+    sizes = {r[0] for r in con.execute("SELECT size FROM runs")}
+    con.close()
+    assert sizes <= {0}, sizes

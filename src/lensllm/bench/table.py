@@ -106,6 +106,21 @@ def load_table(name_or_path: str | Path) -> LossTable:
     return parse_table(text, name=path.stem, source=str(path))
 
 
+#: Bounds on table values: a loss (nats per token or any positive loss) above MAX_LOSS, or
+#: a data size or parameter count above MAX_COUNT, is a typo or a unit error, and would
+#: overflow float64 in the fits' sums of squares and the cost products.
+MAX_LOSS = 1e6
+MAX_COUNT = 1e15
+
+
+def _loss(cell: str, where: str) -> float:
+    """A loss cell: a finite number in (0, MAX_LOSS]."""
+    value = _number(cell, where)
+    if not 0 < value <= MAX_LOSS:
+        raise TableError(f"{where}: loss must be > 0 and <= {MAX_LOSS:g}, got {cell}")
+    return value
+
+
 def _number(cell: str, where: str) -> float:
     try:
         value = float(cell)
@@ -122,7 +137,13 @@ def _parse_header(header: list[str], source: str, h: int = 1
     of the zero-shot (``0``), ``size`` and ``family`` columns (None where absent)."""
     size_cols: list[tuple[int, int]] = []  # (column index, size)
     zero_col = size_col = family_col = None
+    first: dict[str, int] = {}
     for j, col in enumerate(header[1:], start=1):
+        key = col if not col.lstrip("+-").isdigit() else str(int(col))
+        if key in first:
+            raise TableError(f"{source}: line 1, column {j + 1} {col!r}: duplicate column "
+                             f"(the same as column {first[key] + 1}); each column once")
+        first[key] = j
         if col == "size":
             size_col = j
         elif col == "family":
@@ -133,8 +154,9 @@ def _parse_header(header: list[str], source: str, h: int = 1
             except ValueError:
                 raise TableError(f"{source}: line {h}, column {j + 1} {col!r}: unknown column; "
                                  f"expected a data size (integer), 'size' or 'family'") from None
-            if value < 0:
-                raise TableError(f"{source}: line {h}, column {col!r}: data sizes must be >= 0")
+            if not 0 <= value <= MAX_COUNT:
+                raise TableError(f"{source}: line {h}, column {col!r}: data sizes must be in "
+                                 f"[0, {MAX_COUNT:g}]")
             if value == 0:
                 zero_col = j
             else:
@@ -194,18 +216,15 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
         models.append(model)
         for k, (j, s) in enumerate(size_cols):
             where = f"{source}: line {line} (model {model!r}), column {str(s)!r}"
-            losses[i, k] = _number(row[j].strip(), where)
-            if losses[i, k] <= 0:
-                raise TableError(f"{where}: loss must be > 0, got {row[j].strip()}")
+            losses[i, k] = _loss(row[j].strip(), where)
         if zero_col is not None:
-            where = f"{source}: line {line} (model {model!r}), column '0'"
-            zero[i] = _number(row[zero_col].strip(), where)
-            if zero[i] <= 0:
-                raise TableError(f"{where}: loss must be > 0, got {row[zero_col].strip()}")
+            zero[i] = _loss(row[zero_col].strip(),
+                            f"{source}: line {line} (model {model!r}), column '0'")
         where = f"{source}: line {line} (model {model!r}), column 'size'"
         n_params[i] = _number(row[size_col].strip(), where)
-        if n_params[i] <= 0:
-            raise TableError(f"{where}: parameter count must be > 0, got {row[size_col]}")
+        if not 0 < n_params[i] <= MAX_COUNT:
+            raise TableError(f"{where}: parameter count must be > 0 and <= {MAX_COUNT:g}, "
+                             f"got {row[size_col].strip()}")
         family.append(row[family_col].strip() if family_col is not None else "")
     return LossTable(name=name, models=tuple(models), sizes=np.array(sizes, dtype=float),
                      losses=losses, zero_shot=zero if zero_col is not None else None,

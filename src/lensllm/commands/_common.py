@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 from typing import Any
 
 from lensllm.exceptions import CLIUsageError
+from lensllm.outputs import json_text
 
-__all__ = ["parse_number_list", "parse_name_list", "print_json", "positive_number"]
+__all__ = ["check_seed", "check_threads", "parse_number_list", "parse_name_list", "print_json",
+           "positive_number"]
 
 
 def parse_number_list(text: str, option: str) -> list[float]:
@@ -21,6 +23,8 @@ def parse_number_list(text: str, option: str) -> list[float]:
         except ValueError:
             raise CLIUsageError(f"{option}: {part!r} is not a number (expected e.g. "
                                 f"{option} 8,16,32)") from None
+        if not math.isfinite(values[-1]):
+            raise CLIUsageError(f"{option}: {part!r} is not a finite number")
     if not values:
         raise CLIUsageError(f"{option}: empty list")
     return values
@@ -39,11 +43,32 @@ def parse_name_list(text: str, option: str, allowed: list[str]) -> list[str]:
 
 
 def positive_number(value: float | None, option: str) -> float | None:
-    if value is not None and not value > 0:
-        raise CLIUsageError(f"{option} must be > 0, got {value:g}")
+    """``value`` if it is a finite number > 0 (or None); a clear error naming ``option``."""
+    if value is not None and not 0 < value < math.inf:
+        raise CLIUsageError(f"{option} must be a finite number > 0, got {value:g}")
+    return value
+
+
+def check_threads(value: int | None, option: str) -> int | None:
+    """``value`` if it is between 1 and the machine's CPU count (or None)."""
+    from lensllm.finetune.config import max_threads
+
+    if value is not None and not 1 <= value <= max_threads():
+        raise CLIUsageError(f"{option} must be between 1 and {max_threads()} (this machine's "
+                            f"CPU count), got {value}")
+    return value
+
+
+def check_seed(value: int, option: str) -> int:
+    """``value`` if it is a valid seed, an integer in [0, 2**32)."""
+    from lensllm.finetune.config import MAX_SEED
+
+    if not 0 <= value <= MAX_SEED:
+        raise CLIUsageError(f"{option} must be an integer in [0, {MAX_SEED}], got {value}")
     return value
 
 
 def print_json(payload: Any) -> None:
-    json.dump(payload, sys.stdout, indent=1, allow_nan=False)
-    sys.stdout.write("\n")
+    """``payload`` on standard output as strict JSON (the one policy of
+    :func:`lensllm.outputs.json_text`: non-finite numbers as null, with the reason)."""
+    sys.stdout.write(json_text(payload))

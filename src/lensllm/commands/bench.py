@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -91,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print_json,
     )
     from lensllm.exceptions import CLIUsageError
+    from lensllm.outputs import check_output_dir
     from lensllm.report.bench_report import format_bench_tables
     from lensllm.selection import REGISTRY
 
@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         if r < 1:
             raise CLIUsageError(f"--ratios: each ratio must be >= 1, got {r:g}")
     positive_number(args.target, "--target")
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
     tables = [load_table(t) for t in (args.table or BUNDLED_TABLES)]
     check_same_unit(tables)
     study = bool(args.grid or args.max_params)
@@ -130,11 +132,12 @@ def run(args: argparse.Namespace) -> int:
         print(format_bench_tables(results))
         print(f"{len(records)} evaluations in {elapsed:.2f} s")
     if args.out is not None:
+        from lensllm.outputs import json_text, make_dir, write_text
         from lensllm.report.bench_report import write_bench_report
 
         sys.stderr.write(f"writing plots to {args.out} ...\n")
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench.json").write_text(json.dumps(records, indent=1))
+        make_dir(args.out, "--out")
+        write_text(args.out / "bench.json", json_text(records), "bench.json")
         if study:
             from lensllm.report.study_report import write_study_report
 

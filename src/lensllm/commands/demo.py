@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -51,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def demo_config(work: Path, models: dict[str, Path], method: str) -> Path:
     """Write the demo's task file and TOML config under ``work``; return the config path."""
+    from lensllm.outputs import write_text
     from lensllm.zoo import write_task
 
     work.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,9 @@ def demo_config(work: Path, models: dict[str, Path], method: str) -> Path:
     data = work / "wordlist_task.jsonl"
     if not data.is_file():
         write_task(data, DEMO_SIZES[-1] + n_val + n_test, seed=0)
-    cands = "\n".join(f'[[candidates]]\nmodel = "{p}"\n' for p in models.values())
+    # JSON strings are TOML basic strings: quotes and backslashes in a path stay text
+    cands = "\n".join(f'[[candidates]]\nmodel = {json.dumps(str(p))}\n'
+                      for p in models.values())
     text = f"""# Written by `lensllm demo`.
 [experiment]
 sizes = {list(DEMO_SIZES)}
@@ -67,7 +71,7 @@ store = "demo.sqlite"
 threads = 1
 
 [data]
-path = "{data.name}"
+path = {json.dumps(data.name)}
 validation_size = {n_val}
 test_size = {n_test}
 
@@ -84,7 +88,7 @@ max_length = 48
 attn_implementation = "eager"
 
 [selection]
-method = "{method}"
+method = {json.dumps(method)}
 target = {DEMO_TARGET}
 max_data = {DEMO_SIZES[-1]}
 
@@ -94,7 +98,7 @@ dim = 4096
 params = "all"
 """
     path = work / "demo.toml"
-    path.write_text(text, encoding="utf-8")
+    write_text(path, text, "demo config")
     return path
 
 
@@ -107,10 +111,12 @@ def _can_open_browser() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lensllm.exceptions import CLIUsageError
 
-    if args.threads < 1:
-        raise CLIUsageError(f"--threads must be >= 1, got {args.threads}")
+    from lensllm.commands._common import check_threads
+    from lensllm.outputs import check_output_dir
+
+    check_threads(args.threads, "--threads")
+    check_output_dir(args.out, "--out")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.perf_counter()
     import torch
@@ -118,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     from lensllm.commands.select import print_outcome
     from lensllm.pipeline import load_select_config, run_select
+    from lensllm.outputs import html_text
     from lensllm.report.select_report import write_select_report
     from lensllm.zoo import DEMO_ZOO, build_zoo
 
@@ -136,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
              "documentation (<code>pydoc_data</code>), fine-tuned on a generated word-list task "
              "(reverse, sort, first, last, count). Config: <code>work/demo.toml</code>; "
              "re-run with <code>lensllm select --config "
-             f"{config_path}</code>.</p>")
+             f"{html_text(config_path)}</code>.</p>")
     path = write_select_report(outcome, args.out, title="lensllm demo", intro=intro)
     print(f"report: {path.resolve()}  ({time.perf_counter() - start:.0f} s in all)")
     if not args.no_open and _can_open_browser():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 __all__ = ["register"]
@@ -35,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", required=True, type=Path, metavar="FILE",
                    help="the SQLite store written by `lensllm run`")
-    p.add_argument("--out", required=True, type=Path, metavar="TABLE.csv",
-                   help="where to write the table")
+    p.add_argument("--out", required=True, metavar="TABLE.csv",
+                   help="where to write the table ('-': standard output); written atomically, "
+                        "a symlink or special file there is refused")
     p.add_argument("--dataset", metavar="NAME",
                    help="the dataset to export (needed when the store holds several)")
     p.add_argument("--config-hash", metavar="HASH",
@@ -50,11 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
+    from lensllm.outputs import STDOUT, check_output_file
     from lensllm.store import SQLiteStore
     from lensllm.store.export import export_table, write_table
 
+    check_output_file(args.out, "--out", allow_stdout=True)
     store = SQLiteStore(args.store, read_only=True)  # the store is never changed
     try:
         table = export_table(
@@ -65,12 +67,16 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     write_table(table, args.out)
     sizes = [c for c in table.header[1:] if c not in ("size", "family")]
+    report = sys.stderr if args.out == STDOUT else sys.stdout
     print(f"wrote {args.out}: {len(table.rows)} models x sizes {', '.join(sizes)} "
-          f"(dataset {table.dataset}, config {table.config_hash}, {table.loss_unit})")
+          f"(dataset {table.dataset}, config {table.config_hash}, {table.loss_unit})",
+          file=report)
     for model, size, why in table.missing:
         print(f"missing: {model} at size {size}: {why}", file=sys.stderr)
     if table.dropped_models:
-        print(f"left out models with failed runs: {', '.join(table.dropped_models)}")
+        print(f"left out models with failed runs: {', '.join(table.dropped_models)}",
+              file=report)
     if table.dropped_sizes:
-        print(f"left out unfinished sizes: {', '.join(map(str, table.dropped_sizes))}")
+        print(f"left out unfinished sizes: {', '.join(map(str, table.dropped_sizes))}",
+              file=report)
     return 0

@@ -26,7 +26,13 @@ measured by back-testing every model of the table inside --max-data (an extrapol
 warp pooled over the models, docs/planning.md); `predicted` and `data_needed` then use
 the median warp, `predicted_law` and `data_needed_law` are the law's own answers. When
 the table allows too few back-tests, the bootstrap is used and a line says so.
---interval bootstrap: the residual bootstrap alone, the fit's noise (docs/laws.md).
+--interval bootstrap: the residual bootstrap alone, the fit's noise (docs/laws.md). With
+no more points than parameters there is nothing to resample and the interval is n/a.
+
+`usable` is "no", with the reason, when the fit did not converge, the measured losses
+increase with D, the log RMSE is above 0.1 (about 10% of the loss), or a parameter ended
+at the bound of its range. In --json: `usable`, `why`, and `interval_note`; a non-finite
+number is written as null and named under `nonfinite` (the JSON policy of every command).
 """
 
 
@@ -95,48 +101,74 @@ def run(args: argparse.Namespace) -> int:
     except FitError as exc:
         raise CLIUsageError(f"--max-data {args.max_data:g}: {exc}") from None
     cal, pred, lo, hi = _loss_at_target(batch, target, args.interval)
-    pred_law = batch.predict([target])[:, 0]
-    truth = table.column(target) if target in table.sizes else None
-    records = []
-    for i, model in enumerate(table.models):
-        rec = {"model": model, "law": args.law, "max_data_num": args.max_data,
-               "target": target, **{k: float(v[i]) for k, v in batch.params.items()},
-               "interval": "bootstrap" if cal is None else "calibrated",
-               "predicted": float(pred[i]), "predicted_law": float(pred_law[i]),
-               "lower": float(lo[i, 0]),
-               "upper": float(hi[i, 0]) if np.isfinite(hi[i, 0]) else None,
-               "rmse": float(batch.rmse[i]), "success": bool(batch.success[i]),
-               "true": None if truth is None else float(truth[i]),
-               "loss_unit": table.loss_unit}
-        records.append(rec)
+    records = _records(args, table, batch, target, (cal, pred, lo, hi))
     if args.loss_goal is not None:
         _add_data_needed(records, batch, args.loss_goal, cal)
     if args.json:
         print_json(records)
         return 0
-    names = list(batch.params)
-    unit = table.loss_unit.replace("nats_per_", "nats/")
-    head = ["model"] + names + [f"L({target:g}) {unit}", "90% interval", "true", "rmse", "ok"]
+    _print_table(args, records, list(batch.params), target, table.loss_unit)
+    print(_interval_line(cal, args.interval))
+    return 0
+
+
+def _records(args: argparse.Namespace, table, batch, target: float, at_target) -> list[dict]:
+    """One JSON-ready record per model: parameters, prediction, interval, usability."""
+    import numpy as np
+
+    from lensllm.laws.usability import assess_fits, interval_note
+
+    cal, pred, lo, hi = at_target
+    pred_law = batch.predict([target])[:, 0]
+    notes = interval_note(batch)
+    usability = assess_fits(batch)
+    truth = table.column(target) if target in table.sizes else None
+    # Each property computes over every curve: read them once, not once per record (on
+    # 10,000 models the per-record reads took 8 s).
+    params, rmse, success = batch.params, batch.rmse, batch.success
+    records = []
+    for i, model in enumerate(table.models):
+        known = not notes[i]
+        records.append({
+            "model": model, "law": args.law, "max_data_num": args.max_data,
+            "target": target, **{k: float(v[i]) for k, v in params.items()},
+            "interval": "bootstrap" if cal is None else "calibrated",
+            "predicted": float(pred[i]), "predicted_law": float(pred_law[i]),
+            "lower": float(lo[i, 0]) if known else None,
+            "upper": float(hi[i, 0]) if known and np.isfinite(hi[i, 0]) else None,
+            "interval_note": notes[i] or None,
+            "rmse": float(rmse[i]), "success": bool(success[i]),
+            "usable": bool(usability.usable[i]), "why": usability.reasons[i] or None,
+            "true": None if truth is None else float(truth[i]),
+            "loss_unit": table.loss_unit})
+    return records
+
+
+def _print_table(args, records: list[dict], names: list[str], target: float,
+                 loss_unit: str) -> None:
+    unit = loss_unit.replace("nats_per_", "nats/")
+    head = ["model"] + names + [f"L({target:g}) {unit}", "90% interval", "true", "rmse",
+                                "usable"]
     rows = []
     for r in records:
         upper = "inf" if r["upper"] is None else f"{r['upper']:.4f}"
+        interval = "n/a" if r["lower"] is None else f"[{r['lower']:.4f}, {upper}]"
         rows.append([r["model"]] + [f"{r[n]:.4g}" for n in names] + [
-            f"{r['predicted']:.4f}", f"[{r['lower']:.4f}, {upper}]",
+            f"{r['predicted']:.4f}", interval,
             "-" if r["true"] is None else f"{r['true']:.4f}", f"{r['rmse']:.2e}",
-            "yes" if r["success"] else "NO"])
+            "yes" if r["usable"] else f"NO: {r['why']}"])
     if args.loss_goal is not None:
         head += [f"D to reach {args.loss_goal:g}", "90% interval"]
         for row, r in zip(rows, records):
             row += _data_needed_cells(r)
     widths = [max(len(x[c]) for x in [head] + rows) for c in range(len(head))]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    for row in rows:
-        print("  ".join(x.ljust(w) for x, w in zip(row, widths)))
+    for row in [head] + rows:
+        print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
     for r in records:
         if r.get("note"):
             print(f"{r['model']}: {r['note']}")
-    print(_interval_line(cal, args.interval))
-    return 0
+    for note in sorted({r["interval_note"] for r in records if r["interval_note"]}):
+        print(f"note: {note}")
 
 
 def _loss_at_target(batch, target: float, kind: str):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -67,8 +66,12 @@ def run(args: argparse.Namespace) -> int:
     from lensllm.commands._common import parse_name_list, print_json
     from lensllm.report.fit_quality_report import format_fit_quality
 
+    from lensllm.outputs import check_output_dir
+
     laws = (parse_name_list(args.laws, "--laws", list(FIT_QUALITY_LAWS))
             if args.laws else None)
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
     names = args.table or list(BUNDLED_TABLES)
     tables = [load_table(t) for t in names]
     spectra = _load_spectra(args.ntk) if args.ntk else None
@@ -86,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         from lensllm.report.fit_quality_report import write_fit_quality_report
 
+        from lensllm.outputs import json_text, make_dir, write_text
+
         sys.stderr.write(f"writing plots to {args.out} ...\n")
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "fit_quality.json").write_text(json.dumps(payload, indent=1))
+        make_dir(args.out, "--out")
+        write_text(args.out / "fit_quality.json", json_text(payload), "fit_quality.json")
         sys.stderr.write(f"report: {write_fit_quality_report(results, args.out)}\n")
     return 0

@@ -112,6 +112,19 @@ def _check_args(args: argparse.Namespace) -> None:
         v is not None for v in (args.lora_r, args.lora_alpha, args.lora_targets)
     ):
         raise CLIUsageError("--lora-r/--lora-alpha/--lora-targets need --params lora")
+    _check_outputs(args)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Seed, threads and output paths, before any model is loaded."""
+    from lensllm.commands._common import check_seed, check_threads
+    from lensllm.outputs import check_output_file
+
+    check_seed(args.seed, "--seed")
+    check_threads(args.threads, "--threads")
+    check_output_file(args.out, "--out")
+    if args.store is not None and args.store.exists() and not args.store.is_file():
+        raise CLIUsageError(f"--store '{args.store}' is not a file")
 
 
 def _lora(args: argparse.Namespace):

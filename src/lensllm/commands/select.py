@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -86,8 +85,9 @@ def print_outcome(outcome, *, as_json: bool = False, stream=None) -> None:
 
     stream = stream or sys.stdout
     if as_json:
-        json.dump(outcome_record(outcome), stream, indent=1)
-        stream.write("\n")
+        from lensllm.outputs import json_text
+
+        stream.write(json_text(outcome_record(outcome)))
         return
     print(format_outcome(outcome), file=stream)
 
@@ -104,11 +104,14 @@ def _ray_factory(address: str | None, threads: int):
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from lensllm.commands._common import check_threads
     from lensllm.exceptions import CLIUsageError, ConfigError
+    from lensllm.outputs import check_output_dir
     from lensllm.pipeline import load_select_config, run_select
 
-    if args.threads is not None and args.threads < 1:
-        raise CLIUsageError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads, "--threads")
+    if args.report is not None:  # checked again by the writer; here before any run
+        check_output_dir(args.report, "--report")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = load_select_config(args.config)
     if args.method:

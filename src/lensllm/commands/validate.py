@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -70,13 +69,16 @@ def _lines(rows: list[dict], size: int, metrics: dict | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lensllm.commands._common import check_threads, print_json
     from lensllm.exceptions import CLIUsageError
+    from lensllm.outputs import check_output_dir
     from lensllm.pipeline import load_select_config, run_select
     from lensllm.report.select_report import format_outcome, outcome_record
     from lensllm.report.trust_report import check_metrics, check_rows
 
-    if args.threads is not None and args.threads < 1:
-        raise CLIUsageError(f"--threads must be >= 1, got {args.threads}")
+    check_threads(args.threads, "--threads")
+    if args.report is not None:  # checked again by the writer; here before any run
+        check_output_dir(args.report, "--report")
     if args.top < 1:
         raise CLIUsageError(f"--top must be >= 1, got {args.top}")
     config = load_select_config(args.config)
@@ -94,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
         record = outcome_record(outcome)
         record["validation"] = {"size": args.size, "top": args.top, "candidates": rows,
                                 "metrics": metrics}
-        json.dump(record, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        print_json(record)
     else:
         print(format_outcome(outcome))
         print("\n".join(_lines(rows, args.size, metrics)))

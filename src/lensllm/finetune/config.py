@@ -40,6 +40,19 @@ from lensllm.exceptions import ConfigError
 from lensllm.finetune.fields import check_mapping
 from lensllm.finetune.recipe import TrainingPlan, plan_training
 
+#: Seeds are numpy/torch/random seeds: integers in [0, 2**32).
+MAX_SEED = 2**32 - 1
+
+
+def max_threads() -> int:
+    """The most torch threads a run may ask for: the CPUs this process may use."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
 __all__ = [
     "FinetuneConfig",
     "DataConfig",
@@ -239,8 +252,10 @@ class DataConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"`data.{key}` must be an integer >= 1, got {value!r}")
-        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
-            raise ConfigError(f"`data.split_seed` must be an integer, got {self.split_seed!r}")
+        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or \
+                not 0 <= self.split_seed <= MAX_SEED:
+            raise ConfigError(f"`data.split_seed` must be an integer in [0, {MAX_SEED}], got "
+                              f"{self.split_seed!r}")
 
 
 @dataclass(frozen=True)
@@ -310,15 +325,18 @@ class ExperimentConfig:
         if not self.seeds:
             raise ConfigError("`experiment.seeds` must list at least one seed")
         for seed in self.seeds:
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ConfigError(f"`experiment.seeds` must be integers >= 0, got {seed!r}")
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+                raise ConfigError(f"`experiment.seeds` must be integers in [0, {MAX_SEED}], "
+                                  f"got {seed!r}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"`experiment.seeds` must be distinct, got {list(self.seeds)}")
         if self.threads is not None and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+            isinstance(self.threads, bool) or not isinstance(self.threads, int)
+            or not 1 <= self.threads <= max_threads()
         ):
             raise ConfigError(
-                f"`experiment.threads` must be an integer >= 1, got {self.threads!r}"
+                f"`experiment.threads` must be an integer in [1, {max_threads()}] (this "
+                f"machine's CPU count), got {self.threads!r}"
             )
 
     def config_hash(self, data_sha256: str, scoring: str = "") -> str:

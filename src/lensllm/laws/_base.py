@@ -90,6 +90,13 @@ class BaseLaw(ABC):
     ) -> np.ndarray:
         """``dx/dtheta`` ``(..., n, k)``."""
 
+    def basis_and_jac(
+        self, d: np.ndarray, theta: np.ndarray, aux: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(basis, basis_jac)`` in one call; a law overrides it to share the work (the
+        values must equal those of the two methods bit for bit)."""
+        return self.basis(d, theta, aux), self.basis_jac(d, theta, aux)
+
     @abstractmethod
     def user_params(self, phi: np.ndarray, aux: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Internal ``phi`` ``(C, p)`` to user-facing parameters, each ``(C,)``."""

@@ -55,11 +55,16 @@ from lensllm.laws.inverse import data_needed_at, quantile_with_infinities
 
 __all__ = ["Calibration", "measure_calibration", "backtest_warps", "max_sizes", "warp_sizes",
            "unwarp_sizes", "replicate_warps", "calibrated_predict", "calibrated_interval",
-           "calibrated_curve_replicates", "MIN_BACKTESTS"]
+           "calibrated_curve_replicates", "MAX_BACKTEST_CURVES", "MIN_BACKTESTS"]
 
 #: Fewer pooled back-tests than this and no calibration is made (a 90% interval needs a
 #: tail of the distribution to read; with 10 values its ends are the extreme values).
 MIN_BACKTESTS = 10
+#: The most curves of one fit that are back-tested. The warp is pooled over curves, so a
+#: thousand curves (thousands of back-tests) measure it as well as ten thousand; on larger
+#: tables this many curves, evenly spaced in table order, are back-tested (the summary
+#: names how many), which keeps `fit` on a 10,000-model table within its time goal.
+MAX_BACKTEST_CURVES = 1024
 
 
 @dataclass(frozen=True)
@@ -130,18 +135,23 @@ def unwarp_sizes(need: np.ndarray, d_max: np.ndarray, kappa: np.ndarray) -> np.n
 def backtest_warps(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every back-test of a :class:`BatchFit`'s curves: ``(kappa, distance, curve index)``.
 
-    One vectorised refit per ``k`` (the ``k`` largest points of every curve dropped).
+    One vectorised refit per ``k`` (the ``k`` largest points of every curve dropped), over
+    at most :data:`MAX_BACKTEST_CURVES` curves (evenly spaced in table order).
     """
     law, mask = batch.law, batch.mask
     dd = np.broadcast_to(batch.d, mask.shape)
     counts = mask.sum(axis=1)
+    tested = np.ones(mask.shape[0], bool)
+    if mask.shape[0] > MAX_BACKTEST_CURVES:  # the others are not back-tested
+        tested[:] = False
+        tested[np.linspace(0, mask.shape[0] - 1, MAX_BACKTEST_CURVES).round().astype(int)] = True
     order = np.argsort(~mask, axis=1, kind="stable")  # observed columns first, by size
     rank = np.cumsum(mask, axis=1)
     rows = np.arange(mask.shape[0])
     last = order[rows, counts - 1]
     out_k, out_h, out_c = [], [], []
     for k in range(1, int(counts.max()) - law.n_params):
-        ok = counts - k >= law.n_params + 1
+        ok = tested & (counts - k >= law.n_params + 1)
         if not ok.any():
             break
         keep = (mask & (rank <= (counts - k)[:, None]))[ok]

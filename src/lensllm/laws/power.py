@@ -34,6 +34,10 @@ class PowerLaw(BaseLaw):
         x = self.basis(d, theta, aux)
         return (-x * np.log(d))[..., None]
 
+    def basis_and_jac(self, d, theta, aux):
+        x = self.basis(d, theta, aux)
+        return x, (-x * np.log(d))[..., None]
+
     def basis_inverse(self, x, theta, aux):
         """``D**-alpha = x``: ``D = x**(-1 / alpha)``."""
         with np.errstate(over="ignore", divide="ignore"):

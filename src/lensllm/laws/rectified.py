@@ -61,6 +61,13 @@ class RectifiedLaw(BaseLaw):
         x2 = x * x
         return np.stack([-x2 * dpow_log, -x2 * d_l], axis=-1)
 
+    def basis_and_jac(self, d, theta, aux):
+        dpow, dpow_log = signed_power_and_log(d, theta[..., 0:1])
+        d_l = np.exp(theta[..., 1:2])
+        x = 1.0 / (d_l + dpow)
+        x2 = x * x
+        return x, np.stack([-x2 * dpow_log, -x2 * d_l], axis=-1)
+
     def basis_inverse(self, x, theta, aux):
         """``1 / (D_l + D**beta) = x``: ``D = (1/x - D_l)**(1/beta)``, 0 if ``1/x <= D_l``."""
         return pre_power_inverse(x, np.exp(theta[..., 1]), theta[..., 0])

@@ -259,13 +259,11 @@ class NTKSpectrum:
         Returns:
             The path written.
         """
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        from lensllm.outputs import write_bytes
+
         text = self.to_json()
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, out)  # atomic: a killed job never leaves half a file
-        return out
+        # atomic and exclusive: a killed job never leaves half a file, a symlink is refused
+        return write_bytes(path, (text + "\n").encode("utf-8"), "NTK features file")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NTKSpectrum:

@@ -24,18 +24,23 @@ The rest of the file is an ordinary experiment config (:mod:`lensllm.finetune.co
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lensllm.exceptions import ConfigError
-from lensllm.finetune.config import ExperimentConfig, config_from_dict, read_toml
+from lensllm.finetune.config import MAX_SEED, ExperimentConfig, config_from_dict, read_toml
 
-__all__ = ["NtkSettings", "SelectConfig", "SelectionSettings", "load_select_config",
-           "LOSS_UNIT_SETTINGS"]
+__all__ = ["LOSS_UNIT_SETTINGS", "MAX_DATA_SIZE", "NtkSettings", "SelectConfig",
+           "SelectionSettings", "load_select_config"]
 
 #: ``selection.loss_unit`` values.
 LOSS_UNIT_SETTINGS = ("auto", "token", "byte")
+
+#: The largest data size (examples) a target or budget may name: far above any real
+#: fine-tuning set, low enough that sizes times parameters stay finite in float64.
+MAX_DATA_SIZE = 1e15
 
 
 @dataclass(frozen=True)
@@ -71,16 +76,41 @@ class SelectionSettings:
         if self.method not in REGISTRY:
             raise ConfigError(f"`selection.method` must be one of {', '.join(REGISTRY)}, got "
                               f"{self.method!r}")
-        for key in ("target", "max_data", "loss_goal", "max_params"):
+        for key, high, unit in (("target", MAX_DATA_SIZE, " (examples)"),
+                                ("max_data", MAX_DATA_SIZE, " (examples)"),
+                                ("loss_goal", math.inf, ""), ("max_params", math.inf, "")):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not value > 0):
-                raise ConfigError(f"`selection.{key}` must be a number > 0, got {value!r}")
+                                      or not 0 < value <= high or not math.isfinite(value)):
+                bound = f"in (0, {high:g}]" if math.isfinite(high) else "> 0 and finite"
+                raise ConfigError(f"`selection.{key}` must be a number {bound}{unit}, got "
+                                  f"{value!r}")
         if not isinstance(self.options, dict):
             raise ConfigError(f"`selection.options` must be a table, got {self.options!r}")
         if self.loss_unit not in LOSS_UNIT_SETTINGS:
             raise ConfigError(f"`selection.loss_unit` must be one of "
                               f"{', '.join(LOSS_UNIT_SETTINGS)}, got {self.loss_unit!r}")
+        _check_selector_options(self.method, self.options)
+
+
+def _check_selector_options(method: str, options: dict[str, Any]) -> None:
+    """Build the selector once with ``options``, so a bad option fails before any run."""
+    import inspect
+
+    from lensllm.exceptions import LensLLMError
+    from lensllm.selection import REGISTRY, get_selector
+
+    cls = REGISTRY[method]
+    known = [name for name, p in inspect.signature(cls.__init__).parameters.items()
+             if p.kind is p.KEYWORD_ONLY]
+    for key in options:
+        if key not in known:
+            raise ConfigError(f"unknown option `selection.options.{key}` for method "
+                              f"{method!r}; its options: {', '.join(known) or 'none'}")
+    try:
+        get_selector(method, **{**cls.report_options, **options})
+    except (LensLLMError, TypeError, ValueError) as exc:
+        raise ConfigError(f"`selection.options` for method {method!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -112,10 +142,12 @@ class NtkSettings:
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(
                     f"`ntk.{key}` must be true or false, got {getattr(self, key)!r}")
-        for key, low in (("n", 2), ("dim", 0), ("seed", 0), ("chunk_size", 1)):
+        for key, low, high in (("n", 2, 100_000), ("dim", 0, 10**8), ("seed", 0, MAX_SEED),
+                               ("chunk_size", 1, 100_000)):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"`ntk.{key}` must be an integer >= {low}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"`ntk.{key}` must be an integer in [{low}, {high}], got "
+                                  f"{value!r}")
         if self.params not in ("auto", "all", "lora"):
             raise ConfigError(f"`ntk.params` must be 'auto', 'all' or 'lora', got "
                               f"{self.params!r}")

@@ -32,6 +32,7 @@ import numpy as np
 from lensllm.exceptions import InputError, LensLLMError
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.view import CandidateFailed, RunView
+from lensllm.selection import NotApplicable
 
 __all__ = ["Candidate", "Failures", "add_spectra", "choose_loss_unit", "make_selector",
            "resolve_candidates", "select", "skip_large", "zero_shot"]
@@ -219,6 +220,13 @@ def select(config: SelectConfig, candidates: list[Candidate], make_view: Callabl
         view = make_view(alive)
         try:
             return view, selector.select(view)
+        except NotApplicable as exc:  # the method, not a candidate: nothing to rank with
+            raise InputError(
+                f"`selection.method` {method!r} cannot rank these candidates: {exc} "
+                f"(selection.max_data = {config.max_data:g} admits sizes "
+                f"{', '.join(f'{s:g}' for s in view.sizes) or 'none'}); raise "
+                "`selection.max_data`, add smaller `experiment.sizes`, or choose another "
+                "method") from None
         except CandidateFailed as exc:
             failures.add(exc.model, exc.reason, "; selecting among the others")
             alive = [c for c in alive if c.model != exc.model]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["pyplot"]
+import io
+from pathlib import Path
+
+from lensllm.outputs import write_bytes
+
+__all__ = ["MAX_PANELS", "pyplot", "save_figure", "top_panels"]
 
 
 def pyplot():
@@ -13,3 +18,28 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: Path, *, dpi: int) -> Path:
+    """Render ``fig`` as PNG and write it atomically to ``path``; the figure is closed."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        pyplot().close(fig)
+    return write_bytes(path, buf.getvalue(), "plot")
+
+
+#: The most panels a figure of per-model curves shows (a readable page; a 10,000-panel
+#: figure needs gigabytes).
+MAX_PANELS = 24
+
+
+def top_panels(ranking, n_models: int, limit: int = MAX_PANELS) -> tuple[list[int], str]:
+    """The models to draw (the best ``limit`` by ``ranking``, else all in table order) and a
+    note saying how many were left out ("" when none)."""
+    if n_models <= limit:
+        return list(range(n_models)), ""
+    order = list(ranking) if ranking is not None else list(range(n_models))
+    return ([int(i) for i in order[:limit]],
+            f" (top {limit} of {n_models} candidates shown)")

@@ -19,7 +19,8 @@ import numpy as np
 
 from lensllm.bench.harness import BenchResult
 from lensllm.bench.table import LossTable
-from lensllm.report._plots import pyplot
+from lensllm.outputs import make_dir, markdown_link, markdown_text, plot_text, write_text
+from lensllm.report._plots import pyplot, save_figure, top_panels
 
 __all__ = ["write_bench_report", "format_bench_tables"]
 
@@ -40,10 +41,13 @@ def _plain_log_ticks(ax) -> None:
 
 
 def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
-    """One panel per model: points, paid points, fitted curve, transition, ``D*``."""
+    """One panel per model (the top :data:`~lensllm.report._plots.MAX_PANELS` by the
+    method's ranking on large tables, with a note): points, paid points, fitted curve,
+    transition, ``D*``."""
     plt = pyplot()
     rec, sel = result.record, result.selection
-    n = table.n_models
+    shown, note = top_panels(sel.ranking() if sel is not None else None, table.n_models)
+    n = len(shown)
     cols = min(6, n)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.5 * rows), squeeze=False)
@@ -52,11 +56,12 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
     fitted = sel.curve(grid) if sel is not None and sel.curve is not None else None
     truth = table.column(target)
     visible = result.visible_sizes
-    for i in range(rows * cols):
-        ax = axes[i // cols][i % cols]
-        if i >= n:
+    for k in range(rows * cols):
+        ax = axes[k // cols][k % cols]
+        if k >= n:
             ax.axis("off")
             continue
+        i = shown[k]
         ax.loglog(table.sizes, table.losses[i], "o", mfc="none", color="0.6", ms=4,
                   label="measured")
         if result.paid is not None:
@@ -76,20 +81,23 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
                 ax.vlines(target, max(sel.lower[i], 1e-3), min(sel.upper[i], 1e3), color="C3")
         title = _short(table.models[i]) + (" (selected)" if sel is not None and
                                            sel.selected == i else "")
-        ax.set_title(title, fontsize=8, fontweight="bold" if "selected" in title else None)
+        ax.set_title(plot_text(title), fontsize=8, fontweight="bold" if "selected" in title else None)
         _plain_log_ticks(ax)
         ax.tick_params(labelsize=6)
-        if i % cols == 0:
+        if k % cols == 0:
             ax.set_ylabel("test loss", fontsize=7)
-        if i // cols == rows - 1:
+        if k // cols == rows - 1:
             ax.set_xlabel("fine-tuning examples D", fontsize=7)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=len(labels))
-    fig.suptitle(f"{rec.dataset}: {rec.method}, budget D*/{rec.budget_ratio:g} "
-                 f"= {rec.max_data_num:g} examples", fontsize=11, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    fig.suptitle(plot_text(f"{rec.dataset}: {rec.method}, budget D*/{rec.budget_ratio:g} "
+                 f"= {rec.max_data_num:g} examples{note}"), fontsize=11, x=0.02, ha="left")
+    # Fixed margins, not tight_layout: measuring every tick label of up to 24 log panels
+    # took most of the time of `bench --out` on large tables (docs/bench.md, scale).
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    fig.subplots_adjust(left=0.6 / width, right=0.99, bottom=0.5 / height,
+                        top=1 - 0.75 / height, wspace=0.28, hspace=0.5)
+    save_figure(fig, path, dpi=80)
 
 
 def plot_metrics(results: Sequence[BenchResult], dataset: str, path: Path) -> None:
@@ -108,12 +116,12 @@ def plot_metrics(results: Sequence[BenchResult], dataset: str, path: Path) -> No
         ax.set_xscale("log", base=2)
         ax.set_xlabel("budget ratio D* / max_data_num (log scale)")
         ax.set_ylabel({"pearcorr": "PearCorr", "relacc": "RelAcc"}[metric])
-        ax.set_title(f"{dataset}: {'PearCorr' if metric == 'pearcorr' else 'RelAcc'} vs budget")
+        ax.set_title(plot_text(f"{dataset}: {'PearCorr' if metric == 'pearcorr' else 'RelAcc'}"
+                               " vs budget"))
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def _fmt(value: float | None, scale: float = 100.0, digits: int = 1) -> str:
@@ -137,7 +145,7 @@ def format_bench_tables(results: Sequence[BenchResult], *, markdown: bool = Fals
         ratios = list(dict.fromkeys(r.budget_ratio for r in recs))
         methods = list(dict.fromkeys(r.method for r in recs))
         by = {(r.method, r.budget_ratio): r for r in recs}
-        out.append(f"## {ds}" if markdown else f"=== {ds} ===")
+        out.append(f"## {markdown_text(ds)}" if markdown else f"=== {ds} ===")
         for metric, (title, scale, digits) in METRIC_TITLES.items():
             head = ["method"] + [f"1/{r:g}" for r in ratios]
             rows = [[m] + [_fmt(getattr(by[(m, r)], metric), scale, digits) for r in ratios]
@@ -158,7 +166,7 @@ def format_bench_tables(results: Sequence[BenchResult], *, markdown: bool = Fals
         notes = sorted({f"{r.method}: {r.note}" for r in recs if r.note})
         if notes:
             out.append("")
-            out += [("- " if markdown else "  note: ") + n for n in notes]
+            out += [("- " + markdown_text(n)) if markdown else ("  note: " + n) for n in notes]
         out.append("")
     return "\n".join(out)
 
@@ -166,7 +174,7 @@ def format_bench_tables(results: Sequence[BenchResult], *, markdown: bool = Fals
 def write_bench_report(results: Sequence[BenchResult], tables: Sequence[LossTable],
                        out_dir: Path) -> Path:
     """Write plots and ``summary.md`` under ``out_dir``; returns the summary's path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir, "report folder")
     lines = ["# lensllm bench", "",
              "PearCorr: Pearson correlation of each method's score with the true loss at D*. "
              "RelAcc: (L_worst - L_selected) / (L_worst - L_best). Cost: sum over paid runs of "
@@ -176,7 +184,7 @@ def write_bench_report(results: Sequence[BenchResult], tables: Sequence[LossTabl
         mine = [r for r in results if r.record.dataset == table.name]
         name = f"metrics_{table.name}.png"
         plot_metrics(mine, table.name, out_dir / name)
-        lines.append(f"![{table.name} metrics]({name})\n")
+        lines.append(f"![{markdown_text(table.name)} metrics]({markdown_link(name)})\n")
         ratios = sorted({r.record.budget_ratio for r in mine})
         chosen = {ratios[0], ratios[-1]}
         for r in mine:
@@ -184,7 +192,7 @@ def write_bench_report(results: Sequence[BenchResult], tables: Sequence[LossTabl
                     r.selection.curve is not None:
                 png = f"curves_{table.name}_{r.record.method}_r{r.record.budget_ratio:g}.png"
                 plot_curves(table, r, out_dir / png)
-                lines.append(f"![{png}]({png})\n")
+                lines.append(f"![{markdown_text(png)}]({markdown_link(png)})\n")
     summary = out_dir / "summary.md"
-    summary.write_text("\n".join(lines))
+    write_text(summary, "\n".join(lines) + "\n", "summary")
     return summary

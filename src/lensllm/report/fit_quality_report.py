@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from lensllm.bench.fit_quality import FitQuality
-from lensllm.report._plots import pyplot
+from lensllm.outputs import make_dir, markdown_link, markdown_text, plot_text, write_text
+from lensllm.report._plots import pyplot, save_figure
 
 __all__ = ["format_fit_quality", "plot_fit_quality", "write_fit_quality_report"]
 
@@ -40,7 +41,7 @@ def format_fit_quality(results: Sequence[FitQuality], *, markdown: bool = False,
     """Summary per dataset and law, then (``per_model``) each model's RMSD per law."""
     out: list[str] = []
     for fq in results:
-        out.append(f"## {fq.dataset}" if markdown else f"=== {fq.dataset} ===")
+        out.append(f"## {markdown_text(fq.dataset)}" if markdown else f"=== {fq.dataset} ===")
         out.append(f"\nin-sample log RMSD, {fq.n_points} size columns per model, "
                    f"{len(fq.models)} models\n")
         head = ["law", "mean", "median", "max", "best of laws", "published mean",
@@ -55,7 +56,7 @@ def format_fit_quality(results: Sequence[FitQuality], *, markdown: bool = False,
         if per_model:
             laws = list(fq.rmsd)
             head = ["model"] + laws + [f"published {law}" for law in fq.published]
-            rows = [[m] + [_num(float(fq.rmsd[law][i])) for law in laws]
+            rows = [[markdown_text(m) if markdown else m] + [_num(float(fq.rmsd[law][i])) for law in laws]
                     + [_num(float(v[i])) for v in fq.published.values()]
                     for i, m in enumerate(fq.models)]
             out.append("")
@@ -81,7 +82,7 @@ def plot_fit_quality(fq: FitQuality, path: Path) -> None:
                       color=f"C{j}", mfc=None if j == 0 else "none", label=law)
         ax.set_xlabel(f"{REFERENCE_LAW} law RMSD (log L)")
         ax.set_ylabel("other law RMSD (log L)")
-        ax.set_title(f"{fq.dataset}: law vs {REFERENCE_LAW}, per model", fontsize=10)
+        ax.set_title(plot_text(f"{fq.dataset}: law vs {REFERENCE_LAW}, per model"), fontsize=10)
         k += 1
     if fq.published:
         ax = axes[0][k]
@@ -89,7 +90,8 @@ def plot_fit_quality(fq: FitQuality, path: Path) -> None:
             ax.loglog(pub, fq.rmsd[law], "s", ms=4, color=f"C{j + 4}", label=law)
         ax.set_xlabel("published RMSD (log L)")
         ax.set_ylabel("lensllm RMSD (log L)")
-        ax.set_title(f"{fq.dataset}: lensllm's fits vs the published ones", fontsize=10)
+        ax.set_title(plot_text(f"{fq.dataset}: lensllm's fits vs the published ones"),
+                     fontsize=10)
     for ax in axes[0]:
         ax.plot([lo, hi], [lo, hi], "--", color="0.6", lw=1, label="equal")
         ax.set_xlim(lo, hi)
@@ -97,13 +99,12 @@ def plot_fit_quality(fq: FitQuality, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def write_fit_quality_report(results: Sequence[FitQuality], out_dir: Path) -> Path:
     """Scatter plots and ``summary.md`` under ``out_dir``; returns the summary's path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir, "report folder")
     lines = ["# lensllm fit-quality", "",
              "Every law fitted to each model's whole curve (the size columns, not column 0) "
              "in log space; RMSD = sqrt(mean((log L_fit - log L)^2)) at those points.", "",
@@ -111,7 +112,7 @@ def write_fit_quality_report(results: Sequence[FitQuality], out_dir: Path) -> Pa
     for fq in results:
         png = f"fit_quality_{fq.dataset}.png"
         plot_fit_quality(fq, out_dir / png)
-        lines.append(f"![{png}]({png})\n")
+        lines.append(f"![{markdown_text(png)}]({markdown_link(png)})\n")
     summary = out_dir / "summary.md"
-    summary.write_text("\n".join(lines))
+    write_text(summary, "\n".join(lines) + "\n", "summary")
     return summary

@@ -7,14 +7,14 @@ their order changes, and with ``[selection] loss_goal`` the data each needs.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lensllm.pipeline.planning import crossing_text, need_text, outcome_plan
-from lensllm.report._plots import pyplot
+from lensllm.outputs import html_text, plot_text
+from lensllm.report._plots import pyplot, save_figure
 
 __all__ = ["plan_section"]
 
@@ -28,7 +28,7 @@ def _plot(plan: dict[str, Any], path: Path) -> None:
         upper = np.array([np.nan if v is None else v for v in cand["upper"]])
         ax.fill_between(sizes, cand["lower"], upper, color=color, alpha=0.15, lw=0)
         ax.plot(sizes, cand["predicted"], "-", color=color, lw=1.6,
-                label=Path(cand["model"]).name)
+                label=plot_text(Path(cand["model"]).name))
     for c in plan["crossings"]:
         ax.axvline(c["size"], color="0.4", ls=":", lw=1.0)
     ax.axvline(plan["target"], color="C3", lw=0.8, label="D*")
@@ -42,8 +42,7 @@ def _plot(plan: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.25, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plan_section(outcome, out_dir: Path, img) -> str:
@@ -55,12 +54,12 @@ def plan_section(outcome, out_dir: Path, img) -> str:
     if not plan["candidates"]:
         return ""
     _plot(plan, out_dir / "planning.png")
-    rows = "".join(f"<li>{html.escape(crossing_text(c))}</li>" for c in plan["crossings"])
-    need = "".join(f"<li>{html.escape(Path(r['model']).name)}: {html.escape(need_text(r))}"
+    rows = "".join(f"<li>{html_text(crossing_text(c))}</li>" for c in plan["crossings"])
+    need = "".join(f"<li>{html_text(Path(r['model']).name)}: {html_text(need_text(r))}"
                    f"</li>" for r in plan.get("data_needed", []))
     goal = (f"<p>Data needed to reach a test loss of {plan['loss_goal']:g}:</p><ul>{need}</ul>"
             if need else "")
-    return (f"<h2>Data planning</h2><p class=\"big\">{html.escape(plan['advice'])}</p>"
+    return (f"<h2>Data planning</h2><p class=\"big\">{html_text(plan['advice'])}</p>"
             f"{img(out_dir / 'planning.png', 'top candidates over data sizes')}"
-            f"<p>Intervals: {html.escape(plan['calibration'])}.</p>"
+            f"<p>Intervals: {html_text(plan['calibration'])}.</p>"
             f"<ul>{rows or '<li>no change of order between D*/8 and 8 D*</li>'}</ul>{goal}")

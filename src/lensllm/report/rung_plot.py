@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from lensllm.pipeline import SelectOutcome
-from lensllm.report._plots import pyplot
+from lensllm.outputs import plot_text
+from lensllm.report._plots import pyplot, save_figure
 
 __all__ = ["plot_runs", "saved_words"]
 
@@ -60,11 +61,12 @@ def plot_runs(outcome: SelectOutcome, path: Path) -> None:
     ax.set_xticks(np.arange(s))
     ax.set_xticklabels([f"{x:g}" for x in lad.sizes], fontsize=8)
     ax.set_yticks(np.arange(n)[::-1])
-    labels = ax.set_yticklabels([short_name(view.models[m]) for m in order], fontsize=8)
+    labels = ax.set_yticklabels([plot_text(short_name(view.models[m])) for m in order],
+                               fontsize=8)
     for label, m in zip(labels, order):
         label.set_color("0.55" if lad.pruned[m] else "k")
     ax.set_xlabel("fine-tuning subset size D (examples)")
-    ax.set_title(f"Runs paid by {outcome.config.selection.method}: filled = paid (red: "
+    ax.set_title(f"Runs paid by {plot_text(outcome.config.selection.method)}: filled = paid (red: "
                  "selected), hatched = saved by stopping early, grey = stopped before the "
                  f"budget\n{int(lad.paid.sum())} runs paid; {int(lad.saved.sum())} saved = "
                  f"{100 * lad.saved_fraction:.1f}% of the FLOPs of paying every candidate up "
@@ -72,5 +74,4 @@ def plot_runs(outcome: SelectOutcome, path: Path) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)

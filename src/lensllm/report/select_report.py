@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from lensllm.pipeline import LAW_LABELS, SelectOutcome
+from lensllm.outputs import make_dir, plot_text, write_text
 from lensllm.pipeline.planning import outcome_plan, plan_lines
 from lensllm.report import trust_report
-from lensllm.report._plots import pyplot
+from lensllm.report._plots import pyplot, save_figure, top_panels
 from lensllm.report.planning_section import plan_section
 from lensllm.report.rung_plot import plot_runs, saved_words
 
@@ -169,17 +170,19 @@ def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
     """One panel per candidate, ``draw(ax, i, grid)`` filling each; one legend on top."""
     plt = pyplot()
     view, sel = outcome.view, outcome.selection
-    n = view.n_models
+    shown, note = top_panels(sel.ranking(), view.n_models)
+    n = len(shown)
     cols = min(4, n)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows + 0.6), squeeze=False,
                              sharey=sharey)
     grid = np.geomspace(max(1.0, float(view.sizes[0]) / 2), view.target * 1.3, 160)
-    for i in range(rows * cols):
-        ax = axes[i // cols][i % cols]
-        if i >= n:
+    for k in range(rows * cols):
+        ax = axes[k // cols][k % cols]
+        if k >= n:
             ax.axis("off")
             continue
+        i = shown[k]
         sizes, losses = outcome.observed[i]
         if view.zero_shot is not None:
             ax.axhline(view.zero_shot[i], color="0.5", ls="--", lw=0.8, label="zero-shot (D=0)")
@@ -188,7 +191,7 @@ def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
         ax.axvline(view.max_data_num, color="0.8", lw=0.8)
         ax.set_xscale("log")
         title = short_name(view.models[i]) + ("  (selected)" if i == sel.selected else "")
-        ax.set_title(title, fontsize=9, fontweight="bold" if i == sel.selected else None)
+        ax.set_title(plot_text(title), fontsize=9, fontweight="bold" if i == sel.selected else None)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("fine-tuning examples D (log)", fontsize=8)
         ax.set_ylabel(f"test loss ({_unit_label(view)})", fontsize=8)
@@ -200,9 +203,10 @@ def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
                 handles.setdefault(lab, h)
     fig.legend(list(handles.values()), list(handles), loc="upper center", fontsize=8,
                ncol=min(5, len(handles)), frameon=False)
+    if note:
+        fig.text(0.01, 0.002, note.strip(" ()"), fontsize=8, color="0.3")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / (2.9 * rows + 0.6)))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = None) -> None:
@@ -220,7 +224,7 @@ def plot_curves(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = N
         nonlocal curve
         if sel.curve is not None:
             curve = sel.curve(grid) if curve is None else curve
-            ax.plot(grid, curve[i], "-", color="C1", lw=1.6, label=f"{method} fit")
+            ax.plot(grid, curve[i], "-", color="C1", lw=1.6, label=plot_text(f"{method} fit"))
         if sel.predicted is not None:
             ax.plot([view.target], [sel.predicted[i]], "x", color="C3", ms=8, mew=2,
                     label="predicted L(D*)")
@@ -279,15 +283,16 @@ def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = 
         if truth is not None:
             ax.plot(truth[index[r["model"]]], yy, "*", color="k", ms=9)
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{r['rank']}. {short_name(r['model'])}" for r in rows], fontsize=8)
+    ax.set_yticklabels([plot_text(f"{r['rank']}. {short_name(r['model'])}") for r in rows],
+                       fontsize=8)
     what = "predicted" if sel.predicted is not None else "score of"
     ax.set_xlabel(f"{what} test loss at D* = {view.target:g} ({_unit_label(view)})"
                   + ("; star: true loss" if truth is not None else ""))
-    ax.set_title(f"Ranking by {outcome.config.selection.method} (red: selected)", fontsize=10)
+    ax.set_title(plot_text(f"Ranking by {outcome.config.selection.method} (red: selected)"),
+                 fontsize=10)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def _full_cost_note(view) -> str:
@@ -321,8 +326,7 @@ def plot_cost(outcome: SelectOutcome, path: Path) -> None:
     ax.set_xlim(right=full * 30)
     ax.set_title("Compute spent vs fine-tuning all candidates on D*", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def embed_png(path: Path, alt: str) -> str:
@@ -351,8 +355,7 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
         intro: an HTML paragraph under the title.
         extra_html: appended sections (benchmark tables...).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dir(out_dir, "report folder")
     plot_curves(outcome, out / "curves.png", truth)
     plot_laws(outcome, out / "laws.png")
     if truth is None:
@@ -420,7 +423,7 @@ the store has runs at D*.</p>
 </body></html>
 """
     path = out / "index.html"
-    path.write_text(page, encoding="utf-8")
+    write_text(path, page, "report")
     return path
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from lensllm.bench.harness import BenchResult
 from lensllm.bench.sweep import variant_label
-from lensllm.report._plots import pyplot
+from lensllm.outputs import make_dir, markdown_link, markdown_text, plot_text, write_text
+from lensllm.report._plots import pyplot, save_figure
 from lensllm.report.bench_report import format_bench_tables, plot_metrics
 
 __all__ = ["format_study_tables", "plot_grid_heatmaps", "write_study_report"]
@@ -94,16 +95,16 @@ def plot_grid_heatmaps(results: Sequence[BenchResult], dataset: str, method: str
         ax.set_xticks(range(len(cols)), cols, fontsize=7)
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set_title(f"1/{ratios[i]:g}", fontsize=9)
-    fig.suptitle(f"{dataset}: {method}, {HEATMAP_METRICS[metric]} per budget ratio", fontsize=10)
+    fig.suptitle(plot_text(f"{dataset}: {method}, {HEATMAP_METRICS[metric]} per budget ratio"),
+                 fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
     return True
 
 
 def write_study_report(results: Sequence[BenchResult], out_dir: Path) -> Path:
     """Write heatmaps, metric plots and ``summary.md`` under ``out_dir``; returns its path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir, "report folder")
     lines = ["# lensllm bench study", "",
              "Rows: method and variant (swept options, `<=N` = only candidates with at most N "
              "parameters). PearCorr and RelAcc are computed over the candidates of each "
@@ -115,10 +116,10 @@ def write_study_report(results: Sequence[BenchResult], out_dir: Path) -> Path:
             for metric in HEATMAP_METRICS:
                 png = f"heatmap_{ds}_{method}_{metric}.png"
                 if plot_grid_heatmaps(results, ds, method, metric, out_dir / png):
-                    lines.append(f"![{png}]({png})\n")
+                    lines.append(f"![{markdown_text(png)}]({markdown_link(png)})\n")
         png = f"metrics_{ds}.png"
         plot_metrics(_labelled(results), ds, out_dir / png)
-        lines.append(f"![{png}]({png})\n")
+        lines.append(f"![{markdown_text(png)}]({markdown_link(png)})\n")
     summary = out_dir / "summary.md"
-    summary.write_text("\n".join(lines))
+    write_text(summary, "\n".join(lines) + "\n", "summary")
     return summary

@@ -8,13 +8,13 @@ An outcome without a trust assessment (built by hand) gives empty sections and n
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
+from lensllm.outputs import html_text
 from lensllm.pipeline.trust import Backtest, TruthCheck
 
 __all__ = ["backtest_record", "candidate_fields", "check_metrics", "check_rows",
@@ -189,7 +189,7 @@ def trust_html(outcome) -> str:
     trust = outcome.trust
     if trust is None:
         return ""
-    esc = html.escape
+    esc = html_text
     head = ["model", "held-out D", "predicted", "interval", "observed", "log error",
             "covered", "note"]
     table = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]

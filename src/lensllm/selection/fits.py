@@ -62,14 +62,16 @@ class RectifiedFit(BaseSelector):
         self.intervals = intervals
 
     def select(self, view):
+        # Checked before observe_all(): a budget too small must not pay for any run.
+        n_points = view.sizes.size + (view.zero_shot is not None)
+        if n_points < 4:
+            raise NotApplicable(f"the rectified law needs 4 points, the budget allows "
+                                f"{n_points}")
         losses = view.observe_all()
         sizes = view.sizes
         if view.zero_shot is not None:
             losses = np.column_stack([view.zero_shot, losses])
             sizes = np.concatenate([[0.0], sizes])
-        if sizes.size < 4:
-            raise NotApplicable(f"the rectified law needs 4 points, the budget allows "
-                                f"{sizes.size}")
         batch = RectifiedLaw().fit_many(sizes, losses, names=list(view.models))
         return fit_selection(batch, view.target, intervals=self.intervals,
                              info={"sizes": sizes.tolist()})

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lensllm.exceptions import StoreError
+from lensllm.outputs import write_text
 from lensllm.store._base import BaseStore
 
 __all__ = ["ExportedTable", "export_table", "write_table", "EXPORT_UNITS"]
@@ -212,16 +213,10 @@ def _listed(cells: list[tuple[str, int, str]]) -> str:
     return text + (f" and {len(cells) - 5} more" if len(cells) > 5 else "")
 
 
-def write_table(table: ExportedTable, path: str | Path) -> Path:
-    """Write a table as CSV (atomically: a temporary file then a rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(table.to_csv(), encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise StoreError(f"cannot write table '{path}': {exc}") from None
-    return path
+def write_table(table: ExportedTable, path: str | Path) -> str:
+    """Write a table as CSV, atomically (see :mod:`lensllm.outputs.files`); ``-`` is
+    standard output. Returns the path written."""
+    return write_text(path, table.to_csv(), "table")
 
 
 def _path(store: BaseStore) -> str:
