@@ -81,8 +81,7 @@ def test_written_configs_are_accepted_one_recipe_per_group_on_one_store(bench, t
 
 @pytest.mark.realmodel
 def test_real_candidate_loss_per_byte_on_the_bench_task(bench, tmp_path, capsys):
-    from cli_helpers import run_cli
-
+    from lensllm.cli import main
     from lensllm.finetune.data import split_indices
     from lensllm.finetune.models import load_model
     from lensllm.store import SQLiteStore
@@ -91,8 +90,7 @@ def test_real_candidate_loss_per_byte_on_the_bench_task(bench, tmp_path, capsys)
     run_cfg, _ = bench.write_configs(tmp_path, {name: model_id})["real"]
     text = run_cfg.read_text().replace(f"sizes = {list(bench.SIZES)}", "sizes = [16]")
     run_cfg.write_text(text)
-    status, _, err = run_cli(capsys, ["run", "--config", str(run_cfg), "--threads", "1"])
-    assert status == 0, err
+    assert main(["run", "--config", str(run_cfg), "--threads", "1"]) == 0, capsys.readouterr()
     records = [json.loads(x) for x in (tmp_path / "wordlist_task.jsonl").read_text()
                .splitlines()]
     test = split_indices(len(records), n_validation=bench.N_VAL, n_test=bench.N_TEST).test
