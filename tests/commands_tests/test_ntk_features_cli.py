@@ -82,14 +82,15 @@ def test_unreadable_features_are_one_line_errors(tmp_path, capsys):
 def test_bench_ntk_on_the_zoo_gives_the_zoo_benchmarks_lensllm_numbers(capsys):
     """The committed zoo benchmark ran the ``lensllm`` selector on the store's spectra of
     ``lensllm select``; ``bench --ntk`` with the same features must reproduce it."""
+    bench = json.loads((ZOO / "bench.json").read_text())
+    zoo = {r["budget_ratio"]: r for r in bench["records"] if r["method"] == "lensllm"}
     status, out, err = run_cli(capsys, [
         "bench", "--table", str(ZOO / "zoo_table.csv"), "--ntk", str(ZOO / "ntk_features.json"),
-        "--methods", "lensllm", "--ratios", "8,16,32,64", "--target", "6400", "--json"])
+        "--methods", "lensllm", "--ratios", ",".join(str(r) for r in sorted(zoo)),
+        "--target", str(bench["target"]), "--json"])
     assert status == 0, err
-    zoo = {r["budget_ratio"]: r for r in json.loads((ZOO / "bench.json").read_text())["records"]
-           if r["method"] == "lensllm"}
     records = json.loads(out)
-    assert len(records) == 4
+    assert len(records) == len(zoo) >= 2
     for rec in records:
         ref = zoo[rec["budget_ratio"]]
         assert rec["selected"] == ref["selected"]
@@ -101,7 +102,8 @@ def test_bench_ntk_on_the_zoo_gives_the_zoo_benchmarks_lensllm_numbers(capsys):
 def test_bench_without_features_reports_lensllm_not_applicable(capsys):
     status, out, err = run_cli(capsys, [
         "bench", "--table", str(ZOO / "zoo_table.csv"), "--methods", "lensllm",
-        "--ratios", "8", "--target", "6400", "--json"])
+        "--ratios", "8", "--target", str(json.loads((ZOO / "bench.json").read_text())["target"]),
+        "--json"])
     assert status == 0, err
     (rec,) = json.loads(out)
     assert rec["pearcorr"] is None

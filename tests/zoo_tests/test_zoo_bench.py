@@ -1,0 +1,114 @@
+"""The zoo benchmark's setup (``benchmarks/zoo_bench.py``).
+
+By default: the configs it writes are accepted by ``lensllm run`` and ``lensllm select``,
+every budget leaves enough points for the laws, and its recipe trains every subset for the
+same planned number of epochs (data-limited curves). Opt-in (``--realmodel``): the real
+candidate, fine-tuned with the benchmark's recipe on the benchmark's task, has a per-byte
+loss computed from the test targets' bytes, counted here from the task file alone.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lensllm.finetune.config import FinetuneConfig, load_config
+from lensllm.pipeline import load_select_config
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "zoo_bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("zoo_bench_under_test", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _recipes(bench) -> dict[str, FinetuneConfig]:
+    return {group: FinetuneConfig(**tomllib.loads(text)["finetune"])
+            for group, text in bench.FINETUNE.items()}
+
+
+def test_every_budget_leaves_more_points_than_the_largest_law_has_parameters(bench):
+    # the LensLLM and rectified laws have 4 free parameters (B, E, beta, t or D_l); the
+    # zero-shot point is one more observation, so 4 fine-tuned sizes give 5 points
+    for ratio in bench.RATIOS:
+        visible = [s for s in bench.SIZES if s * ratio <= bench.TARGET]
+        assert len(visible) >= 4, (ratio, visible)
+    assert bench.SIZES[-1] == bench.TARGET  # D* is measured, not extrapolated
+
+
+@pytest.mark.parametrize("group", ["real", "zoo"])
+def test_recipe_plans_the_same_epochs_at_every_size_above_the_step_floor(bench, group):
+    recipe = _recipes(bench)[group]
+    for size in bench.SIZES:
+        plan = recipe.plan(size)
+        per_epoch = math.ceil(size / recipe.batch_size)
+        # by hand: max(epochs x steps per epoch, min_steps); never fewer epochs than asked
+        assert plan.planned_steps == max(math.ceil(recipe.epochs * per_epoch), recipe.min_steps)
+        assert plan.planned_steps * recipe.batch_size >= recipe.epochs * size
+        assert plan.guaranteed_steps * recipe.batch_size >= size  # one full epoch at least
+    # the D* run is not floored: exactly `epochs` passes over D* examples
+    assert recipe.plan(bench.TARGET).planned_epochs == pytest.approx(recipe.epochs)
+
+
+def test_written_configs_are_accepted_one_recipe_per_group_on_one_store(bench, tmp_path):
+    real = dict.fromkeys(bench.REAL, "tiny:llama")
+    configs = bench.write_configs(tmp_path, {"gpt2-a": "tiny:gpt2", **real})
+    assert list(configs) == ["real", "zoo"]  # the real group runs first
+    recipes = _recipes(bench)
+    assert recipes["real"].learning_rate < recipes["zoo"].learning_rate
+    for group, models in (("real", ["tiny:llama"]), ("zoo", ["tiny:gpt2"])):
+        run_cfg, sel_cfg = configs[group]
+        config = load_config(run_cfg)
+        assert [c.model for c in config.candidates] == models
+        assert config.sizes == tuple(bench.SIZES)
+        assert config.finetune == recipes[group]
+        assert config.store == tmp_path / "zoo.sqlite"
+        select = load_select_config(sel_cfg)
+        assert select.selection.target == bench.TARGET
+        assert select.selection.max_data == bench.TARGET // bench.RATIOS[0]
+    lines = (tmp_path / "wordlist_task.jsonl").read_text().splitlines()
+    assert len(lines) == bench.TARGET + bench.N_VAL + bench.N_TEST
+
+
+@pytest.mark.realmodel
+def test_real_candidate_loss_per_byte_on_the_bench_task(bench, tmp_path, capsys):
+    from lensllm.cli import main
+    from lensllm.finetune.data import split_indices
+    from lensllm.finetune.models import load_model
+    from lensllm.store import SQLiteStore
+
+    name, model_id = next(iter(bench.REAL.items()))
+    run_cfg, _ = bench.write_configs(tmp_path, {name: model_id})["real"]
+    text = run_cfg.read_text().replace(f"sizes = {list(bench.SIZES)}", "sizes = [16]")
+    run_cfg.write_text(text)
+    assert main(["run", "--config", str(run_cfg), "--threads", "1"]) == 0, capsys.readouterr()
+    records = [json.loads(x) for x in (tmp_path / "wordlist_task.jsonl").read_text()
+               .splitlines()]
+    test = split_indices(len(records), n_validation=bench.N_VAL, n_test=bench.N_TEST).test
+    targets = [records[i]["target"] for i in test]
+    tokenizer = load_model(model_id)[1]
+    n_bytes = sum(len(t.encode("utf-8")) for t in targets)
+    n_tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1
+                   for t in targets)  # + EOS
+    store = SQLiteStore(tmp_path / "zoo.sqlite")
+    runs = store.get_runs(status="finished")
+    store.close()
+    assert sorted(r.key.size for r in runs) == [0, 16]
+    for run in runs:
+        assert run.result.test_bytes == n_bytes
+        assert run.result.test_scored_tokens == n_tokens
+        assert run.result.test_truncated == 0
+        per_byte = run.result.test_loss * n_tokens / n_bytes
+        assert math.isfinite(per_byte) and per_byte > 0
+    # fine-tuning on 16 examples lowers the loss below the zero-shot loss
+    by_size = {r.key.size: r.result.test_loss for r in runs}
+    assert by_size[16] < by_size[0]
