@@ -256,6 +256,24 @@ def _exact_layer_traces(hvp, p, groups, *, dtype, device, batch: int = EXACT_TRA
     return traces, dict.fromkeys(traces, 0.0)
 
 
+def _check_at_least(**checks: tuple[int, int]) -> None:
+    """``InputError`` naming the first setting below its lower bound."""
+    for name, (value, low) in checks.items():
+        if int(value) < low:
+            raise InputError(f"`{name}` must be >= {low}, got {value}.")
+
+
+def _layer_index(theta: Mapping[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """Per layer, the positions of its parameters in the flattened parameter vector."""
+    groups: dict[str, list[torch.Tensor]] = {}
+    offset = 0
+    for name, tensor in theta.items():
+        groups.setdefault(layer_of(name), []).append(
+            torch.arange(offset, offset + tensor.numel(), device=device))
+        offset += tensor.numel()
+    return {k: torch.cat(v) for k, v in groups.items()}
+
+
 def hessian_curvature(
     model: torch.nn.Module,
     batch: Mapping[str, torch.Tensor],
@@ -296,11 +314,8 @@ def hessian_curvature(
     Raises:
         InputError: ``steps < 1``, ``probes < 0``, ``n_examples < 1`` or ``chunk_size < 1``.
     """
-    for name, value, low in (("steps", steps, 1), ("probes", probes, 0),
-                             ("chunk_size", chunk_size or 1, 1),
-                             ("n_examples", n_examples or 1, 1)):
-        if int(value) < low:
-            raise InputError(f"`{name}` must be >= {low}, got {value}.")
+    _check_at_least(steps=(steps, 1), probes=(probes, 0), chunk_size=(chunk_size or 1, 1),
+                    n_examples=(n_examples or 1, 1))
     start = time.perf_counter()
     module = prepare_model(model, params, lora_config=lora_config, seed=seed)
     prepared = prepare_batch(module, batch)
@@ -312,13 +327,7 @@ def hessian_curvature(
     if chunk_size is None:
         chunk_size = auto_chunk_size(module, prepared, theta, None,
                                      activation_factor=CURVATURE_ACTIVATION_FACTOR)
-    groups: dict[str, list[torch.Tensor]] = {}
-    offset = 0
-    for name, tensor in theta.items():
-        groups.setdefault(layer_of(name), []).append(
-            torch.arange(offset, offset + tensor.numel(), device=first.device))
-        offset += tensor.numel()
-    index = {k: torch.cat(v) for k, v in groups.items()}
+    index = _layer_index(theta, first.device)
     was_training = module.training
     module.eval()
     calls = [0]
@@ -340,10 +349,16 @@ def hessian_curvature(
                 traces, errors = _layer_traces(hvp, q_mat, t, index, probes, seed)
     finally:
         module.train(was_training)
+    return _diagnostics(traces, errors, t, n=int(prepared["input_ids"].shape[0]), p=p,
+                        probes=0 if exact else int(probes), calls=calls[0], start=start,
+                        exact=exact)
+
+
+def _diagnostics(traces, errors, t, *, n, p, probes, calls, start, exact) -> Curvature:
+    """The :class:`Curvature` record, refusing non-finite values."""
     top = float(torch.linalg.eigvalsh(t).max())
     if not math.isfinite(top) or not all(math.isfinite(v) for v in traces.values()):
         raise InputError("the Hessian diagnostics are not finite (NaN/inf): check the model.")
-    return Curvature(traces, errors, top, int(prepared["input_ids"].shape[0]), p,
-                     int(t.shape[0]), 0 if exact else int(probes), calls[0],
+    return Curvature(traces, errors, top, n, p, int(t.shape[0]), probes, calls,
                      round(time.perf_counter() - start, 3),
                      trace_method="exact" if exact else "hutchinson")

@@ -342,6 +342,26 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out) + "</table>"
 
 
+_STYLE = """<style>
+body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 1.5em auto;
+       color: #222; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { background: #f2f2f2; } td:first-child, td:nth-child(2) { text-align: left; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; }
+.big { font-size: 1.15em; }
+</style>"""
+_CURVES_TEXT = """<h2>Loss curves and the selector's fit</h2>
+<p>Dots: test loss after fine-tuning on D examples (mean over seeds), only the runs the
+selector paid for. Dashed grey: zero-shot loss. The vertical grey line is the budget. The
+line is the selector's own fit; the cross and bar its predicted L(D*) and interval; the
+diamond the back-test's prediction of the largest paid run; the star the true L(D*) when
+the store has runs at D*.</p>"""
+_LAWS_TEXT = """<h2>Every law fitted to the same points</h2>
+<p>The dotted vertical line marks where the LensLLM law's pre-power phase ends
+(D<sup>beta</sup> = F).</p>"""
+
+
 def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
                         title: str = "lensllm select", truth: np.ndarray | None = None,
                         intro: str = "", extra_html: str = "") -> Path:
@@ -377,15 +397,7 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
     total = view.cost() + outcome.zero_shot_flops + outcome.ntk_flops
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 1.5em auto;
-       color: #222; }}
-table {{ border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-th {{ background: #f2f2f2; }} td:first-child, td:nth-child(2) {{ text-align: left; }}
-img {{ max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; }}
-.big {{ font-size: 1.15em; }}
-</style></head><body>
+{_STYLE}</head><body>
 <h1>{html.escape(title)}</h1>
 {intro}
 <p class="big">{_headline_html(outcome, best)}
@@ -401,16 +413,9 @@ D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
 {failed}
 {planning}
 {trust_report.trust_html(outcome)}
-<h2>Loss curves and the selector's fit</h2>
-<p>Dots: test loss after fine-tuning on D examples (mean over seeds), only the runs the
-selector paid for. Dashed grey: zero-shot loss. The vertical grey line is the budget. The
-line is the selector's own fit; the cross and bar its predicted L(D*) and interval; the
-diamond the back-test's prediction of the largest paid run; the star the true L(D*) when
-the store has runs at D*.</p>
+{_CURVES_TEXT}
 {embed_png(out / "curves.png", "loss curves and the selector's fit")}
-<h2>Every law fitted to the same points</h2>
-<p>The dotted vertical line marks where the LensLLM law's pre-power phase ends
-(D<sup>beta</sup> = F).</p>
+{_LAWS_TEXT}
 {embed_png(out / "laws.png", "every law fitted to the observed points")}
 {laws_table}
 {laws_note}
