@@ -43,3 +43,15 @@ def top_panels(ranking, n_models: int, limit: int = MAX_PANELS) -> tuple[list[in
     order = list(ranking) if ranking is not None else list(range(n_models))
     return ([int(i) for i in order[:limit]],
             f" (top {limit} of {n_models} candidates shown)")
+
+
+def panels(axes, shown, cols: int):
+    """Yield ``(axis, candidate index)`` for each shown candidate of a ``rows x cols`` grid
+    of axes, filled row by row, and switch the axes left over off."""
+    for k, row in enumerate(axes):
+        for j, ax in enumerate(row):
+            slot = k * cols + j
+            if slot >= len(shown):
+                ax.axis("off")
+                continue
+            yield ax, shown[slot]

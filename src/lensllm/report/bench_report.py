@@ -20,7 +20,7 @@ import numpy as np
 from lensllm.bench.harness import BenchResult
 from lensllm.bench.table import LossTable
 from lensllm.outputs import make_dir, markdown_link, markdown_text, plot_text, write_text
-from lensllm.report._plots import pyplot, save_figure, top_panels
+from lensllm.report._plots import panels, pyplot, save_figure, top_panels
 
 __all__ = ["write_bench_report", "format_bench_tables"]
 
@@ -56,12 +56,7 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
     fitted = sel.curve(grid) if sel is not None and sel.curve is not None else None
     truth = table.column(target)
     visible = result.visible_sizes
-    for k in range(rows * cols):
-        ax = axes[k // cols][k % cols]
-        if k >= n:
-            ax.axis("off")
-            continue
-        i = shown[k]
+    for ax, i in panels(axes, shown, cols):
         ax.loglog(table.sizes, table.losses[i], "o", mfc="none", color="0.6", ms=4,
                   label="measured")
         if result.paid is not None:

@@ -28,7 +28,7 @@ from lensllm.pipeline import LAW_LABELS, SelectOutcome
 from lensllm.outputs import make_dir, plot_text, write_text
 from lensllm.pipeline.planning import outcome_plan, plan_lines
 from lensllm.report import trust_report
-from lensllm.report._plots import pyplot, save_figure, top_panels
+from lensllm.report._plots import panels, pyplot, save_figure, top_panels
 from lensllm.report.planning_section import plan_section
 from lensllm.report.rung_plot import plot_runs, saved_words
 
@@ -177,12 +177,7 @@ def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows + 0.6), squeeze=False,
                              sharey=sharey)
     grid = np.geomspace(max(1.0, float(view.sizes[0]) / 2), view.target * 1.3, 160)
-    for k in range(rows * cols):
-        ax = axes[k // cols][k % cols]
-        if k >= n:
-            ax.axis("off")
-            continue
-        i = shown[k]
+    for ax, i in panels(axes, shown, cols):
         sizes, losses = outcome.observed[i]
         if view.zero_shot is not None:
             ax.axhline(view.zero_shot[i], color="0.5", ls="--", lw=0.8, label="zero-shot (D=0)")
