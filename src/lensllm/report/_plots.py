@@ -46,12 +46,13 @@ def top_panels(ranking, n_models: int, limit: int = MAX_PANELS) -> tuple[list[in
 
 
 def panels(axes, shown, cols: int):
-    """Yield ``(axis, candidate index)`` for each shown candidate of a ``rows x cols`` grid
-    of axes, filled row by row, and switch the axes left over off."""
+    """Yield ``(slot, axis, candidate index)`` for each shown candidate of a ``rows x cols``
+    grid of axes, filled row by row (``slot`` counts the panels), and switch the axes left
+    over off."""
     for k, row in enumerate(axes):
         for j, ax in enumerate(row):
             slot = k * cols + j
             if slot >= len(shown):
                 ax.axis("off")
                 continue
-            yield ax, shown[slot]
+            yield slot, ax, shown[slot]

@@ -56,7 +56,7 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
     fitted = sel.curve(grid) if sel is not None and sel.curve is not None else None
     truth = table.column(target)
     visible = result.visible_sizes
-    for ax, i in panels(axes, shown, cols):
+    for k, ax, i in panels(axes, shown, cols):
         ax.loglog(table.sizes, table.losses[i], "o", mfc="none", color="0.6", ms=4,
                   label="measured")
         if result.paid is not None:

@@ -177,7 +177,7 @@ def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows + 0.6), squeeze=False,
                              sharey=sharey)
     grid = np.geomspace(max(1.0, float(view.sizes[0]) / 2), view.target * 1.3, 160)
-    for ax, i in panels(axes, shown, cols):
+    for _, ax, i in panels(axes, shown, cols):
         sizes, losses = outcome.observed[i]
         if view.zero_shot is not None:
             ax.axhline(view.zero_shot[i], color="0.5", ls="--", lw=0.8, label="zero-shot (D=0)")
