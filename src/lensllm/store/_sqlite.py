@@ -196,6 +196,22 @@ def check_store_path(path: str | Path) -> Path:
     return path.resolve()
 
 
+def _when_unlocked(step, timeout_s: float):
+    """Run ``step``, retrying while SQLite says the database is locked, up to ``timeout_s``.
+
+    Switching a new file to WAL needs the database to itself, and SQLite answers "database
+    is locked" at once, without its busy handler, when another process is reading it at
+    that moment (two ``lensllm run`` started together on one new store)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SQLiteStore(BaseStore):
     """A :class:`BaseStore` in one SQLite file.
 
@@ -242,7 +258,8 @@ class SQLiteStore(BaseStore):
             if version is not None and version < SCHEMA_VERSION:
                 self._migrate_old()
             if not memory:
-                self._conn.execute("PRAGMA journal_mode = WAL")
+                _when_unlocked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"),
+                               timeout_s)
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             with self._transaction() as cur:
