@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _lines(rows: list[dict], size: int, metrics: dict | None) -> list[str]:
-    from lensllm.report.select_report import short_name
+    from lensllm.report._plots import short_name
     from lensllm.report.trust_report import metric_words
 
     def f(x):

@@ -127,7 +127,7 @@ class BaseLaw(ABC):
         bisects in ``log D`` (for a law without a closed form; see
         :mod:`lensllm.laws.inverse`).
         """
-        from lensllm.laws.inverse import bisect_basis
+        from lensllm.laws._inversion import bisect_basis
 
         return bisect_basis(self, x, theta, aux)
 

@@ -51,7 +51,7 @@ import numpy as np
 
 from lensllm.exceptions import InputError
 from lensllm.laws import _engine
-from lensllm.laws.inverse import data_needed_at, quantile_with_infinities
+from lensllm.laws._inversion import data_needed_at, quantile_with_infinities
 
 __all__ = ["Calibration", "measure_calibration", "backtest_warps", "max_sizes", "warp_sizes",
            "unwarp_sizes", "replicate_warps", "calibrated_predict", "calibrated_interval",

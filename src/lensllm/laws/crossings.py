@@ -25,7 +25,7 @@ from itertools import combinations
 import numpy as np
 
 from lensllm.laws import _engine
-from lensllm.laws.inverse import quantile_with_infinities
+from lensllm.laws._inversion import quantile_with_infinities
 
 __all__ = ["Crossing", "find_crossings", "crossing_intervals", "curve_replicates",
            "leader_segments", "advice", "size_text"]

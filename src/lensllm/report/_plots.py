@@ -1,4 +1,5 @@
-"""What every report module shares: matplotlib, imported lazily with the Agg backend."""
+"""What every report module shares: matplotlib (imported lazily with the Agg backend), the
+panel grid and short model names."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from lensllm.outputs import write_bytes
 
-__all__ = ["MAX_PANELS", "pyplot", "save_figure", "top_panels"]
+__all__ = ["MAX_PANELS", "panels", "pyplot", "save_figure", "short_name", "top_panels"]
 
 
 def pyplot():
@@ -56,3 +57,8 @@ def panels(axes, shown, cols: int):
                 ax.axis("off")
                 continue
             yield slot, ax, shown[slot]
+
+
+def short_name(model: str) -> str:
+    """A model id's last path component (``./zoo/gpt2-d48`` -> ``gpt2-d48``)."""
+    return Path(model.rstrip("/")).name or model

@@ -37,7 +37,7 @@ def saved_words(outcome: SelectOutcome) -> str:
 
 def plot_runs(outcome: SelectOutcome, path: Path) -> None:
     """Draw the run grid of ``outcome`` (see the module docstring) to ``path``."""
-    from lensllm.report.select_report import short_name
+    from lensllm.report._plots import short_name
 
     plt = pyplot()
     lad, view, sel = outcome.ladder, outcome.view, outcome.selection

@@ -28,17 +28,12 @@ from lensllm.pipeline import LAW_LABELS, SelectOutcome
 from lensllm.outputs import make_dir, plot_text, write_text
 from lensllm.pipeline.planning import outcome_plan, plan_lines
 from lensllm.report import trust_report
-from lensllm.report._plots import panels, pyplot, save_figure, top_panels
+from lensllm.report._plots import panels, pyplot, save_figure, short_name, top_panels
 from lensllm.report.planning_section import plan_section
 from lensllm.report.rung_plot import plot_runs, saved_words
 
 __all__ = ["embed_png", "format_outcome", "format_ranking", "outcome_record", "plot_laws",
            "ranking_rows", "short_name", "write_select_report"]
-
-
-def short_name(model: str) -> str:
-    """A model id's last path component (``./zoo/gpt2-d48`` -> ``gpt2-d48``)."""
-    return Path(model.rstrip("/")).name or model
 
 
 def ranking_rows(outcome: SelectOutcome) -> list[dict]:
