@@ -285,11 +285,17 @@ class RunView:
         return RunKey(model, self.dataset, int(size), int(seed), self._prepared.config_hash,
                       self._prints.get(model, ""))
 
+    def _training_runs(self) -> dict[str, list[RunRecord]]:
+        """The finished training runs of this experiment, by candidate (one store read)."""
+        out: dict[str, list[RunRecord]] = {}
+        for r in self._store.get_runs(status="finished", dataset=self.dataset,
+                                      config_hash=self._prepared.config_hash):
+            if r.key.size > 0 and r.key.fingerprint == self._prints.get(r.key.model, ""):
+                out.setdefault(r.key.model, []).append(r)
+        return out
+
     def _finished_training_runs(self, model: str) -> list[RunRecord]:
-        return [r for r in self._store.get_runs(status="finished", dataset=self.dataset,
-                                                config_hash=self._prepared.config_hash)
-                if r.key.model == model and r.key.size > 0
-                and r.key.fingerprint == self._prints.get(model, "")]
+        return self._training_runs().get(model, [])
 
     def _measured_full(self, model: int) -> float | None:
         if self.target != int(self.target):
@@ -298,23 +304,24 @@ class RunView:
                 if r.key.size == int(self.target)]
         return float(np.mean([r.result.flops for r in runs])) if runs else None
 
-    def _largest_runs(self, model: int) -> tuple[int, list[RunResult]]:
+    def _largest_runs(self, model: int,
+                      runs: dict[str, list[RunRecord]]) -> tuple[int, list[RunResult]]:
         """The candidate's largest finished training size below ``D*`` and every seed's
-        result there (``(0, [])`` when it has none)."""
-        runs = [r for r in self._finished_training_runs(self.models[model])
-                if r.key.size < self.target]
-        if not runs:
+        result there (``(0, [])`` when it has none), from :meth:`_training_runs`."""
+        below = [r for r in runs.get(self.models[model], []) if r.key.size < self.target]
+        if not below:
             return 0, []
-        size = max(r.key.size for r in runs)
-        return size, [r.result for r in runs if r.key.size == size]
+        size = max(r.key.size for r in below)
+        return size, [r.result for r in below if r.key.size == size]
 
-    def _stop_fraction(self) -> float:
+    def _stop_fraction(self, runs: dict[str, list[RunRecord]]) -> float:
         """Where runs stop, as a fraction of their planned steps: the mean over candidates
         of their largest runs below ``D*`` (pooled, because one run's stopping point is
         noisy and the cost fraction sums over candidates)."""
         recipe = self._prepared.config.finetune
         fractions = [res.steps / recipe.plan(size).planned_steps
-                     for size, results in map(self._largest_runs, range(self.n_models))
+                     for size, results in (self._largest_runs(i, runs)
+                                           for i in range(self.n_models))
                      for res in results]
         return float(np.mean(fractions)) if fractions else 1.0
 
@@ -329,7 +336,8 @@ class RunView:
         from lensllm.finetune.recipe import estimate_run_flops, examples_processed
 
         target = size
-        size, largest = self._largest_runs(model)
+        runs = self._training_runs()
+        size, largest = self._largest_runs(model, runs)
         zero = [r for r in self.records(model, 0) if r.status == "finished"]
         if not largest or not zero:
             return None
@@ -344,7 +352,7 @@ class RunView:
         return estimate_run_flops(
             recipe.plan(target), n_params=largest[0].n_params,
             tokens_per_example=float(np.mean(per_example)),
-            stop_fraction=self._stop_fraction(),
+            stop_fraction=self._stop_fraction(runs),
             validation_tokens=float(np.mean(validation)), test_tokens=test_tokens)
 
     def _estimate_untrained(self, model: int) -> float:
