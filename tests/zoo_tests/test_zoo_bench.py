@@ -33,7 +33,7 @@ def bench():
 
 def _recipes(bench) -> dict[str, FinetuneConfig]:
     return {group: FinetuneConfig(**tomllib.loads(text)["finetune"])
-            for group, text in bench.FINETUNE.items()}
+            for group, text in ((g, bench.recipe(g)) for g in bench.GROUP_RECIPE)}
 
 
 def test_every_budget_leaves_more_points_than_the_largest_law_has_parameters(bench):
@@ -75,7 +75,7 @@ def test_written_configs_are_accepted_one_recipe_per_group_on_one_store(bench, t
         select = load_select_config(sel_cfg)
         assert select.selection.target == bench.TARGET
         assert select.selection.max_data == bench.TARGET // bench.RATIOS[0]
-    lines = (tmp_path / "wordlist_task.jsonl").read_text().splitlines()
+    lines = (tmp_path / f"{bench.TASK}_task.jsonl").read_text().splitlines()
     assert len(lines) == bench.TARGET + bench.N_VAL + bench.N_TEST
 
 
@@ -91,7 +91,7 @@ def test_real_candidate_loss_per_byte_on_the_bench_task(bench, tmp_path, capsys)
     text = run_cfg.read_text().replace(f"sizes = {list(bench.SIZES)}", "sizes = [16]")
     run_cfg.write_text(text)
     assert main(["run", "--config", str(run_cfg), "--threads", "1"]) == 0, capsys.readouterr()
-    records = [json.loads(x) for x in (tmp_path / "wordlist_task.jsonl").read_text()
+    records = [json.loads(x) for x in (tmp_path / f"{bench.TASK}_task.jsonl").read_text()
                .splitlines()]
     test = split_indices(len(records), n_validation=bench.N_VAL, n_test=bench.N_TEST).test
     targets = [records[i]["target"] for i in test]

@@ -3,19 +3,22 @@
 No weights or data are downloaded: the pretraining text is the standard library's
 ``pydoc_data.topics`` (English documentation of Python), the tokenizer is a byte-level BPE
 trained on it, and the models are small GPT-2, Llama and OPT configurations pretrained for
-different numbers of steps (:mod:`lensllm.zoo.build`). The downstream task
-(:func:`lensllm.zoo.corpus.make_task`) is generated in code and differs from the pretraining
-text: word-list manipulations (reverse, sort, first/last, count) over English words.
+different numbers of steps (:mod:`lensllm.zoo.build`). Two downstream tasks differ from the
+pretraining text: word-list manipulations generated in code (reverse, sort, first/last,
+count; :func:`lensllm.zoo.corpus.make_task`, used by the demo), and standard-library names
+with the first sentence of their docstrings (:mod:`lensllm.zoo.docstrings`, natural
+language, the zoo benchmark's main task). :func:`write_task` writes either as JSONL.
 Needs the ``finetune`` extra (torch, transformers, tokenizers). See ``docs/zoo.md``.
 """
 
 from __future__ import annotations
 
 from lensllm.zoo.build import DEMO_ZOO, FULL_ZOO, ZooModel, build_zoo, zoo_dir
-from lensllm.zoo.corpus import make_task, pretraining_text, task_vocabulary, write_task
+from lensllm.zoo.corpus import TASKS, make_task, pretraining_text, task_vocabulary, write_task
 
 __all__ = [
            "DEMO_ZOO",
+           "TASKS",
            "FULL_ZOO",
            "ZooModel",
            "build_zoo",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TASK_OPS", "make_task", "pretraining_text", "task_vocabulary", "write_task"]
+__all__ = ["TASKS", "TASK_OPS", "make_task", "pretraining_text", "task_vocabulary", "write_task"]
 
 #: The operations of the downstream task (one is drawn per example).
 TASK_OPS = ("reverse", "sort", "first", "last", "count")
@@ -75,11 +75,32 @@ def make_task(n_examples: int, *, seed: int = 0, n_words: int = 600) -> list[dic
     return out
 
 
-def write_task(path: str | Path, n_examples: int, *, seed: int = 0) -> Path:
-    """Write :func:`make_task` as JSONL (what ``[data] path`` of a config reads)."""
+#: The downstream tasks :func:`write_task` can write (name -> generator).
+TASKS = ("wordlist", "docstrings")
+
+
+def write_task(path: str | Path, n_examples: int, *, seed: int = 0,
+               task: str = "wordlist") -> Path:
+    """Write a downstream task as JSONL (what ``[data] path`` of a config reads).
+
+    Args:
+        path: the file to write (atomically: a temporary file renamed into place).
+        n_examples: how many examples.
+        seed: generator seed.
+        task: ``"wordlist"`` (:func:`make_task`) or ``"docstrings"``
+            (:func:`lensllm.zoo.docstrings.make_docstring_task`).
+    """
+    if task == "wordlist":
+        examples = make_task(n_examples, seed=seed)
+    elif task == "docstrings":
+        from lensllm.zoo.docstrings import make_docstring_task
+
+        examples = make_docstring_task(n_examples, seed=seed)
+    else:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(ex) for ex in make_task(n_examples, seed=seed)]
+    lines = [json.dumps(ex) for ex in examples]
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)
