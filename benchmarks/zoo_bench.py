@@ -55,7 +55,9 @@ N_VAL, N_TEST = 64, 128
 LAWS = ("power", "rectified", "lens_fit_t", "lens_fixed_t", "lens_fixed_t_steps")
 #: real pretrained candidates (table name -> model id), besides the zoo's own models;
 #: their tokenizers differ from the zoo's, so everything is ranked in nats per byte
-REAL = {"smollm2-135m": "gguf:smollm2"}
+REAL = {"gemma3-270m": "gguf:gemma3-270m", "smollm2-135m": "gguf:smollm2"}
+#: the recipe group of each real candidate (the zoo's models are group "zoo")
+REAL_GROUP = {"gemma3-270m": "gemma3", "smollm2-135m": "smollm2"}
 #: the downstream task (``--task``): the natural-language one by default
 TASK = "docstrings"
 TASK_DESCRIPTION = {
@@ -65,9 +67,11 @@ TASK_DESCRIPTION = {
 
 # One recipe per group of candidates, the same rule at every subset size (docs/running.md):
 # planned epochs with a floor in steps, early stopping after an epoch without a better
-# validation loss. The zoo's 0.1M-1.1M models need a larger learning rate and more epochs
-# to reach their best validation loss; full fine-tuning of the 135M real model at that rate
-# would wreck it, and two epochs at 3e-4 already overfit it (its runs stop early).
+# validation loss. The learning rate is the family's: the zoo's 0.1M-1.1M models need a
+# large one and many epochs; SmolLM2 at that rate would be wrecked, and 3e-4 already
+# overfits it within an epoch (its runs stop early); Gemma-3 at 3e-4 got worse at the first
+# validation of every size (its runs kept the untrained weights), at 1e-5 it learns (a
+# 32-example pilot: 3.23 nats/token against 3.31 at 3e-5 and 4.51 zero-shot).
 _RECIPE = """[finetune]
 method = "full"
 learning_rate = {lr}
@@ -80,8 +84,10 @@ min_eval_interval = {eval_floor}
 patience_epochs = 1.0
 min_train_epochs = 1.0
 """
-GROUP_RECIPE = {"real": {"lr": "3e-4", "epochs": "4.0", "min_steps": 20, "eval_floor": 2},
-                 "zoo": {"lr": "1e-3", "epochs": "16.0", "min_steps": 80, "eval_floor": 5}}
+_REAL_RECIPE = {"epochs": "4.0", "min_steps": 20, "eval_floor": 2}
+GROUP_RECIPE = {"gemma3": {"lr": "1e-5", **_REAL_RECIPE},
+                "smollm2": {"lr": "3e-4", **_REAL_RECIPE},
+                "zoo": {"lr": "1e-3", "epochs": "16.0", "min_steps": 80, "eval_floor": 5}}
 #: tokens kept per example: the docstring task's longest examples (about 190 bytes) are
 #: longer than 64 tokens of the zoo's 1024-token BPE, and a cut example has no per-byte loss
 MAX_LENGTH = {"docstrings": 128, "wordlist": 64}
@@ -106,9 +112,10 @@ def log(msg: str) -> None:
 
 
 def groups_of(paths: dict[str, Path | str]) -> dict[str, dict[str, Path | str]]:
-    """The candidates of each recipe: ``{"real": {...}, "zoo": {...}}`` (empty groups left out)."""
-    groups = {"real": {n: p for n, p in paths.items() if n in REAL},
-              "zoo": {n: p for n, p in paths.items() if n not in REAL}}
+    """The candidates of each recipe, in :data:`GROUP_RECIPE` order (slowest first; empty
+    groups left out): ``{"gemma3": {...}, "smollm2": {...}, "zoo": {...}}``."""
+    groups = {g: {n: p for n, p in paths.items() if REAL_GROUP.get(n, "zoo") == g}
+              for g in GROUP_RECIPE}
     return {g: c for g, c in groups.items() if c}
 
 
@@ -116,7 +123,7 @@ def write_configs(work: Path, paths: dict[str, Path | str]) -> dict[str, tuple[P
     """Write the task and, per group, a `lensllm run` and a `lensllm select` config.
 
     Every group shares the task, its splits and the store; the runs of a group carry its
-    recipe's config hash. Returns ``{group: (run config, select config)}``, real first.
+    recipe's config hash. Returns ``{group: (run config, select config)}``, slowest group first.
     """
     from lensllm.zoo import write_task
 
@@ -154,6 +161,9 @@ max_data = {TARGET // RATIOS[0]}
 n = 32
 dim = 4096
 params = "all"
+# Gemma-3's tied 262k x 640 embedding is one 168M-parameter layer: the automatic chunk
+# (planned from free memory) ran this 23 GB machine out of memory; 2 examples per pass fit
+chunk_size = 2
 """)
         configs[group] = (run_cfg, sel_cfg)
     return configs
@@ -162,8 +172,11 @@ params = "all"
 def run_all(run_cfgs: list[Path], workers: int) -> float:
     """Every (candidate, size) run: ``workers`` processes, each running the configs in turn.
 
-    The processes claim runs from one store, so the real (slowest) group is shared by both
-    workers first and the zoo's runs fill in behind it.
+    The processes claim runs from one store. Worker ``i`` starts at config ``i`` (rotated
+    order): a ``lensllm run`` whose remaining runs are all held by other processes waits for
+    them, so with one shared order a worker would sit idle behind the slowest group's last
+    run while other groups' runs were still unclaimed (measured: 11 idle minutes behind
+    Gemma's D* run). Rotated, each worker reaches the shared groups only after its own.
     """
     import threading
 
@@ -172,7 +185,8 @@ def run_all(run_cfgs: list[Path], workers: int) -> float:
 
     def worker(i: int) -> None:
         with open(run_cfgs[0].parent / f"run{i}.log", "w") as f:
-            for cfg in run_cfgs:
+            n = len(run_cfgs)
+            for cfg in run_cfgs[i % n:] + run_cfgs[: i % n]:
                 cmd = [sys.executable, "-m", "lensllm.cli", "run", "--config", str(cfg),
                        "--threads", "1"]
                 code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode

@@ -45,7 +45,7 @@ def test_every_budget_leaves_more_points_than_the_largest_law_has_parameters(ben
     assert bench.SIZES[-1] == bench.TARGET  # D* is measured, not extrapolated
 
 
-@pytest.mark.parametrize("group", ["real", "zoo"])
+@pytest.mark.parametrize("group", ["gemma3", "smollm2", "zoo"])
 def test_recipe_plans_the_same_epochs_at_every_size_above_the_step_floor(bench, group):
     recipe = _recipes(bench)[group]
     for size in bench.SIZES:
@@ -60,12 +60,17 @@ def test_recipe_plans_the_same_epochs_at_every_size_above_the_step_floor(bench, 
 
 
 def test_written_configs_are_accepted_one_recipe_per_group_on_one_store(bench, tmp_path):
-    real = dict.fromkeys(bench.REAL, "tiny:llama")
+    tiny_real = [f"tiny:llama-{v}" for v in ("small", "wide", "deep")][: len(bench.REAL)]
+    real = dict(zip(bench.REAL, tiny_real))
     configs = bench.write_configs(tmp_path, {"gpt2-a": "tiny:gpt2", **real})
-    assert list(configs) == ["real", "zoo"]  # the real group runs first
+    # one group per real family, slowest first, then the zoo
+    assert list(configs) == [bench.REAL_GROUP[n] for n in bench.REAL] + ["zoo"]
     recipes = _recipes(bench)
-    assert recipes["real"].learning_rate < recipes["zoo"].learning_rate
-    for group, models in (("real", ["tiny:llama"]), ("zoo", ["tiny:gpt2"])):
+    # each real family trains gentler than the 0.1M-1.1M zoo models
+    assert all(recipes[g].learning_rate < recipes["zoo"].learning_rate
+               for g in bench.REAL_GROUP.values())
+    groups = [(bench.REAL_GROUP[n], [m]) for n, m in real.items()] + [("zoo", ["tiny:gpt2"])]
+    for group, models in groups:
         run_cfg, sel_cfg = configs[group]
         config = load_config(run_cfg)
         assert [c.model for c in config.candidates] == models
@@ -86,8 +91,9 @@ def test_real_candidate_loss_per_byte_on_the_bench_task(bench, tmp_path, capsys)
     from lensllm.finetune.models import load_model
     from lensllm.store import SQLiteStore
 
-    name, model_id = next(iter(bench.REAL.items()))
-    run_cfg, _ = bench.write_configs(tmp_path, {name: model_id})["real"]
+    name = "smollm2-135m"
+    model_id = bench.REAL[name]
+    run_cfg, _ = bench.write_configs(tmp_path, {name: model_id})[bench.REAL_GROUP[name]]
     text = run_cfg.read_text().replace(f"sizes = {list(bench.SIZES)}", "sizes = [16]")
     run_cfg.write_text(text)
     assert main(["run", "--config", str(run_cfg), "--threads", "1"]) == 0, capsys.readouterr()
