@@ -12,7 +12,10 @@ eigenvalue, the total trace and the mean per-layer trace with
   to 3200, all sizes but ``D*``);
 - (b) the true loss at ``D*`` = 6400 (the ranking the selectors are scored against).
 
-Losses come from ``benchmarks/results/zoo/zoo_table.csv`` (the committed zoo results);
+Losses come from ``benchmarks/results/zoo/curvature_table.csv`` (the first zoo benchmark's
+table, word-list task, D* = 6400, pinned here since ``zoo_table.csv`` now holds the
+docstring-task rerun; the probe set is drawn from today's word-list task file, so a rerun
+is not bit-identical to ``curvature.json``);
 Pearson and Spearman correlations over the candidates are printed and written to
 ``benchmarks/results/zoo/curvature.json``. Needs torch (the ``finetune`` extra); the zoo's
 checkpoints are built if missing (``lensllm.zoo.build_zoo``, never rebuilt).
@@ -88,6 +91,10 @@ def correlations(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
             "spearman": float(np.corrcoef(rank(x), rank(y))[0, 1]), "n": int(ok.sum())}
 
 
+#: D* of the pinned table
+DSTAR = 6400
+
+
 def main() -> int:
     import torch
 
@@ -96,7 +103,8 @@ def main() -> int:
     from lensllm.zoo import FULL_ZOO, build_zoo
 
     torch.set_num_threads(1)
-    table = load_table(RESULTS / "zoo_table.csv")
+    table = load_table(RESULTS / "curvature_table.csv")
+    zoo_bench.TASK = "wordlist"  # the task the pinned table was measured on
     paths = build_zoo(FULL_ZOO, workers=1, log=print)
     work = Path(tempfile.mkdtemp(prefix="zoo-curv-"))
     zoo_bench.write_configs(work, paths)
@@ -118,7 +126,7 @@ def main() -> int:
               f"{rows[name]['wall_s']} s", flush=True)
     targets = {"transition_800": transitions(table, 800),
                "transition_3200": transitions(table, 3200),
-               "loss_at_dstar": table.column(zoo_bench.TARGET)}
+               "loss_at_dstar": table.column(DSTAR)}
     out = {"candidates": {n: {**rows[n], **{k: float(v[i]) for k, v in targets.items()}}
                           for i, n in enumerate(table.models)},
            "correlations": {}}
