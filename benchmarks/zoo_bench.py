@@ -18,7 +18,8 @@ name a standard-library callable, answer with its docstring's first sentence: na
 language, :mod:`lensllm.zoo.docstrings`) and ``wordlist`` (reverse/sort/count word lists:
 algorithmic, learnt abruptly; kept as the hard case, results in ``results/zoo/wordlist``).
 
-    python benchmarks/zoo_bench.py                   # everything, ~15-30 min on 2 cores
+    python benchmarks/zoo_bench.py                   # everything: ~70 min on 2 cores
+    python benchmarks/zoo_bench.py --real smollm2-135m   # without Gemma: 24 min
     python benchmarks/zoo_bench.py --task wordlist   # the algorithmic task
     python benchmarks/zoo_bench.py --analyse-only    # re-score from the store (minutes)
 
