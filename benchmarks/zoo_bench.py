@@ -479,6 +479,11 @@ def main() -> int:
                          "Gemma-3 alone takes about 66 of the 107 worker-minutes of runs)")
     ap.add_argument("--analyse-only", action="store_true")
     args = ap.parse_args()
+    # checked before anything is built or written
+    chosen = [n for n in args.real.split(",") if n]
+    unknown = sorted(set(chosen) - set(REAL))
+    if unknown:
+        ap.error(f"--real: unknown candidate(s) {', '.join(unknown)}; known: {', '.join(REAL)}")
     TASK = args.task
     args.work = args.work or Path.home() / ".cache" / "lensllm" / f"bench-zoo-{TASK}"
     args.out = args.out or (ROOT / "benchmarks" / "results" / "zoo"
@@ -493,10 +498,6 @@ def main() -> int:
     # would cost more fine-tuning time than the real 135M candidate's share allows)
     zoo = DEMO_ZOO[1:] if os.environ.get("ZOO_BENCH_SMOKE") else DEMO_ZOO + FULL_ZOO[:5]
     paths = build_zoo(zoo, workers=args.workers, log=log)
-    chosen = [n for n in args.real.split(",") if n]
-    unknown = sorted(set(chosen) - set(REAL))
-    if unknown:
-        ap.error(f"--real: unknown candidate(s) {', '.join(unknown)}; known: {', '.join(REAL)}")
     paths.update({n: REAL[n] for n in chosen})
     if not args.analyse_only:  # keep the first (uncached) build time
         timings["zoo_build_s"] = max(timings.get("zoo_build_s", 0.0),
