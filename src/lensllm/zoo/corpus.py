@@ -75,7 +75,7 @@ def make_task(n_examples: int, *, seed: int = 0, n_words: int = 600) -> list[dic
     return out
 
 
-#: The downstream tasks :func:`write_task` can write (name -> generator).
+#: The downstream tasks :func:`write_task` can write.
 TASKS = ("wordlist", "docstrings")
 
 

@@ -45,7 +45,7 @@ _MIN_CHARS, _MAX_CHARS = 15, 160
 
 def _first_sentence(doc: str) -> str:
     """The docstring's first paragraph, on one line, cut after its first full stop."""
-    paragraph = doc.strip().split("\n\n")[0].replace("\n", " ")
+    paragraph = doc.strip().split("\n\n")[0]
     return re.split(r"(?<=\.)\s", " ".join(paragraph.split()))[0]
 
 
