@@ -47,13 +47,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = (8, 16, 32, 64, 100, 200, 400, 800)
-TARGET = 800
-RATIOS = (4, 8)
-if os.environ.get("ZOO_BENCH_SMOKE"):  # a minutes-long check of the whole script
-    SIZES, TARGET, RATIOS = (16, 24, 32, 48, 64), 64, (2,)
+#: per task: the subset sizes (nested, doubling-ish) and D* (measured for every candidate);
+#: the budgets D*/32, D*/16 and D*/8 read the sizes up to them
+TASK_GRID = {
+    "docstrings": ((6, 12, 25, 50, 100, 200, 400, 800), 800),
+    "comments": ((12, 25, 50, 100, 200, 400, 3200), 3200),
+    "wordlist": ((8, 16, 32, 64, 100, 200, 400, 800), 800),
+}
+SIZES, TARGET = TASK_GRID["docstrings"]
+RATIOS = (32, 16, 8)
 N_VAL, N_TEST = 64, 128
+SMOKE = bool(os.environ.get("ZOO_BENCH_SMOKE"))  # a minutes-long check of the whole script
 LAWS = ("power", "rectified", "lens_fit_t", "lens_fixed_t", "lens_fixed_t_steps")
+#: the selector `lensllm select` uses by default (scored first in the last line)
+DEFAULT_METHOD = "halving"
 #: real pretrained candidates (table name -> model id), besides the zoo's own models;
 #: their tokenizers differ from the zoo's, so everything is ranked in nats per byte
 REAL = {"gemma3-270m": "gguf:gemma3-270m", "smollm2-135m": "gguf:smollm2"}
@@ -64,34 +71,41 @@ TASK = "docstrings"
 TASK_DESCRIPTION = {
     "docstrings": "docstrings (name a standard-library callable -> first sentence of its "
                   "docstring; lensllm.zoo.docstrings)",
+    "comments": "comments (a line of standard-library code -> first sentence of the comment "
+                "above it; lensllm.zoo.comments)",
     "wordlist": "wordlist (generated; reverse/sort/first/last/count over corpus words)"}
 
-# One recipe per group of candidates, the same rule at every subset size (docs/running.md):
-# planned epochs with a floor in steps, early stopping after an epoch without a better
-# validation loss. The learning rate is the family's: the zoo's 0.1M-1.1M models need a
-# large one and many epochs; SmolLM2 at that rate would be wrecked, and 3e-4 already
-# overfits it within an epoch (its runs stop early); Gemma-3 at 3e-4 got worse at the first
-# validation of every size (its runs kept the untrained weights), at 1e-5 it learns (a
-# 32-example pilot: 3.23 nats/token against 3.31 at 3e-5 and 4.51 zero-shot).
+# The default recipe of `lensllm select` (docs/running.md): a constant learning rate until
+# the validation loss stops improving for one epoch, no step floor, validation twice an
+# epoch on a quarter as many examples as the run trains on (at least 32). Only what a user
+# sets is set here: the family's learning rate, the batch and the sequence length. The
+# learning rates: the zoo's 0.1M-1.1M models need a large one; SmolLM2 at that rate would
+# be wrecked (3e-4 already overfits it within an epoch); Gemma-3 at 3e-4 got worse at the
+# first validation of every size, at 1e-5 it learns (a 32-example pilot: 3.23 nats/token
+# against 3.31 at 3e-5 and 4.51 zero-shot).
 _RECIPE = """[finetune]
 method = "full"
 learning_rate = {lr}
 batch_size = 8
 max_length = {max_length}
-epochs = {epochs}
-min_steps = {min_steps}
-eval_every_epochs = 0.5
-min_eval_interval = {eval_floor}
-patience_epochs = 1.0
-min_train_epochs = 1.0
 """
-_REAL_RECIPE = {"epochs": "4.0", "min_steps": 20, "eval_floor": 2}
-GROUP_RECIPE = {"gemma3": {"lr": "1e-5", **_REAL_RECIPE},
-                "smollm2": {"lr": "3e-4", **_REAL_RECIPE},
-                "zoo": {"lr": "1e-3", "epochs": "16.0", "min_steps": 80, "eval_floor": 5}}
+GROUP_RECIPE = {"gemma3": {"lr": "1e-5"}, "smollm2": {"lr": "3e-4"}, "zoo": {"lr": "1e-3"}}
 #: tokens kept per example: the docstring task's longest examples (about 190 bytes) are
 #: longer than 64 tokens of the zoo's 1024-token BPE, and a cut example has no per-byte loss
-MAX_LENGTH = {"docstrings": 128, "wordlist": 64}
+MAX_LENGTH = {"docstrings": 128, "comments": 128, "wordlist": 64}
+
+
+def set_task(task: str) -> None:
+    """Point the module's task, sizes and target at ``task``."""
+    global TASK, SIZES, TARGET, RATIOS
+    TASK = task
+    SIZES, TARGET = TASK_GRID[task]
+    RATIOS = (32, 16, 8)
+    if SMOKE:
+        SIZES, TARGET, RATIOS = (8, 12, 16, 24, 32, 64), 64, (2,)
+
+
+set_task(TASK)
 
 
 def recipe(group: str) -> str:
@@ -154,9 +168,9 @@ test_size = {N_TEST}
         sel_cfg = work / f"{group}_select.toml"
         sel_cfg.write_text(base + f"""
 [selection]
-method = "adaptive"
+method = "{DEFAULT_METHOD}"
 target = {TARGET}
-max_data = {TARGET // RATIOS[0]}
+max_data = {TARGET // RATIOS[-1]}
 
 [ntk]
 n = 32
@@ -226,7 +240,7 @@ def select_and_export(work: Path, configs: dict[str, tuple[Path, Path]],
         n_probe[group] = config.ntk.n
         run_select(config, threads=1, log=log)
         # first (uncached: NTK features computed) timing kept; re-analyses reuse the store
-        timings.setdefault(f"select_adaptive_{group}_s", time.perf_counter() - t0)
+        timings.setdefault(f"select_{DEFAULT_METHOD}_{group}_s", time.perf_counter() - t0)
     store = open_store(work / "zoo.sqlite")
     finished = store.get_runs(status="finished", dataset=TASK)
     header, rows, runs, spectra = None, [], {}, {}
@@ -308,6 +322,11 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
 
     records, cache = [], {}
     zoo = np.array([m not in REAL for m in models])
+    # pretrained: every candidate but the zoo's untrained (0 pretraining steps) controls
+    pretrained = np.array([not m.endswith("-p0") for m in models])
+    zs_flops = np.array([runs[(m, 0)].flops for m in models])
+    ntk_flops = np.array([float(sp.meta.get("flops", 0.0)) for sp in spectra])
+    converged = early < steps  # best validation before the last step
     for ratio in RATIOS:
         for method in REGISTRY:
             max_data = TARGET / ratio
@@ -326,6 +345,11 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
                                 "method": method, "note": f"not applicable: {exc}"})
                 continue
             paid = view.paid
+            used = paid & (table.sizes[None, : paid.shape[1]] > 0)
+            runs_cost = float((paid * flops[:, : paid.shape[1]]).sum())
+            extra = zs_flops.sum() + (ntk_flops.sum() if method == "lensllm" else 0.0)
+            width = (np.log(np.asarray(sel.upper, float) / np.asarray(sel.lower, float))
+                     if sel.lower is not None else None)
             rec = {
                 "budget_ratio": ratio, "max_data_num": max_data, "method": method,
                 "pearcorr": pearson_corr(sel.score, truth),
@@ -334,7 +358,18 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
                          and method != "subtuning" else None),
                 "coverage": (coverage(sel.lower, sel.upper, truth) if sel.lower is not None
                              else None),
-                "cost_fraction": float((paid * flops[:, : paid.shape[1]]).sum() / full_flops),
+                "cost_fraction": runs_cost / full_flops,
+                # everything the method paid: its runs (evaluations included), the zero-shot
+                # evaluations, and the NTK features for the method that uses them
+                "cost_fraction_total": float((runs_cost + extra) / full_flops),
+                "rmse_pretrained": (log_rmse(np.asarray(sel.predicted)[pretrained],
+                                             truth[pretrained])
+                                    if sel.predicted is not None and method != "subtuning"
+                                    else None),
+                "interval_median_log_width": (float(np.nanmedian(width)) if width is not None
+                                              else None),
+                "converged_share": (float(converged[:, : paid.shape[1]][used].mean())
+                                    if used.any() else None),
                 "cost_fraction_params": view.cost() / view.full_cost(),
                 "selected": models[sel.selected], "seconds": time.perf_counter() - t0,
                 # the real model's loss is far below the zoo's: PearCorr over all models is
@@ -359,6 +394,7 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
                                    "wall_s": float(runs[(m, int(s))].wall_time)}
                      for s in table.sizes} for m in models},
         "law_log_rmse": law_rmse, "law_predictions": law_pred, "records": records,
+        "converged_share_all_runs": float(converged[:, table.sizes > 0].mean()),
         "full_cost_flops": full_flops, "timings_s": timings,
         "ntk_flops_fraction": sum(float(sp.meta.get("flops", 0.0)) for sp in spectra)
         / full_flops,
@@ -372,6 +408,52 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
     summary = format_summary(bench)
     (out / "summary.md").write_text(summary)
     plot_bench(bench, out / "bench.png")
+    plot_frontier(bench, out / "frontier.png")
+    print(json.dumps(last_line(bench)), flush=True)
+
+
+def last_line(bench: dict) -> dict:
+    """The machine-readable summary: the default selector at every budget, and zero-shot."""
+    out: dict = {"task": TASK, "target": bench["target"], "method": DEFAULT_METHOD,
+                 "converged_share_all_runs": bench["converged_share_all_runs"]}
+    for rec in bench["records"]:
+        if rec["method"] not in (DEFAULT_METHOD, "zero_shot") or "pearcorr" not in rec:
+            continue
+        tag = f"{'zs_' if rec['method'] == 'zero_shot' else ''}d{rec['budget_ratio']}"
+        keys = (("pearcorr",) if rec["method"] == "zero_shot" else
+                ("relacc", "pearcorr", "cost_fraction_total", "rmse_pretrained", "coverage",
+                 "interval_median_log_width", "converged_share"))
+        out.update({f"{tag}_{k}": rec.get(k) for k in keys})
+    return out
+
+
+def plot_frontier(bench: dict, path: Path) -> None:
+    """Cost fraction (all FLOPs paid over training every candidate on D*) against RelAcc and
+    PearCorr, one line per selector across the budgets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    methods = list(dict.fromkeys(r["method"] for r in bench["records"] if "pearcorr" in r))
+    for ax, metric in zip(axes, ("relacc", "pearcorr")):
+        for j, m in enumerate(methods):
+            pts = sorted((r["cost_fraction_total"], r[metric]) for r in bench["records"]
+                         if r["method"] == m and r.get(metric) is not None)
+            if pts:
+                ax.plot(*zip(*pts), "os^vD<>ph"[j % 9] + "-", label=m, color=f"C{j % 10}",
+                        lw=2.5 if m == DEFAULT_METHOD else 1.0, ms=6)
+        ax.axvline(0.15, color="grey", ls=":", lw=1)
+        ax.set_xscale("symlog", linthresh=0.01)
+        ax.set_xlabel("cost fraction (all FLOPs paid / training all candidates on D*)")
+        ax.set_ylabel("RelAcc" if metric == "relacc" else "PearCorr of predicted L(D*)")
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"{TASK}: budgets D*/32, D*/16, D*/8 per selector", fontsize=10)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def spearman(score, truth) -> float | None:
@@ -446,7 +528,16 @@ def format_summary(bench: dict) -> str:
                                  ("spearman", "Spearman rank correlation", 1),
                                  ("relacc", "RelAcc", 1),
                                  ("rmse", "log-RMSE of predicted L(D*)", 1),
-                                 ("cost_fraction", "cost fraction (FLOPs)", 1)):
+                                 ("cost_fraction", "cost fraction of the runs (FLOPs)", 1),
+                                 ("cost_fraction_total", "cost fraction, everything paid "
+                                  "(runs, zero-shot, NTK)", 1),
+                                 ("rmse_pretrained", "log-RMSE of predicted L(D*), pretrained "
+                                  "candidates", 1),
+                                 ("coverage", "90% interval coverage of the true L(D*)", 1),
+                                 ("interval_median_log_width", "median interval width "
+                                  "(log upper/lower)", 1),
+                                 ("converged_share", "share of the runs used that converged",
+                                  1)):
         lines.append(f"## {title}\n")
         lines.append("| method | " + " | ".join(f"1/{r}" for r in ratios) + " |")
         lines.append("|---|" + "---|" * len(ratios))
@@ -464,7 +555,6 @@ def format_summary(bench: dict) -> str:
 
 
 def main() -> int:
-    global TASK
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=tuple(TASK_DESCRIPTION), default="docstrings",
                     help="the downstream task (default: %(default)s)")
@@ -484,7 +574,7 @@ def main() -> int:
     unknown = sorted(set(chosen) - set(REAL))
     if unknown:
         ap.error(f"--real: unknown candidate(s) {', '.join(unknown)}; known: {', '.join(REAL)}")
-    TASK = args.task
+    set_task(args.task)
     args.work = args.work or Path.home() / ".cache" / "lensllm" / f"bench-zoo-{TASK}"
     args.out = args.out or (ROOT / "benchmarks" / "results" / "zoo"
                             / ("" if TASK == "docstrings" else TASK))

@@ -38,8 +38,9 @@ def _by_hand(size: int, batch: int, rule: dict) -> dict:
     while Fraction(guaranteed, steps_per_epoch) < Fraction(rule["min_train_epochs"]):
         guaranteed += 1
     evals = [s for s in range(1, planned + 1) if s % interval == 0 or s == planned]
-    warmup = 0
-    while Fraction(warmup, planned) < Fraction(rule["warmup_ratio"]).limit_denominator():
+    warmup = 0  # a fraction of the first epoch (or of the horizon, when shorter)
+    while Fraction(warmup, min(planned, steps_per_epoch)) < \
+            Fraction(rule["warmup_ratio"]).limit_denominator():
         warmup += 1
     return {"steps_per_epoch": steps_per_epoch, "planned_steps": planned,
             "eval_interval": interval, "patience_steps": max(patience, interval),
@@ -86,13 +87,39 @@ def test_examples_processed_counts_short_last_batches():
 def test_run_estimate_is_six_n_tokens_plus_evaluations():
     plan = plan_training(4096, batch_size=16, **RULE)  # T = 768, I = 64, G = 256
     flops = estimate_run_flops(plan, n_params=1e6, tokens_per_example=10.0,
-                               stop_fraction=0.5, validation_tokens=100.0, test_tokens=200.0)
+                               steps=384, validation_tokens=100.0, test_tokens=200.0)
     # 384 steps x 16 examples x 10 tokens; validations at 0, 64, ..., 384 (7), one test pass
     assert flops == pytest.approx(6e6 * 384 * 16 * 10 + 2e6 * (7 * 100 + 200))
+    training = estimate_run_flops(plan, n_params=1e6, tokens_per_example=10.0, steps=384,
+                                  validation_tokens=100.0, test_tokens=200.0,
+                                  training_only=True)
+    assert training == pytest.approx(6e6 * 384 * 16 * 10)
     never_below_guaranteed = estimate_run_flops(
-        plan, n_params=1e6, tokens_per_example=10.0, stop_fraction=0.01,
+        plan, n_params=1e6, tokens_per_example=10.0, steps=3,
         validation_tokens=0.0, test_tokens=0.0)
     assert never_below_guaranteed == pytest.approx(6e6 * 256 * 16 * 10)
+    never_past_the_horizon = estimate_run_flops(
+        plan, n_params=1e6, tokens_per_example=10.0, steps=10**6,
+        validation_tokens=0.0, test_tokens=0.0)
+    assert never_past_the_horizon == pytest.approx(6e6 * 768 * 16 * 10)
+
+
+def test_validation_is_sized_to_the_run():
+    rule = {**RULE, "validation_share": 0.25, "min_validation": 32}
+    assert plan_training(8, batch_size=8, **rule).validation_count(64) == 32
+    assert plan_training(200, batch_size=8, **rule).validation_count(64) == 50
+    assert plan_training(4096, batch_size=8, **rule).validation_count(64) == 64
+    # 0: the whole split, as before
+    assert plan_training(8, batch_size=8, **RULE).validation_count(64) == 64
+
+
+def test_default_recipe_has_no_step_floor_and_a_constant_rate():
+    config = FinetuneConfig()
+    assert config.min_steps == 1 and config.lr_schedule == "constant"
+    for size in (8, 64, 512, 4096):
+        plan = config.plan(size)
+        # the horizon is the same number of epochs at every size: no floor in steps
+        assert plan.planned_epochs == pytest.approx(config.epochs, rel=0.01)
 
 
 @pytest.fixture(scope="module")

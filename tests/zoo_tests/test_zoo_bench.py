@@ -1,8 +1,8 @@
 """The zoo benchmark's setup (``benchmarks/zoo_bench.py``).
 
 By default: the configs it writes are accepted by ``lensllm run`` and ``lensllm select``,
-every budget leaves enough points for the laws, and its recipe trains every subset for the
-same planned number of epochs (data-limited curves). Opt-in (``--realmodel``): the real
+every budget leaves enough points for the laws on every task, and its recipe is the default
+plateau rule at every size (data-limited curves: no step floor, the same horizon in epochs). Opt-in (``--realmodel``): the real
 candidate, fine-tuned with the benchmark's recipe on the benchmark's task, has a per-byte
 loss computed from the test targets' bytes, counted here from the task file alone.
 """
@@ -36,27 +36,32 @@ def _recipes(bench) -> dict[str, FinetuneConfig]:
             for group, text in ((g, bench.recipe(g)) for g in bench.GROUP_RECIPE)}
 
 
-def test_every_budget_leaves_more_points_than_the_largest_law_has_parameters(bench):
+@pytest.mark.parametrize("task", ["docstrings", "comments"])
+def test_every_budget_leaves_more_points_than_the_largest_law_has_parameters(bench, task):
     # the LensLLM and rectified laws have 4 free parameters (B, E, beta, t or D_l); the
     # zero-shot point is one more observation, so 4 fine-tuned sizes give 5 points
-    for ratio in bench.RATIOS:
-        visible = [s for s in bench.SIZES if s * ratio <= bench.TARGET]
+    sizes, target = bench.TASK_GRID[task]
+    for ratio in (8, 16):
+        visible = [s for s in sizes if s * ratio <= target]
         assert len(visible) >= 4, (ratio, visible)
-    assert bench.SIZES[-1] == bench.TARGET  # D* is measured, not extrapolated
+    assert sizes[-1] == target  # D* is measured, not extrapolated
+    assert target >= (3200 if task == "comments" else 800)
 
 
 @pytest.mark.parametrize("group", ["gemma3", "smollm2", "zoo"])
-def test_recipe_plans_the_same_epochs_at_every_size_above_the_step_floor(bench, group):
+def test_recipe_is_the_default_plateau_rule_at_every_size(bench, group):
     recipe = _recipes(bench)[group]
+    default = FinetuneConfig()
+    # only what a user sets differs from the default recipe
+    assert {k for k, v in recipe.as_dict().items() if v != default.as_dict()[k]} <= {
+        "learning_rate", "max_length"}
+    assert recipe.lr_schedule == "constant" and recipe.min_steps == 1
     for size in bench.SIZES:
         plan = recipe.plan(size)
         per_epoch = math.ceil(size / recipe.batch_size)
-        # by hand: max(epochs x steps per epoch, min_steps); never fewer epochs than asked
-        assert plan.planned_steps == max(math.ceil(recipe.epochs * per_epoch), recipe.min_steps)
-        assert plan.planned_steps * recipe.batch_size >= recipe.epochs * size
+        # by hand: the horizon is `epochs` passes, never a step floor
+        assert plan.planned_steps == math.ceil(recipe.epochs * per_epoch)
         assert plan.guaranteed_steps * recipe.batch_size >= size  # one full epoch at least
-    # the D* run is not floored: exactly `epochs` passes over D* examples
-    assert recipe.plan(bench.TARGET).planned_epochs == pytest.approx(recipe.epochs)
 
 
 def test_written_configs_are_accepted_one_recipe_per_group_on_one_store(bench, tmp_path):
@@ -79,7 +84,8 @@ def test_written_configs_are_accepted_one_recipe_per_group_on_one_store(bench, t
         assert config.store == tmp_path / "zoo.sqlite"
         select = load_select_config(sel_cfg)
         assert select.selection.target == bench.TARGET
-        assert select.selection.max_data == bench.TARGET // bench.RATIOS[0]
+        assert select.selection.max_data == bench.TARGET // 8
+        assert select.selection.method == bench.DEFAULT_METHOD
     lines = (tmp_path / f"{bench.TASK}_task.jsonl").read_text().splitlines()
     assert len(lines) == bench.TARGET + bench.N_VAL + bench.N_TEST
 

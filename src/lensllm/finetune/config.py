@@ -66,7 +66,11 @@ _METHODS = ("full", "lora")
 _ATTN = ("eager", "sdpa")
 _DEVICES = ("auto", "cpu", "cuda", "mps")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_SCHEDULES = ("cosine", "linear", "constant")
+_SCHEDULES = ("constant", "cosine", "linear")
+#: Upper bounds of recipe numbers (epochs of a subset): far above any useful recipe, low
+#: enough that ``epochs * steps_per_epoch`` is an integer a run can count to.
+_HIGH = {"epochs": 1e6, "eval_every_epochs": 1e6, "patience_epochs": 1e6,
+         "min_train_epochs": 1e6, "validation_share": 1e3}
 #: Keys of earlier releases that counted in steps, with what replaced them.
 RENAMED_KEYS = {"max_epochs": "epochs", "eval_every": "eval_every_epochs",
                 "patience": "patience_epochs"}
@@ -88,16 +92,26 @@ class FinetuneConfig:
         micro_batch_size: examples per forward/backward pass (0: ``batch_size``); the
             gradients of ``ceil(batch_size / micro_batch_size)`` passes are accumulated.
         eval_batch_size: examples per evaluation forward pass.
-        epochs: planned passes over the subset.
-        min_steps: planned optimizer steps at least (small subsets train several epochs).
-        max_steps: planned optimizer steps at most (0: no cap).
+        epochs: the horizon, in passes over the subset: a run that has not stopped on a
+            plateau by then ends there and is recorded as having hit its horizon.
+        min_steps: horizon in optimizer steps at least (1: no step floor; a floor makes
+            small subsets' points measure steps, not data).
+        max_steps: horizon in optimizer steps at most (0: no cap).
         eval_every_epochs: epochs between validation passes.
         min_eval_interval: floor of the validation interval, in steps.
         patience_epochs: epochs without a better validation loss before stopping.
+        min_improvement: relative drop of the validation loss below the best so far that
+            counts as better (smaller changes are noise: they neither move the kept
+            weights nor reset the patience).
         min_train_epochs: epochs every run trains before early stopping may end it.
-        warmup_ratio: fraction of the planned steps with a linear warmup.
-        lr_schedule: decay after warmup: ``"cosine"``, ``"linear"`` (to 0 at the planned
-            end) or ``"constant"``.
+        warmup_ratio: fraction of the first epoch with a linear warmup.
+        validation_share: validation examples per training example; a run is judged on
+            the first ``max(min_validation, ceil(validation_share * D))`` examples of the
+            validation split (0: the whole split), so evaluation stays a small share of a
+            small run's FLOPs.
+        min_validation: validation examples at least.
+        lr_schedule: after warmup: ``"constant"`` (the default; runs end on a plateau of
+            the validation loss), or ``"cosine"`` / ``"linear"`` decay to 0 at the horizon.
         max_grad_norm: gradient clipping norm (0: no clipping).
         precision: ``"auto"`` (bf16 autocast on CUDA when supported, else fp32), ``"fp32"``,
             ``"bf16"`` or ``"fp16"`` (autocast with loss scaling; CUDA only).
@@ -116,15 +130,18 @@ class FinetuneConfig:
     batch_size: int = 8
     micro_batch_size: int = 0
     eval_batch_size: int = 32
-    epochs: float = 3.0
-    min_steps: int = 50
+    epochs: float = 100.0
+    min_steps: int = 1
     max_steps: int = 0
-    eval_every_epochs: float = 0.25
+    eval_every_epochs: float = 0.5
     min_eval_interval: int = 5
     patience_epochs: float = 1.0
+    min_improvement: float = 1e-3
     min_train_epochs: float = 1.0
-    warmup_ratio: float = 0.05
-    lr_schedule: str = "cosine"
+    warmup_ratio: float = 0.1
+    validation_share: float = 0.25
+    min_validation: int = 32
+    lr_schedule: str = "constant"
     max_grad_norm: float = 1.0
     precision: str = "auto"
     gradient_checkpointing: bool = False
@@ -148,11 +165,15 @@ class FinetuneConfig:
         _check_number("learning_rate", self.learning_rate, low=0.0, strict=True)
         for name, strict in (("weight_decay", False), ("epochs", True),
                              ("eval_every_epochs", True), ("patience_epochs", True),
-                             ("min_train_epochs", False), ("max_grad_norm", False)):
-            _check_number(name, getattr(self, name), low=0.0, strict=strict)
+                             ("min_train_epochs", False), ("max_grad_norm", False),
+                             ("validation_share", False)):
+            _check_number(name, getattr(self, name), low=0.0, strict=strict,
+                          high=_HIGH.get(name, math.inf))
         _check_number("warmup_ratio", self.warmup_ratio, low=0.0, high=1.0)
+        _check_number("min_improvement", self.min_improvement, low=0.0, high=0.5)
         for name, low in (("batch_size", 1), ("micro_batch_size", 0), ("eval_batch_size", 1),
                           ("min_steps", 1), ("max_steps", 0), ("min_eval_interval", 1),
+                          ("min_validation", 1),
                           ("max_length", 2), ("lora_r", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -184,6 +205,7 @@ class FinetuneConfig:
             max_steps=self.max_steps, eval_every_epochs=self.eval_every_epochs,
             min_eval_interval=self.min_eval_interval, patience_epochs=self.patience_epochs,
             min_train_epochs=self.min_train_epochs, warmup_ratio=self.warmup_ratio,
+            validation_share=self.validation_share, min_validation=self.min_validation,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -21,6 +21,17 @@ def _describe(record: RunRecord) -> str:
     return f"{key.model} {what}"
 
 
+def _steps(result: RunResult) -> str:
+    """Where a run stopped: its best step of its steps, flagged when it was still
+    improving at its last evaluation (not converged)."""
+    if result.steps == 0:
+        return "zero-shot"
+    text = f"best step {result.early_stop_step} of {result.steps}"
+    if result.early_stop_step >= result.steps:
+        text += ", NOT converged: still improving at its end"
+    return text
+
+
 def _fmt_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
@@ -72,7 +83,7 @@ class LineProgress(_Counter):
         self.ran_here += 1
         self._print(
             f"[{self.done}/{self.total}] {_describe(record)}: test loss "
-            f"{result.test_loss:.4f}, {result.steps} steps, {result.wall_time:.1f}s "
+            f"{result.test_loss:.4f}, {_steps(result)}, {result.wall_time:.1f}s "
             f"(ETA {self.eta()})"
         )
 
@@ -119,14 +130,16 @@ class RichProgress(_Counter):
 
     def step(self, step: int, total_steps: int, loss: float) -> None:
         self._update(
-            f"{self._current} step {step}/{total_steps} loss {loss:.3f}  ETA {self.eta()}"
+            f"{self._current} step {step} (horizon {total_steps}) loss {loss:.3f}  "
+            f"ETA {self.eta()}"
         )
 
     def run_finished(self, record: RunRecord, result: RunResult) -> None:
         self.done += 1
         self.ran_here += 1
         self._progress.console.print(
-            f"{_describe(record)}: test loss {result.test_loss:.4f} ({result.wall_time:.1f}s)"
+            f"{_describe(record)}: test loss {result.test_loss:.4f} ({_steps(result)}, "
+            f"{result.wall_time:.1f}s)"
         )
         self._update(f"ETA {self.eta()}")
 

@@ -116,11 +116,14 @@ def finetune(
     """Fine-tune one model on a nested subset and measure its test loss and cost.
 
     ``size == 0`` evaluates the model as loaded (zero-shot): no training, ``steps == 0``.
-    Otherwise trains by the recipe (``config.plan(size)``): validation at step 0, every
-    ``eval_interval`` steps and at the planned end; the run stops at an evaluation once it
-    has trained its guaranteed steps and the best validation loss is ``patience_steps``
-    old, and the weights of the best validation (its step is ``early_stop_step``) are put
-    back before the test loss is measured.
+    Otherwise trains by the recipe (``config.plan(size)``), judged on the first
+    ``plan.validation_examples`` of the validation split: validation at step 0, every
+    ``eval_interval`` steps and at the horizon; the run stops at an evaluation once it
+    has trained its guaranteed steps and the best validation loss (a drop of at least
+    ``min_improvement`` counts) is ``patience_steps`` old, and the weights of the best
+    validation (its step is ``early_stop_step``) are put back before the test loss is
+    measured. ``early_stop_step < steps`` means the run converged; ``steps`` at the
+    horizon means it may not have (:func:`lensllm.finetune.recipe.stop_reason`).
 
     Args:
         model_id: any id :func:`lensllm.finetune.models.load_model` accepts.
@@ -188,12 +191,12 @@ def _finetune(model_id, task, size, seed, config, splits, family, threads, callb
     torch.manual_seed(seed)
     run = _RunSetup.load(model_id, task, config, family, training=size > 0)
     loaded.append(run)
-    val_batches = run.eval_batches(validation)
     test_batches = run.eval_batches(test)
     best_step = 0
     if size > 0:
-        best_step = _train(run, run.split(train), val_batches, config.plan(size), seed,
-                           counter, callback)
+        plan = config.plan(size)
+        val_batches = run.eval_batches(validation[:plan.validation_count(len(validation))])
+        best_step = _train(run, run.split(train), val_batches, plan, seed, counter, callback)
     test_loss = run.scorer().evaluate(_on(test_batches, run.device))
     counter.eval_tokens += sum(b.tokens for b in test_batches)
     check_finite("test", test_loss, counter.steps)
@@ -300,7 +303,8 @@ class _RunSetup:
 def _train(run: _RunSetup, data: TokenizedSplit, val_batches: list[Batch],
            plan: TrainingPlan, seed: int, counter: _Counter,
            callback: ProgressCallback | None) -> int:
-    """Train by the recipe; restore the best validation's weights; return its step."""
+    """Train by the recipe until the validation loss stops improving (or the horizon);
+    restore the best validation's weights; return its step."""
     engine = run.engine(plan)
     val_on_device = _on(val_batches, run.device)
     val_tokens = sum(b.tokens for b in val_batches)
@@ -324,7 +328,7 @@ def _train(run: _RunSetup, data: TokenizedSplit, val_batches: list[Batch],
             check_finite("validation", val_loss, step)
             counter.points.append(LossPoint(step, "train", last_train_loss, counter.train_tokens))
             counter.points.append(LossPoint(step, "validation", val_loss, counter.train_tokens))
-            if val_loss < best_loss:
+            if val_loss < best_loss * (1.0 - run.config.min_improvement):
                 best_loss, best_step, best_state = val_loss, step, engine.snapshot()
             elif plan.should_stop(step, best_step):
                 break

@@ -19,6 +19,7 @@ import numpy as np
 
 from lensllm.pipeline import stages
 from lensllm.pipeline.config import SelectConfig
+from lensllm.pipeline.convergence import PointConvergence, convergence, convergence_text
 from lensllm.pipeline.laws import LawCurves, fit_laws
 from lensllm.pipeline.rungs import RunLadder, run_ladder
 from lensllm.pipeline.trust import Trust, assess_trust, validate_runs
@@ -46,6 +47,8 @@ class SelectOutcome:
         ladder: runs paid per candidate and size, where each stopped, and the cost that
             stopping early saved (:mod:`lensllm.pipeline.rungs`).
         trust: back-tests, truth checks and ties (:mod:`lensllm.pipeline.trust`).
+        convergence: per paid run, whether it converged
+            (:mod:`lensllm.pipeline.convergence`).
     """
 
     config: SelectConfig
@@ -61,9 +64,25 @@ class SelectOutcome:
     ran: int = 0
     ladder: RunLadder | None = None
     trust: Trust | None = None
+    convergence: list[PointConvergence] = field(default_factory=list)
+
+    @property
+    def total_cost_flops(self) -> float:
+        """Every FLOP the selection paid: its fine-tuning runs (training and every
+        evaluation pass), zero-shot evaluations, NTK features and the runs its back-tests
+        paid for."""
+        extra = self.trust.extra_flops if self.trust is not None else 0.0
+        return self.view.cost() + self.zero_shot_flops + self.ntk_flops + extra
 
     @property
     def cost_fraction(self) -> float:
+        """:attr:`total_cost_flops` over the training FLOPs of fine-tuning every candidate
+        on ``D*`` with the same recipe (:meth:`RunView.full_cost`)."""
+        return self.total_cost_flops / self.view.full_cost()
+
+    @property
+    def fine_tuning_cost_fraction(self) -> float:
+        """The selection's fine-tuning runs alone over the same denominator."""
         return self.view.cost() / self.view.full_cost()
 
 
@@ -161,6 +180,9 @@ def run_select(
         outcome.laws = fit_laws(view, outcome.observed)
         outcome.ran = counter.ran
         outcome.ladder = run_ladder(view, selection)
+        outcome.convergence = convergence(view)
+        if any(not p.converged for p in outcome.convergence):
+            failures.say("warning: " + convergence_text(outcome.convergence))
         view.freeze()
         outcome.wall_time = time.perf_counter() - start
         return outcome

@@ -8,13 +8,14 @@ mean test loss. Finished runs are read back, never repeated (a second ``lensllm 
 on the same store runs nothing new).
 
 Cost is counted, not modelled: :meth:`RunView.cost` sums the FLOPs the store recorded for
-the runs a selector paid for (every seed). The denominator of the cost fraction,
-:meth:`RunView.full_cost`, is fine-tuning every candidate once on ``D*``: the counted FLOPs
-of the candidate's real runs at ``D*`` when the store has them (``full_cost_source ==
-"measured"``), otherwise the recipe's price of that run (``"estimated"``, see
-:func:`lensllm.finetune.recipe.estimate_run_flops`): its planned steps, corrected by the
-early-stopping point of the candidate's largest finished run, times the tokens per example
-measured on that run.
+the runs a selector paid for (every seed, every evaluation pass included). The denominator
+of the cost fraction, :meth:`RunView.full_cost`, is the *training* FLOPs of fine-tuning
+every candidate once on ``D*`` with the same recipe: counted on the candidate's real runs
+at ``D*`` when the store has them (``full_cost_source == "measured"``), otherwise the
+recipe's price of that run (``"estimated"``, see
+:func:`lensllm.finetune.recipe.estimate_run_flops`): the epochs the candidate's largest
+finished run trained, carried to ``D*`` by how the epochs of every candidate's runs fall
+with size, times the tokens per example measured on that run.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ class RunView:
         return float(sum(self.flops(m, s) for m, s in self._paid_keys))
 
     def full_cost(self) -> float:
-        """FLOPs of fine-tuning every candidate once on ``D*`` (see the module docstring)."""
+        """Training FLOPs of fine-tuning every candidate once on ``D*`` (see the module
+        docstring)."""
         return float(sum(self.full_run_flops(i) for i in range(self.n_models)))
 
     def estimated_full_cost(self) -> float:
@@ -298,11 +300,14 @@ class RunView:
         return self._training_runs().get(model, [])
 
     def _measured_full(self, model: int) -> float | None:
+        """Training FLOPs (``6 N`` per training token, evaluation passes left out) of the
+        candidate's runs at ``D*``, mean over seeds; None without one."""
         if self.target != int(self.target):
             return None
         runs = [r for r in self._finished_training_runs(self.models[model])
                 if r.key.size == int(self.target)]
-        return float(np.mean([r.result.flops for r in runs])) if runs else None
+        return (float(np.mean([6.0 * r.result.n_params * r.result.train_tokens
+                               for r in runs])) if runs else None)
 
     def _largest_runs(self, model: int,
                       runs: dict[str, list[RunRecord]]) -> tuple[int, list[RunResult]]:
@@ -314,25 +319,34 @@ class RunView:
         size = max(r.key.size for r in below)
         return size, [r.result for r in below if r.key.size == size]
 
-    def _stop_fraction(self, runs: dict[str, list[RunRecord]]) -> float:
-        """Where runs stop, as a fraction of their planned steps: the mean over candidates
-        of their largest runs below ``D*`` (pooled, because one run's stopping point is
-        noisy and the cost fraction sums over candidates)."""
-        recipe = self._prepared.config.finetune
-        fractions = [res.steps / recipe.plan(size).planned_steps
-                     for size, results in (self._largest_runs(i, runs)
-                                           for i in range(self.n_models))
-                     for res in results]
-        return float(np.mean(fractions)) if fractions else 1.0
+    def _epochs_slope(self, runs: dict[str, list[RunRecord]]) -> float:
+        """How the epochs a run trains change with its size: the median over candidates
+        of the least-squares slope of ``log epochs`` on ``log D`` through their three
+        largest sizes below ``D*``, clamped to ``[-1, 0]`` (a larger subset never trains
+        fewer steps, nor more epochs, under a plateau rule). 0 without two sizes."""
+        batch = self._prepared.config.finetune.batch_size
+        slopes = []
+        for i in range(self.n_models):
+            below = [r for r in runs.get(self.models[i], []) if 0 < r.key.size < self.target]
+            sizes = sorted({r.key.size for r in below})[-3:]
+            if len(sizes) < 2:
+                continue
+            x = np.log([r.key.size for r in below if r.key.size in sizes])
+            y = np.log([max(r.result.steps, 1) * batch / r.key.size
+                        for r in below if r.key.size in sizes])
+            slopes.append(float(np.polyfit(x, y, 1)[0]))
+        return float(np.clip(np.median(slopes), -1.0, 0.0)) if slopes else 0.0
 
     def _estimate_full(self, model: int) -> float | None:
-        return self.estimate_run(model, int(math.ceil(self.target)))
+        return self.estimate_run(model, int(math.ceil(self.target)), training_only=True)
 
-    def estimate_run(self, model: int, size: int) -> float | None:
+    def estimate_run(self, model: int, size: int, *, training_only: bool = False
+                     ) -> float | None:
         """The recipe's price (FLOPs) of a run of candidate ``model`` on ``size`` examples
-        that was not made: planned steps at ``size``, corrected by where the largest paid
-        runs stopped, times the tokens per example measured on the candidate's largest
-        finished run (None when it has no finished training run). Reads the store."""
+        that was not made: the epochs its largest finished run trained, carried to
+        ``size`` by the pooled slope of epochs on size (:meth:`_epochs_slope`), times the
+        tokens per example measured on that run (None when it has no finished training
+        run). ``training_only``: without the evaluation passes. Reads the store."""
         from lensllm.finetune.recipe import estimate_run_flops, examples_processed
 
         target = size
@@ -344,33 +358,40 @@ class RunView:
         recipe = self._prepared.config.finetune
         plan = recipe.plan(size)
         test_tokens = zero[0].result.eval_tokens  # zero-shot scores the test split only
-        per_example, validation = [], []
+        per_example, validation, epochs = [], [], []
         for res in largest:
             evaluations = 1 + sum(1 for s in plan.eval_steps() if s <= res.steps)
             per_example.append(res.train_tokens / examples_processed(plan, res.steps))
             validation.append((res.eval_tokens - test_tokens) / evaluations)
+            epochs.append(res.steps * recipe.batch_size / size)
+        target_plan = recipe.plan(target)
+        steps = (float(np.mean(epochs)) * (target / size) ** self._epochs_slope(runs)
+                 * target / recipe.batch_size)
+        per_validation = float(np.mean(validation)) * (
+            target_plan.validation_count(self._prepared.config.data.validation_size)
+            / plan.validation_count(self._prepared.config.data.validation_size))
         return estimate_run_flops(
-            recipe.plan(target), n_params=largest[0].n_params,
-            tokens_per_example=float(np.mean(per_example)),
-            stop_fraction=self._stop_fraction(runs),
-            validation_tokens=float(np.mean(validation)), test_tokens=test_tokens)
+            target_plan, n_params=largest[0].n_params,
+            tokens_per_example=float(np.mean(per_example)), steps=steps,
+            validation_tokens=per_validation, test_tokens=test_tokens,
+            training_only=training_only)
 
     def _estimate_untrained(self, model: int) -> float:
         """No training run anywhere (zero-shot-only methods): tokens per example from the
-        zero-shot evaluation of the test split, every planned step trained."""
+        zero-shot evaluation of the test split, training to the recipe's guaranteed epochs
+        plus its patience (the least a plateau-stopped run trains)."""
         from lensllm.finetune.recipe import estimate_run_flops
 
         (rec,) = self.records(model, 0) or (None,)
         if rec is None or rec.status != "finished":
             return float("nan")
         config = self._prepared.config
-        test_tokens = rec.result.eval_tokens
-        per_example = test_tokens / config.data.test_size
+        plan = config.finetune.plan(int(math.ceil(self.target)))
+        per_example = rec.result.eval_tokens / config.data.test_size
         return estimate_run_flops(
-            config.finetune.plan(int(math.ceil(self.target))), n_params=rec.result.n_params,
-            tokens_per_example=per_example, stop_fraction=1.0,
-            validation_tokens=per_example * config.data.validation_size,
-            test_tokens=test_tokens)
+            plan, n_params=rec.result.n_params, tokens_per_example=per_example,
+            steps=plan.guaranteed_steps + plan.patience_steps,
+            validation_tokens=0.0, test_tokens=0.0, training_only=True)
 
     def _ensure(self, pairs: list[tuple[int, int]]) -> None:
         from lensllm.finetune.experiment import LocalExecutor, PlannedRun, run_experiment

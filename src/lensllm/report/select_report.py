@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lensllm.pipeline import LAW_LABELS, SelectOutcome
+from lensllm.pipeline.convergence import convergence_record, convergence_text
 from lensllm.outputs import make_dir, plot_text, write_text
 from lensllm.pipeline.planning import outcome_plan, plan_lines
 from lensllm.report import trust_report
@@ -114,9 +115,12 @@ def outcome_record(outcome: SelectOutcome) -> dict:
         "cost_flops": view.cost(), "full_cost_flops": view.full_cost(),
         "full_cost_source": view.full_cost_source,
         "full_cost_estimated_flops": view.estimated_full_cost(),
-        "cost_fraction": outcome.cost_fraction, "ntk_flops": outcome.ntk_flops,
+        "cost_fraction": outcome.cost_fraction,
+        "fine_tuning_cost_fraction": outcome.fine_tuning_cost_fraction,
+        "total_cost_flops": outcome.total_cost_flops, "ntk_flops": outcome.ntk_flops,
         "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
         "wall_time_s": outcome.wall_time, "planning": outcome_plan(outcome),
+        "convergence": convergence_record(outcome.convergence),
         **trust_report.trust_record(outcome)}
 
 
@@ -139,14 +143,21 @@ def format_outcome(outcome: SelectOutcome) -> str:
         format_ranking(outcome),
         f"{trust_report.headline(outcome)} (losses in {view.loss_unit.replace('_', ' ')})",
         *trust_report.trust_lines(outcome),
-        f"compute: {view.cost():.3g} FLOPs of fine-tuning = {100 * outcome.cost_fraction:.2f}% "
-        f"of fine-tuning all {view.n_models} candidates on D*={outcome.config.target:g} "
-        f"({view.full_cost():.3g} FLOPs, {_source_words(view)}); zero-shot "
-        f"{outcome.zero_shot_flops:.3g}, NTK "
-        f"{outcome.ntk_flops:.3g} FLOPs; {outcome.ran} runs executed now, "
-        f"{outcome.wall_time:.0f} s"]
+        f"compute: {outcome.total_cost_flops:.3g} FLOPs in all = "
+        f"{100 * outcome.cost_fraction:.2f}% of the training FLOPs of fine-tuning all "
+        f"{view.n_models} candidates on D*={outcome.config.target:g} "
+        f"({view.full_cost():.3g} FLOPs, {_source_words(view)}): fine-tuning runs "
+        f"{view.cost():.3g} (evaluations included), zero-shot "
+        f"{outcome.zero_shot_flops:.3g}, NTK {outcome.ntk_flops:.3g}, back-tests "
+        f"{_extra_flops(outcome):.3g}; {outcome.ran} runs executed now, "
+        f"{outcome.wall_time:.0f} s",
+        convergence_text(outcome.convergence)]
         + ([f"runs: {saved_words(outcome)}"] if outcome.ladder is not None else [])
         + list(plan_lines(outcome_plan(outcome))))
+
+
+def _extra_flops(outcome: SelectOutcome) -> float:
+    return outcome.trust.extra_flops if outcome.trust is not None else 0.0
 
 
 def _source_words(view) -> str:
@@ -384,7 +395,6 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
     failed = _failed_list(outcome) + _skipped_list(outcome)
     laws_table, laws_note = _laws_section(outcome)
     frac = outcome.cost_fraction
-    total = view.cost() + outcome.zero_shot_flops + outcome.ntk_flops
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 {_STYLE}</head><body>
@@ -393,9 +403,11 @@ def write_select_report(outcome: SelectOutcome, out_dir: str | Path, *,
 <p class="big">{_headline_html(outcome, best)}
 (method <code>{html.escape(cfg.selection.method)}</code>, task
 <code>{html.escape(view.dataset)}</code>, budget {cfg.max_data:g} examples, prediction at
-D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
-<b>{100 * frac:.2f}%</b> of fine-tuning all {view.n_models} candidates on D*
-({100 * total / view.full_cost():.2f}% with zero-shot evaluation and NTK features).
+D* = {cfg.target:g}). Compute: {outcome.total_cost_flops:.3g} FLOPs in all (fine-tuning
+runs with their evaluations, zero-shot, NTK features, back-tests) =
+<b>{100 * frac:.2f}%</b> of the training FLOPs of fine-tuning all {view.n_models}
+candidates on D* (the fine-tuning runs alone: {100 * outcome.fine_tuning_cost_fraction:.2f}%).
+{html.escape(convergence_text(outcome.convergence))}.
 {_full_cost_note(view)}</p>
 <h2>Ranking</h2>
 {_table(head, rows)}

@@ -7,7 +7,9 @@ different numbers of steps (:mod:`lensllm.zoo.build`). Two downstream tasks diff
 pretraining text: word-list manipulations generated in code (reverse, sort, first/last,
 count; :func:`lensllm.zoo.corpus.make_task`, used by the demo), and standard-library names
 with the first sentence of their docstrings (:mod:`lensllm.zoo.docstrings`, natural
-language, the zoo benchmark's main task). :func:`write_task` writes either as JSONL.
+language, the zoo benchmark's main task), and lines of standard-library code with the
+first sentence of the comment above them (:mod:`lensllm.zoo.comments`, about 5k examples,
+the benchmark's large task). :func:`write_task` writes any of them as JSONL.
 Needs the ``finetune`` extra (torch, transformers, tokenizers). See ``docs/zoo.md``.
 """
 

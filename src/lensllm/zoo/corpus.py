@@ -76,7 +76,7 @@ def make_task(n_examples: int, *, seed: int = 0, n_words: int = 600) -> list[dic
 
 
 #: The downstream tasks :func:`write_task` can write.
-TASKS = ("wordlist", "docstrings")
+TASKS = ("wordlist", "docstrings", "comments")
 
 
 def write_task(path: str | Path, n_examples: int, *, seed: int = 0,
@@ -87,8 +87,9 @@ def write_task(path: str | Path, n_examples: int, *, seed: int = 0,
         path: the file to write (atomically: a temporary file renamed into place).
         n_examples: how many examples.
         seed: generator seed.
-        task: ``"wordlist"`` (:func:`make_task`) or ``"docstrings"``
-            (:func:`lensllm.zoo.docstrings.make_docstring_task`).
+        task: ``"wordlist"`` (:func:`make_task`), ``"docstrings"``
+            (:func:`lensllm.zoo.docstrings.make_docstring_task`) or ``"comments"``
+            (:func:`lensllm.zoo.comments.make_comment_task`).
     """
     if task == "wordlist":
         examples = make_task(n_examples, seed=seed)
@@ -96,6 +97,10 @@ def write_task(path: str | Path, n_examples: int, *, seed: int = 0,
         from lensllm.zoo.docstrings import make_docstring_task
 
         examples = make_docstring_task(n_examples, seed=seed)
+    elif task == "comments":
+        from lensllm.zoo.comments import make_comment_task
+
+        examples = make_comment_task(n_examples, seed=seed)
     else:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     path = Path(path)

@@ -1,0 +1,93 @@
+"""Did each run a selection relies on reach its data-limited loss?
+
+A point of a loss curve is the best validation loss its subset allows only when the run
+stopped because its validation loss had stopped improving. A run whose best validation
+came at its last step was still improving when it ended (it hit its horizon, or its
+``max_steps``): its loss is an upper bound, and a law fitted through it measures the
+horizon, not the data. This module reads every paid run's best step and last step from the
+store and says, per point, whether it converged; ``lensllm select`` logs a warning, and
+``--json`` and the report say how many of the points used converged, so no law is fitted
+silently to unconverged points.
+
+Converged means ``early_stop_step < steps``: the run kept training after its best
+validation and found nothing better (the recipe's plateau rule, or the horizon reached
+after the loss had turned). ``horizon_hit`` says whether it trained to its horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["PointConvergence", "convergence", "convergence_record", "convergence_text"]
+
+
+@dataclass(frozen=True)
+class PointConvergence:
+    """One seed's run behind a point of a candidate's curve.
+
+    Attributes:
+        model: the candidate's model id.
+        size: training examples.
+        seed: the run's seed.
+        best_step: the step whose weights were kept (best validation loss).
+        steps: steps trained.
+        horizon_steps: the recipe's horizon at this size.
+        converged: ``best_step < steps``.
+        horizon_hit: ``steps >= horizon_steps``.
+    """
+
+    model: str
+    size: int
+    seed: int
+    best_step: int
+    steps: int
+    horizon_steps: int
+    converged: bool
+    horizon_hit: bool
+
+
+def convergence(view: Any) -> list[PointConvergence]:
+    """Every finished training run behind the paid points of ``view`` (a
+    :class:`~lensllm.pipeline.view.RunView`), ordered by candidate and size."""
+    recipe = view._prepared.config.finetune
+    out = []
+    for model, size in sorted(view.paid_runs, key=lambda p: (view.models.index(p[0]), p[1])):
+        if size <= 0:
+            continue
+        horizon = recipe.plan(int(size)).planned_steps
+        for rec in view.records(model, int(size)):
+            if rec.status != "finished" or rec.result is None:
+                continue
+            res = rec.result
+            out.append(PointConvergence(
+                model=model, size=int(size), seed=rec.key.seed, best_step=res.early_stop_step,
+                steps=res.steps, horizon_steps=horizon,
+                converged=res.early_stop_step < res.steps, horizon_hit=res.steps >= horizon))
+    return out
+
+
+def convergence_record(points: list[PointConvergence]) -> dict[str, Any]:
+    """The ``convergence`` entry of ``select --json``."""
+    bad = [p for p in points if not p.converged]
+    return {"points_used": len(points), "converged": len(points) - len(bad),
+            "share_converged": (len(points) - len(bad)) / len(points) if points else None,
+            "unconverged": [asdict(p) for p in bad]}
+
+
+def convergence_text(points: list[PointConvergence], *, limit: int = 6) -> str:
+    """One sentence: how many points converged, and which did not (first ``limit``)."""
+    if not points:
+        return "convergence: no fine-tuning run used yet"
+    bad = [p for p in points if not p.converged]
+    head = (f"convergence: {len(points) - len(bad)} of {len(points)} runs used converged "
+            "(best validation before their last step)")
+    if not bad:
+        return head
+    names = ", ".join(f"{p.model.rsplit('/', 1)[-1]} D={p.size}"
+                      + (" (horizon)" if p.horizon_hit else "") for p in bad[:limit])
+    more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
+    return (f"{head}; NOT converged, still improving at their end: {names}{more}. Their "
+            "losses are upper bounds and the laws fitted through them are not the "
+            "data-limited curve: raise `finetune.epochs` / `max_steps`, or lower "
+            "`min_improvement`")

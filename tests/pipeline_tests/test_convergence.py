@@ -1,0 +1,123 @@
+"""Converged, data-limited points: the plateau recipe converges where the old step-floor
+recipe did not, and a run forced to stop early is caught in ``--json`` and the report."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+#: The recipe before the plateau rule: 3 planned epochs with a 50-step floor, a cosine
+#: schedule ending on the planned step, the whole validation split every quarter epoch.
+OLD = dict(epochs=3.0, min_steps=50, lr_schedule="cosine", warmup_ratio=0.05,
+           eval_every_epochs=0.25, validation_share=0.0, min_improvement=0.0)
+COMMON = dict(learning_rate=3e-3, batch_size=16, max_length=32, eval_batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def addition(tmp_path_factory):
+    from lensllm.finetune.data import load_task_data
+
+    path = tmp_path_factory.mktemp("add") / "add.jsonl"
+    path.write_text("".join(json.dumps({"text": f"{a}+{b}={a + b}"}) + "\n"
+                            for a in range(10, 100) for b in range(10, 100)))
+    return load_task_data(path)
+
+
+def _validation(result):
+    return [(p.step, p.loss) for p in result.loss_points if p.split == "validation"]
+
+
+@pytest.mark.parametrize("size", [32, 128])
+def test_old_recipe_ends_still_improving_the_plateau_recipe_converges(addition, size):
+    from lensllm.finetune.config import FinetuneConfig
+    from lensllm.finetune.train import finetune
+
+    kwargs = dict(size=size, seed=0, validation_size=64, test_size=64)
+    old = finetune("tiny:gpt2", addition, config=FinetuneConfig(**COMMON, **OLD), **kwargs)
+    val = _validation(old)
+    # the old run's best validation is its last one: the point measured the step floor
+    assert old.early_stop_step == old.steps == max(50, 3 * size // 16)
+    assert min(val, key=lambda p: p[1])[0] == old.steps
+
+    new_config = FinetuneConfig(**COMMON)
+    new = finetune("tiny:gpt2", addition, config=new_config, **kwargs)
+    val = _validation(new)
+    plan = new_config.plan(size)
+    assert new.early_stop_step < new.steps < plan.planned_steps  # stopped on a plateau
+    # read from the curve: nothing after the kept step beat it by min_improvement, and
+    # the run waited its patience after it
+    best = dict(val)[new.early_stop_step]
+    assert all(loss >= best * (1 - new_config.min_improvement)
+               for step, loss in val if step > new.early_stop_step)
+    assert new.steps - new.early_stop_step >= plan.patience_steps
+    assert new.test_loss < old.test_loss  # the data-limited loss is lower
+
+
+def _select_config(tmp, max_steps: int) -> str:
+    return f"""[experiment]
+sizes = [32, 64, 128]
+store = "conv.sqlite"
+threads = 1
+[data]
+path = "task.jsonl"
+validation_size = 32
+test_size = 32
+[[candidates]]
+model = "tiny:gpt2"
+[[candidates]]
+model = "tiny:llama"
+[finetune]
+learning_rate = 3e-3
+batch_size = 16
+max_length = 40
+max_steps = {max_steps}
+[selection]
+method = "vanilla_fit"
+target = 1024
+max_data = 128
+[ntk]
+enabled = false
+"""
+
+
+def test_unconverged_runs_are_counted_in_json_and_report(tmp_path, capsys):
+    from lensllm.cli import main
+    from lensllm.zoo import write_task
+
+    write_task(tmp_path / "task.jsonl", 128 + 64, seed=0)
+    config = tmp_path / "conv.toml"
+    config.write_text(_select_config(tmp_path, max_steps=3))
+    assert main(["select", "--config", str(config), "--json",
+                 "--report", str(tmp_path / "rep")]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    # independently, from the store's own rows: a run converged when its kept step came
+    # before its last step
+    with sqlite3.connect(tmp_path / "conv.sqlite") as db:
+        rows = db.execute("SELECT model, size, steps, early_stop_step FROM runs "
+                          "WHERE status = 'finished' AND size > 0").fetchall()
+    assert rows and all(steps == 3 for _, _, steps, _ in rows)
+    stuck = sorted((m, s) for m, s, steps, best in rows if best >= steps)
+    conv = out["convergence"]
+    assert conv["points_used"] == len(rows)
+    assert conv["converged"] == len(rows) - len(stuck)
+    assert sorted((u["model"], u["size"]) for u in conv["unconverged"]) == stuck
+    assert stuck and all(u["horizon_hit"] for u in conv["unconverged"])
+    assert "NOT converged" in captured.err  # the warning while selecting
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert f"{len(rows) - len(stuck)} of {len(rows)} runs used converged" in page
+    assert "NOT converged" in page
+
+    # the same experiment with the default horizon: every point converges
+    config.write_text(_select_config(tmp_path, max_steps=0).replace('"conv.sqlite"',
+                                                                    '"conv2.sqlite"'))
+    assert main(["select", "--config", str(config), "--json"]) == 0
+    captured = capsys.readouterr()
+    conv = json.loads(captured.out)["convergence"]
+    assert conv["converged"] == conv["points_used"] > 0 and conv["unconverged"] == []
+    assert "NOT converged" not in captured.err
