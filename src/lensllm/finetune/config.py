@@ -164,7 +164,7 @@ class FinetuneConfig:
                               f"got {self.gradient_checkpointing!r}")
         _check_number("learning_rate", self.learning_rate, low=0.0, strict=True)
         for name, strict in (("weight_decay", False), ("epochs", True),
-                             ("eval_every_epochs", True), ("patience_epochs", True),
+                             ("eval_every_epochs", True), ("patience_epochs", False),
                              ("min_train_epochs", False), ("max_grad_norm", False),
                              ("validation_share", False)):
             _check_number(name, getattr(self, name), low=0.0, strict=strict,
