@@ -136,6 +136,7 @@ def run_select(
                                     failures)
     experiment = dataclasses.replace(config.experiment, candidates=ok, zero_shot=True)
     prepared = prepare_experiment(experiment, store_path=store_path)
+    stages.check_ntk_pool(config, prepared)
     counter = _RunCounter(log=failures.say)
     torch.set_num_threads(threads)
     store = open_store(prepared.store_path)
