@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "laws": set(),
     "store": {"outputs", "inputs"},
     "selection": {"laws"},
-    "finetune": {"store", "inputs"},
+    "finetune": {"store", "inputs", "outputs"},
     "bench": {"laws", "selection", "outputs", "inputs"},
     "ntk": {"laws", "store", "finetune", "outputs", "inputs"},
     "pipeline": {"laws", "store", "selection", "finetune", "ntk", "outputs", "inputs"},

@@ -171,6 +171,22 @@ def _connect_read_only(path: str | Path, timeout_s: float) -> sqlite3.Connection
                            isolation_level=None, check_same_thread=False)
 
 
+def _connect_to_inspect(path: Path) -> sqlite3.Connection:
+    """A connection for one look at the schema that leaves the folder as it was: with no
+    WAL file beside the store (no process has it open in WAL mode), an ``immutable`` open,
+    which creates no ``-shm``/``-wal`` files; otherwise (or if that read fails) the
+    ordinary read-only open."""
+    wal = Path(f"{path}-wal")
+    if not wal.exists():
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.DatabaseError:
+            conn.close()
+    return _connect_read_only(path, 60)
+
+
 def _check_regular(path: Path) -> bool:
     """Whether a store file exists (False when missing); a folder or a special file at
     the path is a :class:`StoreError`."""
@@ -206,7 +222,7 @@ def inspect_store(path: str | Path) -> int | None:
         if handle.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
             raise StoreError(f"store '{path}' is not a lensllm store (not an SQLite file)")
     try:
-        conn = _connect_read_only(path, 60)
+        conn = _connect_to_inspect(path)
         try:
             tables = {r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
