@@ -197,8 +197,8 @@ def add_spectra(candidates: list[Candidate], prepared: Any, config: SelectConfig
         except Exception as exc:  # noqa: BLE001 - a candidate failing must not stop the rest
             if is_storage_error(exc):  # the store's fault, not the candidate's: stop
                 raise
-            failures.add(cand.model,
-                         f"NTK features: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            first = (str(exc).splitlines() or [""])[0]  # a bare MemoryError has no text
+            failures.add(cand.model, f"NTK features: {type(exc).__name__}: {first}".rstrip(": "))
             continue
         alive.append(cand)
         flops += float(cand.spectrum.meta.get("flops", 0.0))
