@@ -108,6 +108,9 @@ def test_a_store_deleted_or_replaced_under_an_open_store_stops_the_next_write(tm
                 os.unlink(f"{path}{suffix}")
         if how == "replaced":
             _filled(path)
+        assert [r.key.size for r in store.get_runs()] == [8, 16]  # reads go on
+        with pytest.raises(StoreError, match=f"was {how}"):
+            store.check_intact()  # what a command asks before it reports
         with pytest.raises(StoreError, match=f"was {how}"):
             store.create_run(RunKey("m", "task", 32, 0, "h"))
     finally:

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             lease_s=args.lease, heartbeat_s=min(5.0, args.lease / 4),
             retry_failed=args.retry_failed,
         )
+        store.check_intact()
     finally:
         store.close()
     if _print_summary(summary, prepared.store_path):

@@ -163,6 +163,7 @@ def run_select(
         outcome.ran = counter.ran
         outcome.ladder = run_ladder(view, selection)
         view.freeze()
+        store.check_intact()  # a ranking is never printed over a store that is gone
         outcome.wall_time = time.perf_counter() - start
         return outcome
     finally:

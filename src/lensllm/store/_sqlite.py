@@ -429,7 +429,7 @@ class SQLiteStore(BaseStore):
             try:
                 self.cur = self.store._conn.cursor()
                 self.cur.execute("BEGIN IMMEDIATE")
-                self.store._check_identity()
+                self.store.check_intact()
             except BaseException as exc:
                 try:
                     if self.store._conn.in_transaction:
@@ -452,7 +452,7 @@ class SQLiteStore(BaseStore):
             if exc_type is not None and issubclass(exc_type, sqlite3.Error):
                 raise self.store._error(exc) from None
 
-    def _check_identity(self) -> None:
+    def check_intact(self) -> None:
         """Raise :class:`StoreError` when the store file was deleted or replaced since it
         was opened (the connection would go on writing into a file nobody can see)."""
         if self._identity is None:
