@@ -12,6 +12,14 @@ import os
 import signal
 import sys
 
+#: Signals that stop a command the way Ctrl-C does: the runs it holds are given back and
+#: it says so in one line. SIGHUP (the terminal closed) and SIGUSR1/SIGUSR2 would
+#: otherwise kill the process on the spot and leave its runs ``running`` until their
+#: leases expire.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in
+                     ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
+                     if hasattr(signal, name))
+
 
 def _exit_quietly(signum, frame):  # nothing to clean up yet (or a second signal): no traceback
     os.write(2, b"lensllm: interrupted\n")
@@ -20,8 +28,8 @@ def _exit_quietly(signum, frame):  # nothing to clean up yet (or a second signal
 
 if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "lensllm":
     # Run as the program (not imported by a test or a library): cover start-up from here.
-    signal.signal(signal.SIGINT, _exit_quietly)
-    signal.signal(signal.SIGTERM, _exit_quietly)
+    for _signum in STOP_SIGNALS:
+        signal.signal(_signum, _exit_quietly)
 
 import argparse  # noqa: E402 - the handlers above cover these imports too
 import importlib  # noqa: E402
@@ -34,8 +42,9 @@ from lensllm.exceptions import LensLLMError  # noqa: E402
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM while a command works: raised so that ``finally`` blocks run (an
-    experiment gives its runs back), then the command exits ``128 + signal``."""
+    """A stop signal (:data:`STOP_SIGNALS`) while a command works: raised so that
+    ``finally`` blocks run (an experiment gives its runs back), then the command exits
+    ``128 + signal``."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -45,9 +54,21 @@ class Interrupted(KeyboardInterrupt):
 def _interrupt(signum, frame):
     # A second signal while cleaning up exits at once (the store stays consistent: every
     # change is one transaction, and an unreleased run's lease expires).
-    signal.signal(signal.SIGINT, _exit_quietly)
-    signal.signal(signal.SIGTERM, _exit_quietly)
+    for other in STOP_SIGNALS:
+        signal.signal(other, _exit_quietly)
     raise Interrupted(signum)
+
+
+def _finished(status: int):
+    """The handler once the work is done and its output written: a signal now changes
+    nothing the user gets, so the process ends with the work's own status, quietly."""
+    def handler(signum, frame):
+        try:
+            sys.stdout.flush()
+        finally:
+            os._exit(status)
+
+    return handler
 
 # Order is the order shown by --help.
 COMMAND_MODULES = (
@@ -89,8 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lensllm`` script. Returns the process exit status."""
+    """Entry point of the ``lensllm`` script. Returns the process exit status.
+
+    A stop signal while the command works is :class:`Interrupted` (runs given back, one
+    line, ``128 + signal``). Once the command is done and its output written, a signal
+    no longer changes the outcome: the program ends with the command's own status.
+    """
     handlers = _install(_interrupt)
+    status = 2
+    try:
+        status = _run(argv)
+        return status
+    finally:
+        if _is_program():  # done: a signal from here on ends the process with this status
+            sys.stdout.flush()
+            handlers = {signum: _finished(status) for signum in STOP_SIGNALS}
+        _install(handlers)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse ``argv``, run the command, map its errors to one line and an exit status."""
     command = "lensllm"
     try:
         parser = build_parser()
@@ -110,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}.get(
+            signum, f"stopped by {signal.Signals(signum).name}")
         sys.stderr.write(f"{command}: {what}; finished runs are kept, rerun to go on\n")
         return 128 + int(signum)
     except BrokenPipeError:
@@ -119,17 +159,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" '{exc.filename}'" if exc.filename else ""
         sys.stderr.write(f"{command}: error:{where} {exc.strerror or exc}\n")
         return 2
-    finally:
-        _install(handlers)
+
+
+def _is_program() -> bool:
+    """Whether this process is the ``lensllm`` program (not a test or a library calling
+    :func:`main`, whose own handlers are given back when it returns)."""
+    return os.path.basename(sys.argv[0]) == "lensllm" or (
+        sys.argv[0].endswith(os.path.join("lensllm", "cli.py")))
 
 
 def _install(handler) -> dict:
-    """Set the SIGINT and SIGTERM handlers (a dict: one per signal); return the previous
-    ones. Only the main thread may (a main() called from another thread changes nothing)."""
+    """Set the handlers of :data:`STOP_SIGNALS` (a dict: one per signal); return the
+    previous ones. Only the main thread may (a main() called from another thread changes
+    nothing)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         new = handler.get(signum) if isinstance(handler, dict) else handler
         if new is not None:
             previous[signum] = signal.signal(signum, new)

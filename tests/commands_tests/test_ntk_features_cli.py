@@ -79,6 +79,21 @@ def test_unreadable_features_are_one_line_errors(tmp_path, capsys):
         assert_one_line_error(status, out, err, [word])
 
 
+@pytest.mark.parametrize("copy_id", ["./runs/m1", "m1", "/elsewhere/m1"])
+def test_two_files_claiming_one_model_are_an_error_naming_both(tmp_path, capsys, copy_id):
+    """The duplicate check runs over the files, before the folder is reduced to one
+    spectrum per model (which silently kept one of them)."""
+    table, feats, _ = _synthetic(tmp_path)
+    spec = NTKSpectrum.load(feats / "m1.json")
+    NTKSpectrum(spec.eigenvalues * 2, spec.proj_sq, eta=spec.eta,
+                meta={**spec.meta, "model_id": copy_id}).save(feats / "z_copy.json")
+    status, out, err = run_cli(capsys, ["fit", "--table", str(table), "--law", "lensllm",
+                                        "--ntk", str(feats), "--max-data", "1600"])
+    assert_one_line_error(status, out, err, ["m1", "two spectra"])
+    if copy_id == "./runs/m1":
+        assert "m1.json" in err and "z_copy.json" in err
+
+
 def test_bench_ntk_on_the_zoo_gives_the_zoo_benchmarks_lensllm_numbers(capsys):
     """The committed zoo benchmark ran the ``lensllm`` selector on the store's spectra of
     ``lensllm select``; ``bench --ntk`` with the same features must reproduce it."""

@@ -128,15 +128,16 @@ def test_diverging_and_crashing_candidates_are_recorded_and_the_rest_finishes(tm
     assert out.read_text() == (tmp_path / "good.csv").read_text()
 
 
-def test_learning_rate_1e30_is_a_recorded_failed_run(tmp_path):
+def test_learning_rate_1e30_is_refused_before_the_store_is_created(tmp_path):
+    """It used to be paid for (zero-shot, then a diverged run); the range check refuses it
+    first. Divergence itself is recorded as a failed run (the NaN model above)."""
     config = write_config(tmp_path, ["tiny:gpt2"], lr="1e30", sizes="[16]",
                           extra="max_grad_norm = 0\n")
     store = tmp_path / "lr.sqlite"
     done = lensllm("run", "--config", str(config), "--store", str(store), cwd=tmp_path)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "training diverged" in done.stdout
-    assert rows(store, "SELECT size, status FROM runs ORDER BY size") == [
-        (0, "finished"), (16, "failed")]
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert "`finetune.learning_rate` must be a finite number > 0 and <= 10" in done.stderr
+    assert not store.exists()
 
 
 def test_lora_alpha_inf_is_rejected_before_the_store_is_created(tmp_path):
@@ -146,7 +147,8 @@ def test_lora_alpha_inf_is_rejected_before_the_store_is_created(tmp_path):
                    cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
-        f"lensllm run: error: `finetune.lora_alpha` must be a finite number > 0, got inf"]
+        "lensllm run: error: `finetune.lora_alpha` must be a finite number > 0 and <= 1e+06, "
+        "got inf"]
     assert not (tmp_path / "s.sqlite").exists()
 
 

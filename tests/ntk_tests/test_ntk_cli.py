@@ -88,7 +88,7 @@ def test_ntk_command_seq2seq_exact_all_params(tmp_path):
 @pytest.mark.parametrize(
     ("setup", "argv", "match"),
     [
-        ("ok", ["--n", "1"], "--n must be >= 2"),
+        ("ok", ["--n", "1"], "--n must be an integer in [2,"),
         ("ok", ["--n", "50"], "--n 50: the data file"),
         ("empty", [], "holds no examples"),
         ("missing", [], "does not exist"),

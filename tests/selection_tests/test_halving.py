@@ -30,7 +30,7 @@ def test_power_laws_exact_prediction_finalists_and_cost():
     """Straight lines: predictions do not move between rungs (sigma 0), so after the first
     pruning rung only the 3 best go on; their L(D*) is exact and the cost is the closed form:
     every candidate pays sizes 400-3200 (3-point lines on rungs 1600 and 3200), the 3 best
-    every size from 400 up to the budget (and 200 if AtS on the last rung tests it)."""
+    every size from 400 up to the budget (and 200 where AtS on the last rung tests it)."""
     slopes = np.array([-0.05, -0.08, -0.11, -0.06, -0.07, -0.09])
     icpt = np.array([1.5, 1.8, 2.1, 1.4, 1.9, 2.0])
     n_params = np.array([1e8, 2e8, 3e8, 4e8, 5e8, 6e8])
@@ -46,10 +46,15 @@ def test_power_laws_exact_prediction_finalists_and_cost():
     others = np.setdiff1d(np.arange(6), best3)
     assert (view.paid[others] == (np.arange(visible.size) >= 1)
             & (np.arange(visible.size) <= 4)).all()
-    assert view.paid[best3, 1:].all()  # size 200: AtS's call, float noise on exact lines
+    assert view.paid[best3, 1:].all()
+    # Size 200 is AtS's own call on each finalist, decided on residuals of exact lines
+    # (float noise: the BLAS kernels in use flip it, OPENBLAS_CORETYPE=Haswell for one), so
+    # the closed form counts it for whichever finalists paid it, and only for them.
+    at_200 = view.paid[best3, 0]
     expected = (n_params[others].sum() * visible[1:5].sum()
-                + n_params[best3].sum() * visible[1:].sum())
-    assert view.cost() - expected in (0.0, pytest.approx(n_params[best3].sum() * visible[0]))
+                + n_params[best3].sum() * visible[1:].sum()
+                + (n_params[best3] * at_200).sum() * visible[0])
+    assert view.cost() == pytest.approx(expected, rel=1e-12)
     assert sel.info["runs_paid"] == view.paid.sum(1).tolist()
     assert [sel.info["stopped_at"][m] for m in best3] == [visible[-1]] * 3
 

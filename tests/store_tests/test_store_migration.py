@@ -68,7 +68,7 @@ def test_version_1_store_migrates_and_keeps_its_runs(tmp_path):
     conn = sqlite3.connect(path)
     version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     conn.close()
-    assert int(version) == SCHEMA_VERSION == 3  # 3: fingerprints (issue 11)
+    assert int(version) == SCHEMA_VERSION == 4  # 3: fingerprints (issue 11); 4: NTK settings
     SQLiteStore(path).close()  # opening a migrated store again changes nothing
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from lensllm.exceptions import TableError
+from lensllm.laws import LOSS_RANGE
+from lensllm.inputs import read_text
 
 __all__ = ["LossTable", "load_table", "BUNDLED_TABLES", "LOSS_UNITS", "check_same_unit"]
 
@@ -96,29 +100,41 @@ def load_table(name_or_path: str | Path) -> LossTable:
         text = resources.files("lensllm.bench").joinpath(f"data/{text_name}.csv").read_text()
         return parse_table(text, name=text_name, source=f"{text_name} (bundled)")
     path = Path(name_or_path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise TableError(f"table {text_name!r} is neither a bundled table "
                          f"({', '.join(BUNDLED_TABLES)}) nor an existing file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TableError(f"cannot read table {str(path)!r}: {exc}") from None
+    text = read_text(path, "table", error=TableError)  # a FIFO or device is refused
     return parse_table(text, name=path.stem, source=str(path))
 
 
-#: Bounds on table values: a loss (nats per token or any positive loss) above MAX_LOSS, or
-#: a data size or parameter count above MAX_COUNT, is a typo or a unit error, and would
-#: overflow float64 in the fits' sums of squares and the cost products.
-MAX_LOSS = 1e6
+#: Bounds on table values: a loss (nats per token or any positive loss) outside
+#: [MIN_LOSS, MAX_LOSS], or a data size or parameter count above MAX_COUNT, is a typo or a
+#: unit error. Inside the loss range the laws' fits are scale invariant (the laws' own
+#: range, :data:`lensllm.laws.LOSS_RANGE`); a loss of 1e-300 made them overflow and report
+#: success on nonsense, and sizes beyond MAX_COUNT overflow the cost products.
+MIN_LOSS, MAX_LOSS = LOSS_RANGE
 MAX_COUNT = 1e15
 
 
 def _loss(cell: str, where: str) -> float:
-    """A loss cell: a finite number in (0, MAX_LOSS]."""
+    """A loss cell: a finite number in [MIN_LOSS, MAX_LOSS]."""
     value = _number(cell, where)
     if not 0 < value <= MAX_LOSS:
         raise TableError(f"{where}: loss must be > 0 and <= {MAX_LOSS:g}, got {cell}")
+    if value < MIN_LOSS:
+        raise TableError(f"{where}: loss must be >= {MIN_LOSS:g} (the range the fits are exact "
+                         f"in; rescale the table's unit), got {cell}")
     return value
+
+
+def _name(cell: str, where: str, column: str) -> str:
+    """A model or family name: text without control characters (a NUL, a newline, an
+    escape sequence would be stored and printed mangled)."""
+    for i, ch in enumerate(cell):
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            raise TableError(f"{where}, column {column!r}: character {i + 1} of the name is a "
+                             f"control character ({ch!r}); names must be plain text")
+    return cell
 
 
 def _number(cell: str, where: str) -> float:
@@ -206,7 +222,7 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
                      else f"cell {len(header) + 1} has no column")
             raise TableError(f"{source}: line {line}{label}: has {len(row)} cells but the "
                              f"header has {len(header)} (ragged row: {where})")
-        model = row[0].strip()
+        model = _name(row[0].strip(), f"{source}: line {line}", header[0])
         if not model:
             raise TableError(f"{source}: line {line}, column {header[0]!r}: empty model name")
         if model in seen:
@@ -225,7 +241,8 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
         if not 0 < n_params[i] <= MAX_COUNT:
             raise TableError(f"{where}: parameter count must be > 0 and <= {MAX_COUNT:g}, "
                              f"got {row[size_col].strip()}")
-        family.append(row[family_col].strip() if family_col is not None else "")
+        family.append(_name(row[family_col].strip(), f"{source}: line {line} (model {model!r})",
+                            "family") if family_col is not None else "")
     return LossTable(name=name, models=tuple(models), sizes=np.array(sizes, dtype=float),
                      losses=losses, zero_shot=zero if zero_col is not None else None,
                      n_params=n_params, family=tuple(family), loss_unit=unit)

@@ -9,8 +9,8 @@ from typing import Any
 from lensllm.exceptions import CLIUsageError
 from lensllm.outputs import json_text
 
-__all__ = ["check_seed", "check_threads", "parse_number_list", "parse_name_list", "print_json",
-           "positive_number"]
+__all__ = ["check_report_apart", "check_seed", "check_threads", "parse_number_list",
+           "parse_name_list", "print_json", "positive_number", "table_paths"]
 
 
 def parse_number_list(text: str, option: str) -> list[float]:
@@ -66,6 +66,23 @@ def check_seed(value: int, option: str) -> int:
     if not 0 <= value <= MAX_SEED:
         raise CLIUsageError(f"{option} must be an integer in [0, {MAX_SEED}], got {value}")
     return value
+
+
+def table_paths(tables: list[str] | None) -> dict[str, str]:
+    """``--table`` values that are files (not bundled names), keyed for messages."""
+    from lensllm.bench import BUNDLED_TABLES
+
+    return {f"--table {t}": t for t in (tables or []) if t not in BUNDLED_TABLES}
+
+
+def check_report_apart(report: Any, config_path: Any, store: Any) -> None:
+    """The report folder of ``select``/``validate`` is none of the command's inputs: the
+    config file, its data, its store (read before the config's checks, so by path)."""
+    from lensllm.outputs import check_apart
+
+    if report is not None:
+        check_apart({"--report": report}, {"--config": config_path, "--store": store},
+                    stores=["--store"])
 
 
 def print_json(payload: Any) -> None:

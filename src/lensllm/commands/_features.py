@@ -12,16 +12,18 @@
 
 A table row matches a spectrum whose model id is the row's model name, or whose id's last
 path component is (``./runs/gpt2`` matches ``gpt2``). Rows without a spectrum are an error
-naming them; spectra no row uses are ignored.
+naming them; spectra no row uses are ignored; two spectra for one model are an error
+naming both files. Files are read strictly (:mod:`lensllm.inputs`): no special files, UTF-8,
+and no number beyond float64 (an eigenvalue of ``10**400`` is one line, not a traceback).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from lensllm.exceptions import InputError
+from lensllm.inputs import check_input_path, loads_strict, read_text
 from lensllm.ntk.spectrum import NTKSpectrum
 
 __all__ = ["match_spectra", "read_spectra"]
@@ -35,13 +37,16 @@ def read_spectra(path: str | Path) -> dict[str, NTKSpectrum]:
     Raises:
         InputError: the path does not exist, holds no spectrum, or a file is not one.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"--ntk: '{path}' does not exist")
+    path = check_input_path(path, "--ntk", folder_ok=True)
     if path.is_dir():
         found: dict[str, NTKSpectrum] = {}
+        where: dict[str, Path] = {}
         for file in sorted(path.glob("*.json")):
-            found.update(_read_file(file))
+            for model, spec in _read_file(file).items():
+                if model in found:  # checked here: after the merge one of them is gone
+                    raise InputError(f"--ntk: two spectra under '{path}' are for model "
+                                     f"'{model}': '{where[model]}' and '{file}'; keep one")
+                found[model], where[model] = spec, file
         if not found:
             raise InputError(f"--ntk: the directory '{path}' holds no NTK spectrum (*.json)")
         return found
@@ -49,10 +54,7 @@ def read_spectra(path: str | Path) -> dict[str, NTKSpectrum]:
 
 
 def _read_file(file: Path) -> dict[str, NTKSpectrum]:
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"--ntk: cannot read '{file}' as JSON: {exc}") from None
+    data = loads_strict(read_text(file, "--ntk file"), f"--ntk: '{file}'")
     if isinstance(data, dict) and data.get("format") == _FORMAT:
         spec = NTKSpectrum.from_dict(data, source=str(file))
         model = spec.meta.get("model_id")

@@ -88,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
         parse_number_list,
         positive_number,
         print_json,
+        table_paths,
     )
     from lensllm.exceptions import CLIUsageError
-    from lensllm.outputs import check_output_dir
+    from lensllm.outputs import check_apart, check_output_dir
     from lensllm.report.bench_report import format_bench_tables
     from lensllm.selection import REGISTRY
 
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     positive_number(args.target, "--target")
     if args.out is not None:
         check_output_dir(args.out, "--out")
+        check_apart({"--out": args.out}, {**table_paths(args.table), "--ntk": args.ntk})
     tables = [load_table(t) for t in (args.table or BUNDLED_TABLES)]
     check_same_unit(tables)
     study = bool(args.grid or args.max_params)

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the SQLite store written by `lensllm run`")
     p.add_argument("--out", required=True, metavar="TABLE.csv",
                    help="where to write the table ('-': standard output); written atomically, "
-                        "a symlink or special file there is refused")
+                        "a symlink or special file there, or the store itself, is refused")
     p.add_argument("--dataset", metavar="NAME",
                    help="the dataset to export (needed when the store holds several)")
     p.add_argument("--config-hash", metavar="HASH",
@@ -52,11 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lensllm.outputs import STDOUT, check_output_file
+    from lensllm.outputs import STDOUT, check_apart, check_output_file
     from lensllm.store import SQLiteStore
     from lensllm.store.export import export_table, write_table
 
     check_output_file(args.out, "--out", allow_stdout=True)
+    check_apart({"--out": args.out}, {"--store": args.store}, stores=["--store"])
     store = SQLiteStore(args.store, read_only=True)  # the store is never changed
     try:
         table = export_table(

@@ -71,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     laws = (parse_name_list(args.laws, "--laws", list(FIT_QUALITY_LAWS))
             if args.laws else None)
     if args.out is not None:
+        from lensllm.commands._common import table_paths
+        from lensllm.outputs import check_apart
+
         check_output_dir(args.out, "--out")
+        check_apart({"--out": args.out}, {**table_paths(args.table),
+                                          **{f"--ntk {p}": p for p in args.ntk or []}})
     names = args.table or list(BUNDLED_TABLES)
     tables = [load_table(t) for t in names]
     spectra = _load_spectra(args.ntk) if args.ntk else None

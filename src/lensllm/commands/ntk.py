@@ -90,24 +90,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    from lensllm.commands._common import positive_number
     from lensllm.exceptions import CLIUsageError
 
-    if args.n < 2:
-        raise CLIUsageError(f"--n must be >= 2 (a kernel needs two examples), got {args.n}")
-    if args.dim < 0:
-        raise CLIUsageError(f"--dim must be >= 1, or 0 for no projection, got {args.dim}")
-    if args.chunk_size is not None and args.chunk_size < 1:
-        raise CLIUsageError(f"--chunk-size must be >= 1, got {args.chunk_size}")
-    if args.max_length < 2:
-        raise CLIUsageError(f"--max-length must be >= 2, got {args.max_length}")
-    if args.threads < 1:
-        raise CLIUsageError(f"--threads must be >= 1, got {args.threads}")
-    if args.eta is not None and not args.eta > 0:
-        raise CLIUsageError(f"--eta must be > 0, got {args.eta:g}")
-    if args.lora_r is not None and args.lora_r < 1:
-        raise CLIUsageError(f"--lora-r must be >= 1, got {args.lora_r}")
-    if args.lora_alpha is not None and not args.lora_alpha > 0:
-        raise CLIUsageError(f"--lora-alpha must be > 0, got {args.lora_alpha:g}")
+    for option, value, low, high in (("--n", args.n, 2, 100_000),
+                                     ("--dim", args.dim, 0, 10**8),
+                                     ("--chunk-size", args.chunk_size, 1, 100_000),
+                                     ("--max-length", args.max_length, 2, 1_000_000),
+                                     ("--threads", args.threads, 1, 100_000),
+                                     ("--lora-r", args.lora_r, 1, 1_000_000)):
+        if value is not None and not low <= value <= high:
+            extra = {"--n": " (a kernel needs two examples)",
+                     "--dim": "; 0 = no projection"}.get(option, "")
+            raise CLIUsageError(f"{option} must be an integer in [{low}, {high}]{extra}, "
+                                f"got {value}")
+    positive_number(args.eta, "--eta")
+    positive_number(args.lora_alpha, "--lora-alpha")
     if args.params == "all" and any(
         v is not None for v in (args.lora_r, args.lora_alpha, args.lora_targets)
     ):
@@ -116,15 +114,25 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Seed, threads and output paths, before any model is loaded."""
+    """Seed, threads, the data file, the store and the output paths, before any model is
+    loaded: an output is never an input (the data, the model, the store's files), and a
+    store that is not a lensllm store (or of a newer schema) is refused before any work."""
     from lensllm.commands._common import check_seed, check_threads
-    from lensllm.outputs import check_output_file
+    from lensllm.inputs import check_input_path
+    from lensllm.outputs import check_apart, check_output_file
 
     check_seed(args.seed, "--seed")
     check_threads(args.threads, "--threads")
+    check_input_path(args.data, "--data", folder_ok=True)
     check_output_file(args.out, "--out")
-    if args.store is not None and args.store.exists() and not args.store.is_file():
-        raise CLIUsageError(f"--store '{args.store}' is not a file")
+    model = args.model if Path(args.model).exists() else None
+    check_apart({"--out": args.out, "--store": args.store},
+                {"--data": args.data, "--model": model, "--store": args.store},
+                stores=["--store"])
+    if args.store is not None:
+        from lensllm.store import check_store
+
+        check_store(args.store)
 
 
 def _lora(args: argparse.Namespace):

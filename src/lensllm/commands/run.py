@@ -8,7 +8,11 @@ import shlex
 import sys
 from pathlib import Path
 
-__all__ = ["register"]
+__all__ = ["MAX_LEASE_S", "register"]
+
+#: The longest lease (seconds): a day. An infinite lease would keep a run whose process
+#: died held forever; one under a second would be renewed in a busy loop.
+MAX_LEASE_S = 86400.0
 
 EPILOG = """\
 examples:
@@ -50,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "config's experiment.threads, else 1")
     p.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
                    help="a run whose process stopped renewing its lease for this long is "
-                        "taken over by another process (default: %(default)s)")
+                        "taken over by another process; 1 to 86400 (default: %(default)s)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the runs that failed before (default: leave them failed)")
     p.set_defaults(handler=run)
@@ -61,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise CLIUsageError(f"--threads must be >= 1, got {args.threads}")
-    if not args.lease > 0:
-        raise CLIUsageError(f"--lease must be > 0, got {args.lease:g}")
+    if not 1 <= args.lease <= MAX_LEASE_S:  # NaN fails too
+        raise CLIUsageError(f"--lease must be a number of seconds in [1, {MAX_LEASE_S:g}], "
+                            f"got {args.lease:g}")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from lensllm.finetune.config import load_config
@@ -93,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             lease_s=args.lease, heartbeat_s=min(5.0, args.lease / 4),
             retry_failed=args.retry_failed,
         )
+        store.check_intact()
     finally:
         store.close()
     if _print_summary(summary, prepared.store_path):

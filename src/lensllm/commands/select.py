@@ -104,7 +104,7 @@ def _ray_factory(address: str | None, threads: int):
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from lensllm.commands._common import check_threads
+    from lensllm.commands._common import check_report_apart, check_threads
     from lensllm.exceptions import CLIUsageError, ConfigError
     from lensllm.outputs import check_output_dir
     from lensllm.pipeline import load_select_config, run_select
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads, "--threads")
     if args.report is not None:  # checked again by the writer; here before any run
         check_output_dir(args.report, "--report")
+    check_report_apart(args.report, args.config, args.store)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = load_select_config(args.config)
     if args.method:

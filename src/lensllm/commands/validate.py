@@ -69,7 +69,7 @@ def _lines(rows: list[dict], size: int, metrics: dict | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lensllm.commands._common import check_threads, print_json
+    from lensllm.commands._common import check_report_apart, check_threads, print_json
     from lensllm.exceptions import CLIUsageError
     from lensllm.outputs import check_output_dir
     from lensllm.pipeline import load_select_config, run_select
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     check_threads(args.threads, "--threads")
     if args.report is not None:  # checked again by the writer; here before any run
         check_output_dir(args.report, "--report")
+    check_report_apart(args.report, args.config, args.store)
     if args.top < 1:
         raise CLIUsageError(f"--top must be >= 1, got {args.top}")
     config = load_select_config(args.config)

@@ -38,6 +38,7 @@ from typing import Any
 
 from lensllm.exceptions import ConfigError
 from lensllm.finetune.fields import check_mapping
+from lensllm.inputs import check_text, read_text
 from lensllm.finetune.recipe import TrainingPlan, plan_training
 
 #: Seeds are numpy/torch/random seeds: integers in [0, 2**32).
@@ -67,10 +68,16 @@ _ATTN = ("eager", "sdpa")
 _DEVICES = ("auto", "cpu", "cuda", "mps")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _SCHEDULES = ("constant", "cosine", "linear")
-#: Upper bounds of recipe numbers (epochs of a subset): far above any useful recipe, low
-#: enough that ``epochs * steps_per_epoch`` is an integer a run can count to.
-_HIGH = {"epochs": 1e6, "eval_every_epochs": 1e6, "patience_epochs": 1e6,
-         "min_train_epochs": 1e6, "validation_share": 1e3}
+#: Upper bounds of the recipe's numbers: far above any real run, low enough that the
+#: step arithmetic (epochs x steps per epoch, the schedule, FLOPs) stays exact and finite.
+#: ``epochs = 1e308`` passed the old check (finite, > 0), then every run failed after the
+#: zero-shot and NTK stages had been paid.
+MAX_EPOCHS = 1e6
+MAX_STEPS = 10**9
+MAX_LEARNING_RATE = 10.0
+#: Largest batch, sequence length and LoRA rank a config may name.
+MAX_COUNT = 10**7
+
 #: Keys of earlier releases that counted in steps, with what replaced them.
 RENAMED_KEYS = {"max_epochs": "epochs", "eval_every": "eval_every_epochs",
                 "patience": "patience_epochs"}
@@ -162,26 +169,31 @@ class FinetuneConfig:
         if not isinstance(self.gradient_checkpointing, bool):
             raise ConfigError("`finetune.gradient_checkpointing` must be true or false, "
                               f"got {self.gradient_checkpointing!r}")
-        _check_number("learning_rate", self.learning_rate, low=0.0, strict=True)
-        for name, strict in (("weight_decay", False), ("epochs", True),
-                             ("eval_every_epochs", True), ("patience_epochs", False),
-                             ("min_train_epochs", False), ("max_grad_norm", False),
-                             ("validation_share", False)):
-            _check_number(name, getattr(self, name), low=0.0, strict=strict,
-                          high=_HIGH.get(name, math.inf))
+        _check_number("learning_rate", self.learning_rate, low=0.0, strict=True,
+                      high=MAX_LEARNING_RATE)
+        for name, strict, high in (("weight_decay", False, 1e3), ("epochs", True, MAX_EPOCHS),
+                                   ("eval_every_epochs", True, MAX_EPOCHS),
+                                   ("patience_epochs", False, MAX_EPOCHS),
+                                   ("min_train_epochs", False, MAX_EPOCHS),
+                                   ("validation_share", False, 1e3),
+                                   ("max_grad_norm", False, 1e6), ("lora_alpha", True, 1e6)):
+            _check_number(name, getattr(self, name), low=0.0, strict=strict, high=high)
         _check_number("warmup_ratio", self.warmup_ratio, low=0.0, high=1.0)
         _check_number("min_improvement", self.min_improvement, low=0.0, high=0.5)
-        for name, low in (("batch_size", 1), ("micro_batch_size", 0), ("eval_batch_size", 1),
-                          ("min_steps", 1), ("max_steps", 0), ("min_eval_interval", 1),
-                          ("min_validation", 1),
-                          ("max_length", 2), ("lora_r", 1)):
+        for name, low, high in (("batch_size", 1, MAX_COUNT), ("micro_batch_size", 0, MAX_COUNT),
+                                ("eval_batch_size", 1, MAX_COUNT), ("min_steps", 1, MAX_STEPS),
+                                ("max_steps", 0, MAX_STEPS),
+                                ("min_eval_interval", 1, MAX_STEPS),
+                                ("min_validation", 1, MAX_COUNT),
+                                ("max_length", 2, MAX_COUNT), ("lora_r", 1, MAX_COUNT)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"`finetune.{name}` must be an integer >= {low}, got {value!r}")
-        _check_number("lora_alpha", self.lora_alpha, low=0.0, strict=True)
-        if not 0 <= self.lora_dropout < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"`finetune.{name}` must be an integer in [{low}, {high}], "
+                                  f"got {value!r}")
+        if isinstance(self.lora_dropout, bool) or not isinstance(self.lora_dropout, int | float) \
+                or not 0 <= self.lora_dropout < 1:
             raise ConfigError(
-                f"`finetune.lora_dropout` must be in [0, 1), got {self.lora_dropout}"
+                f"`finetune.lora_dropout` must be a number in [0, 1), got {self.lora_dropout!r}"
             )
         targets = self.lora_target_modules
         if isinstance(targets, list):
@@ -295,6 +307,14 @@ class Candidate:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"`candidates.model` must be a non-empty string, got {self.model!r}")
+        if not isinstance(self.family, str):
+            raise ConfigError(f"`candidates.family` of {self.model!r} must be a string, got "
+                              f"{self.family!r}")
+        for key in ("model", "family"):
+            value = getattr(self, key)
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise ConfigError(f"`candidates.{key}` {value!r} holds a control character "
+                                  "(NUL, newline...); names are printed and stored as text")
 
 
 @dataclass(frozen=True)
@@ -339,6 +359,8 @@ class ExperimentConfig:
         for size in self.sizes:
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ConfigError(f"`experiment.sizes` must be integers >= 1, got {size!r}")
+            if size > 10**15:
+                raise ConfigError(f"`experiment.sizes` must be <= 1e15 examples, got {size!r}")
         for prev, nxt in zip(self.sizes, self.sizes[1:]):
             if nxt <= prev:
                 raise ConfigError(
@@ -430,12 +452,13 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 def read_toml(path: Path) -> dict[str, Any]:
     """A TOML config file as a dict; :class:`ConfigError` naming the file otherwise."""
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
+    text = read_text(path, "config file", error=ConfigError)  # no FIFO/device, UTF-8
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+    check_text(raw, f"config file '{path}'", error=ConfigError)
+    return raw
 
 
 def config_from_dict(

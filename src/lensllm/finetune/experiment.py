@@ -30,12 +30,14 @@ from lensllm.exceptions import ConfigError
 from lensllm.finetune.config import ExperimentConfig
 from lensllm.finetune.data import TaskData, load_data, split_indices
 from lensllm.finetune.models import model_fingerprint, resolve_model
+from lensllm.outputs import check_apart
 from lensllm.store import (
     BaseStore,
     RunFailure,
     RunKey,
     RunRecord,
     RunResult,
+    check_store,
     check_store_path,
     make_owner,
 )
@@ -127,6 +129,10 @@ def prepare_experiment(
         ConfigError, InputError, StoreError: the first problem found, in one line.
     """
     path = Path(store_path) if store_path is not None else default_store_path(config)
+    check_apart({"the store": path},
+                {"the config file": config.source, "data.path": config.data.path},
+                stores=["the store"])  # the store is written: never the data or the config
+    check_store(path)  # a foreign store, or one of a newer schema, before any work
     path = check_store_path(path)
     task = load_data(config.data)
     split = split_indices(

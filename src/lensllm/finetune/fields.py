@@ -15,7 +15,9 @@ mapping the kind is detected from the first record's columns: ``text``, then ``s
 and ``target``, then ``messages``, then ``instruction`` and ``output``.
 
 Every problem names the source, the record and the field: a silently skipped or
-half-read example would change which examples the nested subsets hold.
+half-read example would change which examples the nested subsets hold. A string that is
+not text (a lone surrogate, ``"\\ud800"`` in JSON) is refused here, on load, for every
+source: it would pass every check and then fail inside the tokenizer of every run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lensllm.exceptions import ConfigError, InputError
+from lensllm.inputs import check_text
 
 __all__ = ["TASK_KINDS", "ROLES", "BUILTIN_TEMPLATES", "check_mapping", "map_records"]
 
@@ -109,6 +112,7 @@ def map_records(
     examples = []
     for where, record in records:
         at = f"{label}, {where}"
+        check_text(record, at)  # a lone surrogate would fail in every run's tokenizer
         if kind == "chat":
             examples.append({"messages": _messages(at, record, columns["messages"])})
             continue
@@ -156,20 +160,40 @@ def _text(at: str, record: Mapping[str, Any], column: str, role: str, kind: str)
     raise InputError(f"{at}: field '{column}' must be a non-empty string{mapped}, got {got}")
 
 
+def _template_parts(template: str) -> list[tuple[str, str | None]]:
+    """``(literal text, column or None)`` pieces of a prompt template.
+
+    Only plain ``{column}`` fields (``{{`` and ``}}`` for braces): a format spec
+    (``{question:>2000000000}`` asked for a 2 GB string), a conversion (``{q!r}``), an
+    attribute or index (``{q.x}``, ``{q[0]}``) or a nested field is refused, so that a
+    template can only copy columns' text.
+
+    Raises:
+        ConfigError: the template does not parse, has such a field, or has no field.
+    """
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(f"`data.prompt_template` is not a valid template: {exc}") from None
+    parts: list[tuple[str, str | None]] = []
+    for literal, name, spec, conversion in parsed:
+        if name is not None and (spec or conversion or not name.isidentifier()):
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (
+                f":{spec}" if spec else "") + "}"
+            raise ConfigError(f"`data.prompt_template` field {shown!r:.60} must be a plain "
+                              "{column}: no format spec, conversion, index or attribute "
+                              "(write {{ and }} for literal braces)")
+        parts.append((literal, name))
+    if not any(name is not None for _, name in parts):
+        raise ConfigError("`data.prompt_template` uses no {column} field; it would give every "
+                          "example the same source")
+    return parts
+
+
 def _template_columns(template: str) -> list[str]:
     if template in BUILTIN_TEMPLATES:
         return ["instruction"]
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        raise ConfigError(f"`data.prompt_template` is not a valid template: {exc}") from None
-    if not names:
-        raise ConfigError("`data.prompt_template` uses no {column} field; it would give every "
-                          "example the same source")
-    for name in names:
-        if not name or not name.isidentifier():
-            raise ConfigError(f"`data.prompt_template` field {{{name}}} must be a column name")
-    return names
+    return [name for _, name in _template_parts(template) if name is not None]
 
 
 def _render(at: str, record: Mapping[str, Any], template: str) -> str:
@@ -181,15 +205,18 @@ def _render(at: str, record: Mapping[str, Any], template: str) -> str:
                              f"{type(extra).__name__} {extra!r}")
         body = _INSTRUCTION.format(instruction=instruction)
         return body + (_INPUT.format(input=extra) if extra else "") + _RESPONSE
-    values = {}
-    for name in _template_columns(template):
+    out = []
+    for literal, name in _template_parts(template):
+        out.append(literal)
+        if name is None:
+            continue
         value = record.get(name)
         if not isinstance(value, str):
             got = "missing" if name not in record else f"{type(value).__name__} {value!r}"
             raise InputError(f"{at}: field '{name}' (used by `data.prompt_template`) must be a "
                              f"string, got {got}")
-        values[name] = value
-    return template.format(**values)
+        out.append(value)
+    return "".join(out)
 
 
 def _messages(at: str, record: Mapping[str, Any], column: str) -> list[dict[str, str]]:

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import csv
 import importlib
-import json
+import io
 from pathlib import Path
 from typing import Any
 
 from lensllm.exceptions import ConfigError, InputError
+from lensllm.inputs import check_input_path, loads_strict, read_text
 
 __all__ = ["FILE_SUFFIXES", "read_file_records", "read_dataset_records"]
 
@@ -52,12 +53,12 @@ def read_file_records(path: Path, *, split: str = "train") -> Records:
     Raises:
         ConfigError: the path is missing, has an unsupported extension, or needs a package
             that is not installed.
-        InputError: a line is not a JSON object.
+        InputError: a line is not a JSON object, or a byte is not UTF-8 (the file, line and
+            byte are named).
     """
+    check_input_path(path, "data file", folder_ok=True, error=ConfigError)
     if path.is_dir():
         return read_dataset_records(str(path), split=split)
-    if not path.is_file():
-        raise ConfigError(f"data file '{path}' does not exist")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         return _read_jsonl(path)
@@ -129,28 +130,28 @@ def _first_line(exc: BaseException) -> str:
 
 def _read_jsonl(path: Path) -> Records:
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}, line {line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise InputError(
-                    f"{path}, line {line_no}: expected a JSON object, got "
-                    f"{type(record).__name__}"
-                )
-            records.append((f"line {line_no}", record))
+    text = read_text(path, "data file")
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = loads_strict(line, f"{path}, line {line_no}")
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{path}, line {line_no}: expected a JSON object, got "
+                f"{type(record).__name__}"
+            )
+        records.append((f"line {line_no}", record))
     return records
 
 
 def _read_csv(path: Path) -> Records:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        # Line numbers count the header as line 1, as a spreadsheet shows them.
+    text = read_text(path, "data file")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # Line numbers count the header as line 1, as a spreadsheet shows them.
+    try:
         return [(f"line {reader.line_num}", dict(row)) for row in reader]
+    except csv.Error as exc:
+        raise InputError(f"{path}, line {reader.line_num}: not valid CSV ({exc})") from None
 
 
 def _read_parquet(path: Path) -> Records:

@@ -14,13 +14,14 @@ Example:
 
 from __future__ import annotations
 
-from lensllm.laws._base import BaseLaw, BatchFit, LawFit, Param
+from lensllm.laws._base import LOSS_RANGE, BaseLaw, BatchFit, LawFit, Param
 from lensllm.laws._formulas import lens_loss, power_loss, rectified_loss, transition_size
 from lensllm.laws.lens import LensLaw
 from lensllm.laws.power import PowerLaw
 from lensllm.laws.rectified import RectifiedLaw
 
 __all__ = [
+    "LOSS_RANGE",
     "BaseLaw", "BatchFit", "LawFit", "Param",
     "PowerLaw", "RectifiedLaw", "LensLaw",
     "power_loss", "rectified_loss", "lens_loss", "transition_size",

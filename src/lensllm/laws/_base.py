@@ -23,7 +23,14 @@ import numpy as np
 from lensllm.exceptions import FitError, InputError, NotFittedError, warn_fit
 from lensllm.laws import _engine
 
-__all__ = ["Param", "BaseLaw", "LawFit", "BatchFit"]
+__all__ = ["LOSS_RANGE", "Param", "BaseLaw", "LawFit", "BatchFit"]
+
+#: Losses a fit accepts. Inside this range the fits are scale invariant: a table
+#: multiplied by any factor that keeps it inside gives the same predictions times that
+#: factor (measured on the bundled tables from 1e-8 to 1e9 times their losses; tested).
+#: Far below it the engine's bounds and weights (1 / loss**2) break: losses of 1e-300
+#: overflowed and the fit reported success on nonsense. A loss outside it is refused.
+LOSS_RANGE = (1e-6, 1e6)
 
 
 @dataclass(frozen=True)
@@ -229,6 +236,12 @@ class BaseLaw(ABC):
                 j = np.flatnonzero(m)[li <= 0][0]
                 raise InputError(f"curve {label(i)}: loss at D={dd[i, j]:g} must be > 0, got "
                                  f"{loss[i, j]}")
+            out = (li < LOSS_RANGE[0]) | (li > LOSS_RANGE[1])
+            if np.any(out):
+                j = np.flatnonzero(m)[out][0]
+                raise InputError(f"curve {label(i)}: loss at D={dd[i, j]:g} is {loss[i, j]:g}, "
+                                 f"outside [{LOSS_RANGE[0]:g}, {LOSS_RANGE[1]:g}], the range "
+                                 "the fits are exact in; rescale the losses' unit")
             if not np.all(np.isfinite(di)) or np.any(di < self.min_size()) or (
                 self.min_size() > 0 and np.any(di <= 0)
             ):

@@ -247,11 +247,9 @@ class NTKSpectrum:
     @classmethod
     def from_json(cls, text: str, *, source: str = "input") -> NTKSpectrum:
         """Parse JSON text written by :meth:`to_json`."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{source}: not valid JSON ({exc}).") from None
-        return cls.from_dict(data, source=source)
+        from lensllm.inputs import loads_strict
+
+        return cls.from_dict(loads_strict(text, source), source=source)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the spectrum as JSON to ``path`` (parent directories are created).
@@ -272,11 +270,7 @@ class NTKSpectrum:
         Raises:
             InputError: the file is missing, unreadable or not a spectrum; the message names it.
         """
+        from lensllm.inputs import read_text
+
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(f"NTK features file {str(p)!r} does not exist.") from None
-        except OSError as exc:
-            raise InputError(f"cannot read NTK features file {str(p)!r}: {exc}") from None
-        return cls.from_json(text, source=str(p))
+        return cls.from_json(read_text(p, "NTK features file"), source=str(p))

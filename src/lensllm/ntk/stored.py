@@ -4,19 +4,35 @@ store's :class:`~lensllm.store.NtkFeatures` record (torch-free).
 The record names the spectrum's arrays ``eigenvalues`` and ``projections`` (``proj_sq``
 here) and keeps the probe settings as columns, so that a stored spectrum can be looked up by
 model, dataset, probe seed, ``n``, ``d`` and parameter subset; everything else in ``meta``
-(and ``eta``) goes to the record's ``extra``.
+(and ``eta``) goes to the record's ``extra``. The other settings that change the features
+(:data:`SETTING_KEYS`) are hashed into the record's ``settings`` key, part of its identity:
+features of two configs are kept side by side instead of replacing each other.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 from lensllm.exceptions import InputError
 from lensllm.ntk.spectrum import NTKSpectrum
 from lensllm.store import NtkFeatures
 
-__all__ = ["spectrum_from_record", "spectrum_to_record"]
+__all__ = ["SETTING_KEYS", "settings_key", "spectrum_from_record", "spectrum_to_record"]
 
 #: ``meta`` keys stored as record columns (not in ``extra``).
 _COLUMNS = ("model_id", "probe_seed", "n", "dim", "params", "dtype")
+#: ``meta`` keys (besides the columns) whose values change the features: the learning
+#: rate, the runs' config hash (data and fine-tuning settings), the data file of
+#: ``lensllm ntk``, the sequence length, the adapters and the arithmetic's precision.
+SETTING_KEYS = ("eta", "config_hash", "data", "max_length", "lora", "precision")
+
+
+def settings_key(meta: dict) -> str:
+    """16 hex digits identifying the :data:`SETTING_KEYS` values of ``meta``."""
+    chosen = {k: meta[k] for k in SETTING_KEYS if meta.get(k) is not None}
+    text = json.dumps(chosen, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def spectrum_to_record(spectrum: NTKSpectrum, *, dataset: str) -> NtkFeatures:
@@ -41,7 +57,8 @@ def spectrum_to_record(spectrum: NTKSpectrum, *, dataset: str) -> NtkFeatures:
         model=str(meta["model_id"]), dataset=str(dataset), probe_seed=int(meta["probe_seed"]),
         n=spectrum.n, d=int(meta.get("dim") or 0), params_subset=str(meta["params"]),
         dtype=str(meta["dtype"]), eigenvalues=tuple(float(x) for x in spectrum.eigenvalues),
-        projections=tuple(float(x) for x in spectrum.proj_sq), extra=extra)
+        projections=tuple(float(x) for x in spectrum.proj_sq), extra=extra,
+        settings=settings_key({**meta, "eta": spectrum.eta}))
 
 
 def spectrum_from_record(record: NtkFeatures) -> NTKSpectrum:

@@ -4,6 +4,8 @@
   written atomically through a temporary file created exclusively in the target directory
   (never a predictable name); symlinks and special files at the output path are refused,
   ``-`` writes to standard output.
+- :mod:`lensllm.outputs.guard`: the one check that an output path is none of the command's
+  inputs (nor a store's ``-wal``/``-shm``/``-journal`` file, nor a hard link to one).
 - :mod:`lensllm.outputs.jsonsafe`: the one JSON policy: a non-finite number is written as
   ``null`` and the record says why (``"nonfinite": {"upper": "inf"}``); output is always
   valid JSON.
@@ -23,10 +25,13 @@ from lensllm.outputs.files import (
     write_bytes,
     write_text,
 )
+from lensllm.outputs.guard import STORE_SIDE_FILES, check_apart
 from lensllm.outputs.jsonsafe import json_safe, json_text
 
 __all__ = [
     "STDOUT",
+    "STORE_SIDE_FILES",
+    "check_apart",
     "check_output_dir",
     "check_output_file",
     "html_text",

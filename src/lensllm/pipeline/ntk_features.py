@@ -57,7 +57,7 @@ def candidate_spectrum(model_id: str, prepared: Any, settings: Any, store: BaseS
                           n_test=config.data.test_size, seed=config.data.split_seed)
     pool = [task.examples[i] for i in split.train]
     spectrum = measure_ntk(
-        model_id, select_probe(pool, min(settings.n, len(pool)), settings.seed), task.kind,
+        model_id, select_probe(pool, settings.n, settings.seed), task.kind,
         params=params, dim=settings.dim or None, seed=settings.seed, eta=eta,
         max_length=config.finetune.max_length, chunk_size=settings.chunk_size,
         lora=lambda model: run_lora_config(config.finetune, is_encoder_decoder(model)),

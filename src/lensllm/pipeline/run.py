@@ -155,6 +155,7 @@ def run_select(
                                     failures)
     experiment = dataclasses.replace(config.experiment, candidates=ok, zero_shot=True)
     prepared = prepare_experiment(experiment, store_path=store_path)
+    stages.check_ntk_pool(config, prepared)
     counter = _RunCounter(log=failures.say)
     torch.set_num_threads(threads)
     store = open_store(prepared.store_path)
@@ -184,6 +185,7 @@ def run_select(
         if any(not p.converged for p in outcome.convergence):
             failures.say("warning: " + convergence_text(outcome.convergence))
         view.freeze()
+        store.check_intact()  # a ranking is never printed over a store that is gone
         outcome.wall_time = time.perf_counter() - start
         return outcome
     finally:

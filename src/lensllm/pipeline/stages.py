@@ -7,6 +7,8 @@
 2. :func:`zero_shot`: a size-0 run per candidate (the free ``D = 0`` point, and the check
    that the model loads and runs on the task). A failure fails that candidate.
 3. :func:`add_spectra`: NTK features per candidate (:mod:`lensllm.pipeline.ntk_features`).
+   A storage error (the store or its disk failing, :func:`is_storage_error`) is never a
+   failed candidate: it stops the selection with one line.
 4. :func:`select`: the configured selector on a :class:`~lensllm.pipeline.view.RunView`; the
    runs it asks for are executed (or read from the store). If a run of a candidate fails,
    that candidate is dropped and the selector starts again on the others; finished runs are
@@ -23,19 +25,22 @@ retrying, unless ``--retry-failed``.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from lensllm.exceptions import InputError, LensLLMError
+from lensllm.exceptions import ConfigError, InputError, LensLLMError, StoreError
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.view import CandidateFailed, RunView
 from lensllm.selection import NotApplicable
 
-__all__ = ["Candidate", "Failures", "add_spectra", "choose_loss_unit", "make_selector",
-           "resolve_candidates", "select", "skip_large", "zero_shot"]
+__all__ = ["Candidate", "Failures", "add_spectra", "check_ntk_pool", "choose_loss_unit",
+           "is_storage_error", "make_selector", "resolve_candidates", "select", "skip_large",
+           "zero_shot"]
 
 
 @dataclass
@@ -190,12 +195,45 @@ def add_spectra(candidates: list[Candidate], prepared: Any, config: SelectConfig
             cand.spectrum = candidate_spectrum(cand.model, prepared, config.ntk, store,
                                                threads=threads)
         except Exception as exc:  # noqa: BLE001 - a candidate failing must not stop the rest
-            failures.add(cand.model,
-                         f"NTK features: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            if is_storage_error(exc):  # the store's fault, not the candidate's: stop
+                raise
+            first = (str(exc).splitlines() or [""])[0]  # a bare MemoryError has no text
+            failures.add(cand.model, f"NTK features: {type(exc).__name__}: {first}".rstrip(": "))
             continue
         alive.append(cand)
         flops += float(cand.spectrum.meta.get("flops", 0.0))
     return alive, flops
+
+
+#: ``errno`` values of an :class:`OSError` that are the machine's storage failing (a full
+#: disk, a quota, an I/O error, a read-only filesystem), never a candidate's fault.
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the store or the disk failing (a :class:`StoreError`, any SQLite
+    error, an :class:`OSError` of a full disk, a quota, I/O or a read-only filesystem).
+    Such an error stops the command with one line; catching it as a failed candidate
+    would rank the others on a store that is not there."""
+    if isinstance(exc, (StoreError, sqlite3.Error)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS
+
+
+def check_ntk_pool(config: SelectConfig, prepared: Any) -> None:
+    """Refuse, before any run, ``ntk.n`` larger than the training pool it is drawn from
+    (it would silently shrink to the pool while every message showed ``ntk.n``)."""
+    if not config.ntk.enabled:
+        return
+    from lensllm.finetune.data import split_indices
+
+    data = prepared.config.data
+    pool = len(split_indices(len(prepared.task), n_validation=data.validation_size,
+                             n_test=data.test_size, seed=data.split_seed).train)
+    if config.ntk.n > pool:
+        raise ConfigError(f"`ntk.n` = {config.ntk.n} probe examples, but the training pool "
+                          f"holds {pool} (the data's {len(prepared.task)} examples less "
+                          f"validation_size and test_size); lower `ntk.n` to at most {pool}")
 
 
 def make_selector(config: SelectConfig) -> Any:

@@ -498,8 +498,8 @@ def _laws_section(outcome: SelectOutcome) -> tuple[str, str]:
     for name, law in outcome.laws.items():
         law_rows.append([html.escape(LAW_LABELS[name])] + [
             ("-" if not np.isfinite(v) else f"{v:.4f}") for v in law.predicted])
-    laws_table = _table(["law fitted to the observed points"] +
-                        [html.escape(short_name(m)) for m in view.models], law_rows)
+    laws_table = _table(["law fitted to the observed points"] +  # _table escapes the head
+                        [short_name(m) for m in view.models], law_rows)
     laws_note = ""
     rect, lens = outcome.laws.get("rectified"), outcome.laws.get("lens_fit_t")
     if rect is not None and lens is not None:

@@ -9,7 +9,9 @@ Tables (see :mod:`lensllm.store._sqlite` for the schema):
   the lease owner and heartbeat, the measurements of a finished run (:class:`RunResult`),
   the reason of a failed one.
 - ``loss_points``: (run, split, step) -> loss; splits ``train``, ``validation``, ``test``.
-- ``ntk_features``: eigenvalues and projections of a model's NTK on a probe set.
+- ``ntk_features``: eigenvalues and projections of a model's NTK on a probe set, one row
+  per model, dataset, probe settings and ``settings`` key (the learning rate, the runs'
+  config, sequence length and adapters the features were computed with).
 - ``costs``: FLOPs and wall time of every measurement (fine-tuning, zero-shot, NTK, and
   ``failed``: what a failed run spent before failing).
 - ``run_attrs``: per-run bookkeeping under string keys. Keys in use: none yet; strategies
@@ -42,6 +44,7 @@ from lensllm.store._sqlite import (
     SCHEMA_VERSION,
     InMemoryStore,
     SQLiteStore,
+    check_store,
     check_store_path,
     inspect_store,
     make_owner,
@@ -52,6 +55,7 @@ __all__ = [
     "SQLiteStore",
     "InMemoryStore",
     "open_store",
+    "check_store",
     "check_store_path",
     "inspect_store",
     "make_owner",

@@ -126,6 +126,11 @@ class BaseStore(ABC):
     def costs(self) -> list[CostRecord]:
         """Every cost entry, oldest first."""
 
+    def check_intact(self) -> None:
+        """Raise :class:`~lensllm.exceptions.StoreError` when the store's file was deleted
+        or replaced since it was opened (a no-op for stores without a file). Writes check
+        it themselves; a command that read its results calls it before reporting them."""
+
     def close(self) -> None:
         """Release resources (a no-op by default)."""
 

@@ -200,6 +200,10 @@ class NtkFeatures:
         projections: ``(u_k^T r0)^2`` per eigenvector, shape ``(n,)``.
         extra: anything else worth keeping (timings, learning rate...), JSON-able.
         ntk_id: the store's id (None before it is stored).
+        settings: a key of the other settings that change the features (learning rate,
+            the runs' config, sequence length, adapters...; see
+            :func:`lensllm.ntk.stored.spectrum_to_record`), part of the record's identity:
+            spectra of two configs are two records, not one replacing the other.
     """
 
     model: str
@@ -213,6 +217,7 @@ class NtkFeatures:
     projections: tuple[float, ...]
     extra: dict[str, Any] = field(default_factory=dict)
     ntk_id: int | None = None
+    settings: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,16 @@
 
 A store is opened either for writing (``lensllm run`` and ``select``: the schema is created
 or migrated) or read-only (``export`` and other readers: an SQLite ``mode=ro`` connection,
-no schema change, no journal switch). Both refuse, before changing anything, a database
-that is not a lensllm store (one with tables but no ``meta.schema_version``).
+no schema change, no journal switch; on a read-only folder or filesystem, where SQLite
+cannot create the WAL index, an ``immutable`` open when no WAL content is pending). Both
+refuse, before changing anything, a database that is not a lensllm store (one with tables
+but no ``meta.schema_version``).
+
+What is read is checked (:mod:`lensllm.store._rows`: a damaged row is a :class:`StoreError`
+naming it), every SQLite error (a malformed page, a full disk, an I/O error) is a
+:class:`StoreError` naming the store, and each write transaction first checks that the
+file is still the one opened: a store deleted or replaced under a running command stops
+it with one line instead of writing every run into a file nobody can see.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import socket
 import sqlite3
 import threading
@@ -21,6 +30,13 @@ from typing import Any
 
 from lensllm.exceptions import StoreError
 from lensllm.store._base import BaseStore
+from lensllm.store._rows import (
+    check_cost_row,
+    check_loss_row,
+    check_ntk_row,
+    check_run_row,
+    parse_json,
+)
 from lensllm.store._records import (
     CostRecord,
     LossPoint,
@@ -31,13 +47,15 @@ from lensllm.store._records import (
     RunResult,
 )
 
-__all__ = ["SQLiteStore", "InMemoryStore", "SCHEMA_VERSION", "check_store_path", "make_owner",
-           "inspect_store"]
+__all__ = ["SQLiteStore", "InMemoryStore", "SCHEMA_VERSION", "check_store",
+           "check_store_path", "make_owner", "inspect_store"]
 
 #: 2: scored tokens and bytes of the test split (``test_scored_tokens``...);
-#: 3: ``runs.fingerprint`` (part of the run's identity). Older stores are migrated by
-#: the first command that opens them for writing, and read as they are by the others.
-SCHEMA_VERSION = 3
+#: 3: ``runs.fingerprint`` (part of the run's identity);
+#: 4: ``ntk_features.settings`` (part of the features' identity: the spectra of two
+#: configs no longer replace each other). Older stores are migrated by the first command
+#: that opens them for writing, and read as they are by the others.
+SCHEMA_VERSION = 4
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -74,8 +92,8 @@ CREATE TABLE IF NOT EXISTS ntk_features (
     model TEXT NOT NULL, dataset TEXT NOT NULL, probe_seed INTEGER NOT NULL,
     n INTEGER NOT NULL, d INTEGER NOT NULL, params_subset TEXT NOT NULL, dtype TEXT NOT NULL,
     eigenvalues TEXT NOT NULL, projections TEXT NOT NULL, extra TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    UNIQUE (model, dataset, probe_seed, n, d, params_subset, dtype)
+    created_at REAL NOT NULL, settings TEXT NOT NULL DEFAULT '',
+    UNIQUE (model, dataset, probe_seed, n, d, params_subset, dtype, settings)
 );
 CREATE TABLE IF NOT EXISTS costs (
     id INTEGER PRIMARY KEY,
@@ -124,6 +142,68 @@ def _key_params(key: RunKey) -> tuple:
             key.fingerprint)
 
 
+def _connect_read_only(path: str | Path, timeout_s: float) -> sqlite3.Connection:
+    """A read-only connection to an existing store.
+
+    ``mode=ro`` first. A store in WAL mode on a read-only folder or filesystem cannot be
+    opened that way when its WAL index (``-shm``) is missing, since SQLite would have to
+    create it; the file is then opened ``immutable`` (no locks, no WAL), which reads every
+    committed row as long as no WAL content is pending. When it is (a non-empty ``-wal``
+    beside the store), reading without it would silently lose the newest runs: refused.
+    """
+    uri = Path(path).resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout_s,
+                           isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "unable to open" not in str(exc) and "readonly" not in str(exc):
+            raise
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"store '{path}' cannot be opened read-only here: its folder is read-only and its "
+            f"WAL file '{wal}' holds changes not yet in the store; copy both files to a "
+            "writable folder and read the copy")
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=timeout_s,
+                           isolation_level=None, check_same_thread=False)
+
+
+def _connect_to_inspect(path: Path) -> sqlite3.Connection:
+    """A connection for one look at the schema that leaves the folder as it was: with no
+    WAL file beside the store (no process has it open in WAL mode), an ``immutable`` open,
+    which creates no ``-shm``/``-wal`` files; otherwise (or if that read fails) the
+    ordinary read-only open."""
+    wal = Path(f"{path}-wal")
+    if not wal.exists():
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.DatabaseError:
+            conn.close()
+    return _connect_read_only(path, 60)
+
+
+def _check_regular(path: Path) -> bool:
+    """Whether a store file exists (False when missing); a folder or a special file at
+    the path is a :class:`StoreError`."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):  # the folder checks name the cause
+        return False
+    except OSError as exc:
+        raise StoreError(f"store '{path}' cannot be read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise StoreError(f"store path '{path}' is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise StoreError(f"store path '{path}' is a special file (FIFO, device or socket), "
+                         "not a store file")
+    return True
+
+
 def inspect_store(path: str | Path) -> int | None:
     """The schema version of the lensllm store at ``path``, read without changing it.
 
@@ -131,19 +211,18 @@ def inspect_store(path: str | Path) -> int | None:
         The version, or None for a missing or empty file (a new store).
 
     Raises:
-        StoreError: the file is not an SQLite database, or is one that is not a lensllm
-            store (tables, but no ``meta.schema_version``).
+        StoreError: the path is a folder or a special file, the file is not an SQLite
+            database, or is one that is not a lensllm store (tables, but no
+            ``meta.schema_version``).
     """
     path = Path(path)
-    if path.is_dir():
-        raise StoreError(f"store path '{path}' is a directory, not a file")
-    if not path.exists() or path.stat().st_size == 0:
+    if not _check_regular(path) or path.stat().st_size == 0:
         return None
     with path.open("rb") as handle:
         if handle.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
             raise StoreError(f"store '{path}' is not a lensllm store (not an SQLite file)")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+        conn = _connect_to_inspect(path)
         try:
             tables = {r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
@@ -165,6 +244,39 @@ def inspect_store(path: str | Path) -> int | None:
     return int(row[0])
 
 
+def check_store(path: str | Path, *, read_only: bool = False) -> int | None:
+    """Everything that opening the store at ``path`` checks, without opening it: a lensllm
+    store (or no file yet, unless ``read_only``) of a schema this lensllm reads, at a path
+    it may write (unless ``read_only``). Commands call it before any work.
+
+    Returns:
+        The store's schema version, None for a new store.
+
+    Raises:
+        StoreError: one line naming the store and the rule.
+    """
+    version = inspect_store(path)
+    if read_only and version is None:
+        raise StoreError(f"store '{path}' does not exist or is empty")
+    if not read_only:
+        check_store_path(path)
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreError(
+            f"store '{path}' has schema version {version}; this lensllm reads versions up to "
+            f"{SCHEMA_VERSION}"
+        )
+    return version
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """``(device, inode)`` of the file at ``path``, None when it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def check_store_path(path: str | Path) -> Path:
     """Check that a store can be created or opened at ``path`` without touching it.
 
@@ -179,8 +291,7 @@ def check_store_path(path: str | Path) -> Path:
             directory, the file is not writable, or it exists and is not an SQLite file.
     """
     path = Path(path).expanduser()
-    if path.is_dir():
-        raise StoreError(f"store path '{path}' is a directory, not a file")
+    _check_regular(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise StoreError(f"store path '{path}' is not writable: '{parent}' is not a directory")
@@ -212,6 +323,21 @@ def _when_unlocked(step, timeout_s: float):
             time.sleep(0.05)
 
 
+def _rebuild(cur: sqlite3.Cursor, table: str) -> None:
+    """Recreate ``table`` with its definition in :data:`_SCHEMA` (its new key), keeping
+    every row and id; columns it lacks get their defaults (a missing table is left to
+    the schema's ``CREATE TABLE IF NOT EXISTS``)."""
+    body = _SCHEMA.split(f"CREATE TABLE IF NOT EXISTS {table}", 1)[1].split(";", 1)[0]
+    columns = [r[1] for r in cur.execute(f"PRAGMA table_info({table})")]
+    if not columns:  # not there yet: created with the schema
+        return
+    cur.execute(f"CREATE TABLE {table}_new" + body)
+    names = ", ".join(columns)
+    cur.execute(f"INSERT INTO {table}_new ({names}) SELECT {names} FROM {table}")
+    cur.execute(f"DROP TABLE {table}")
+    cur.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
+
+
 class SQLiteStore(BaseStore):
     """A :class:`BaseStore` in one SQLite file.
 
@@ -232,23 +358,13 @@ class SQLiteStore(BaseStore):
         self.path = str(path)
         self.read_only = read_only
         self._lock = threading.RLock()
+        self._identity: tuple[int, int] | None = None
         memory = self.path == ":memory:"
-        version = None if memory else inspect_store(self.path)
-        if read_only and version is None:
-            raise StoreError(f"store '{self.path}' does not exist or is empty")
-        if not memory and not read_only:
-            check_store_path(self.path)
-        if version is not None and version > SCHEMA_VERSION:
-            raise StoreError(
-                f"store '{self.path}' has schema version {version}; this lensllm reads "
-                f"versions up to {SCHEMA_VERSION}"
-            )
+        version = None if memory else check_store(self.path, read_only=read_only)
         self.schema_version = version or SCHEMA_VERSION
         try:
             if read_only:
-                uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
-                self._conn = sqlite3.connect(uri, uri=True, timeout=timeout_s,
-                                             isolation_level=None, check_same_thread=False)
+                self._conn = _connect_read_only(self.path, timeout_s)
                 self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
                 return
             self._conn = sqlite3.connect(
@@ -273,14 +389,15 @@ class SQLiteStore(BaseStore):
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store '{self.path}': {exc}") from None
         self.schema_version = SCHEMA_VERSION
+        if not memory:
+            self._identity = _file_identity(self.path)
 
     def _migrate_old(self) -> None:
         """Bring an older store to :data:`SCHEMA_VERSION` in one transaction: the column
-        additions of :data:`_MIGRATIONS` up to version 2, then (version 3) ``runs`` rebuilt
-        with ``fingerprint`` in its key (SQLite cannot change a UNIQUE constraint in
-        place); run ids kept."""
+        additions of :data:`_MIGRATIONS` up to version 2, then (version 3) ``runs`` and
+        (version 4) ``ntk_features`` rebuilt with ``fingerprint`` and ``settings`` in their
+        keys (SQLite cannot change a UNIQUE constraint in place); row ids kept."""
         self._conn.execute("PRAGMA foreign_keys = OFF")  # the drop must not cascade
-        runs_sql = _SCHEMA.split("CREATE TABLE IF NOT EXISTS runs", 1)[1].split(";", 1)[0]
         with self._transaction() as cur:
             version = int(cur.execute(
                 "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
@@ -289,18 +406,19 @@ class SQLiteStore(BaseStore):
             for target in range(version + 1, 3):
                 for statement in _MIGRATIONS[target]:
                     cur.execute(statement)
-            columns = [r[1] for r in cur.execute("PRAGMA table_info(runs)")]
-            cur.execute("CREATE TABLE runs_v3" + runs_sql)
-            names = ", ".join(columns)
-            cur.execute(f"INSERT INTO runs_v3 ({names}) SELECT {names} FROM runs")
-            cur.execute("DROP TABLE runs")
-            cur.execute("ALTER TABLE runs_v3 RENAME TO runs")
+            if version < 3:
+                _rebuild(cur, "runs")
+            _rebuild(cur, "ntk_features")
             cur.execute("UPDATE meta SET value=? WHERE key='schema_version'",
                         (str(SCHEMA_VERSION),))
 
     # ------------------------------------------------------------------ plumbing
 
     class _Tx:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on an error), under the lock;
+        first checks that the store file is the one opened, and turns SQLite errors into
+        :class:`StoreError`."""
+
         def __init__(self, store: SQLiteStore) -> None:
             self.store = store
 
@@ -311,16 +429,45 @@ class SQLiteStore(BaseStore):
             try:
                 self.cur = self.store._conn.cursor()
                 self.cur.execute("BEGIN IMMEDIATE")
-            except BaseException:
-                self.store._lock.release()
+                self.store.check_intact()
+            except BaseException as exc:
+                try:
+                    if self.store._conn.in_transaction:
+                        self.cur.execute("ROLLBACK")
+                finally:
+                    self.store._lock.release()
+                if isinstance(exc, sqlite3.Error):
+                    raise self.store._error(exc) from None
                 raise
             return self.cur
 
         def __exit__(self, exc_type, exc, tb) -> None:
             try:
                 self.cur.execute("ROLLBACK" if exc_type else "COMMIT")
+            except sqlite3.Error as err:
+                if exc_type is None:
+                    raise self.store._error(err) from None
             finally:
                 self.store._lock.release()
+            if exc_type is not None and issubclass(exc_type, sqlite3.Error):
+                raise self.store._error(exc) from None
+
+    def check_intact(self) -> None:
+        """Raise :class:`StoreError` when the store file was deleted or replaced since it
+        was opened (the connection would go on writing into a file nobody can see)."""
+        if self._identity is None:
+            return
+        now = _file_identity(self.path)
+        if now != self._identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise StoreError(f"store '{self.path}' was {what} while this command ran; "
+                             "stopping so that no run is written where it would be lost "
+                             "(rerun the command: finished runs in the store are kept)")
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"store '{self.path}': {exc} (the SQLite file is damaged, its disk "
+                          "is full or failing; `sqlite3 FILE 'PRAGMA integrity_check'` tells "
+                          "which)")
 
     def _transaction(self) -> SQLiteStore._Tx:
         return SQLiteStore._Tx(self)
@@ -329,7 +476,10 @@ class SQLiteStore(BaseStore):
         with self._lock:
             cur = self._conn.cursor()
             cur.row_factory = sqlite3.Row
-            return cur.execute(sql, params).fetchall()
+            try:
+                return cur.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
 
     def close(self) -> None:
         with self._lock:
@@ -473,7 +623,7 @@ class SQLiteStore(BaseStore):
         where = _KEY_WHERE if self.schema_version >= 3 else _KEY_WHERE.rsplit(" AND ", 1)[0]
         params = _key_params(key) if self.schema_version >= 3 else _key_params(key)[:-1]
         rows = self._query(f"SELECT * FROM runs WHERE {where}", params)
-        return _run_record(rows[0]) if rows else None
+        return _run_record(rows[0], self.path) if rows else None
 
     def get_runs(
         self,
@@ -495,7 +645,7 @@ class SQLiteStore(BaseStore):
             where.append(f"id IN ({','.join('?' * len(run_ids))})")
             params.extend(int(i) for i in run_ids)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
-        return [_run_record(r) for r in self._query(sql + " ORDER BY id", params)]
+        return [_run_record(r, self.path) for r in self._query(sql + " ORDER BY id", params)]
 
     # ------------------------------------------------------------------ loss points, attrs
 
@@ -513,6 +663,8 @@ class SQLiteStore(BaseStore):
             "ORDER BY split, step",
             (run_id,),
         )
+        for r in rows:
+            check_loss_row(r, self.path, run_id)
         return [LossPoint(r["step"], r["split"], r["loss"], r["tokens"]) for r in rows]
 
     def set_system_attr(self, run_id: int, key: str, value: Any) -> None:
@@ -524,7 +676,8 @@ class SQLiteStore(BaseStore):
 
     def get_system_attrs(self, run_id: int) -> dict[str, Any]:
         rows = self._query("SELECT key, value FROM run_attrs WHERE run_id=?", (run_id,))
-        return {r["key"]: json.loads(r["value"]) for r in rows}
+        return {r["key"]: parse_json(r["value"], self.path, f"run_attrs of run {run_id}",
+                                     r["key"], object) for r in rows}
 
     # ------------------------------------------------------------------ NTK, costs
 
@@ -537,13 +690,13 @@ class SQLiteStore(BaseStore):
         with self._transaction() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO ntk_features (model, dataset, probe_seed, n, d, "
-                "params_subset, dtype, eigenvalues, projections, extra, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "params_subset, dtype, eigenvalues, projections, extra, created_at, settings) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (features.model, features.dataset, int(features.probe_seed), int(features.n),
                  int(features.d), features.params_subset, features.dtype,
                  json.dumps([float(x) for x in features.eigenvalues]),
                  json.dumps([float(x) for x in features.projections]),
-                 json.dumps(features.extra, sort_keys=True), time.time()),
+                 json.dumps(features.extra, sort_keys=True), time.time(), features.settings),
             )
             return int(cur.lastrowid)
 
@@ -556,16 +709,15 @@ class SQLiteStore(BaseStore):
                 where.append(f"{column} = ?")
                 params.append(value)
         sql = "SELECT * FROM ntk_features" + (" WHERE " + " AND ".join(where) if where else "")
-        return [
-            NtkFeatures(
+        out = []
+        for r in self._query(sql + " ORDER BY id", params):
+            lam, proj, extra = check_ntk_row(r, self.path)
+            out.append(NtkFeatures(
                 model=r["model"], dataset=r["dataset"], probe_seed=r["probe_seed"], n=r["n"],
                 d=r["d"], params_subset=r["params_subset"], dtype=r["dtype"],
-                eigenvalues=tuple(json.loads(r["eigenvalues"])),
-                projections=tuple(json.loads(r["projections"])),
-                extra=json.loads(r["extra"]), ntk_id=r["id"],
-            )
-            for r in self._query(sql + " ORDER BY id", params)
-        ]
+                eigenvalues=tuple(lam), projections=tuple(proj), extra=extra,
+                ntk_id=r["id"], settings=r["settings"] if "settings" in r.keys() else ""))
+        return out
 
     def record_cost(self, cost: CostRecord) -> None:
         with self._transaction() as cur:
@@ -578,6 +730,8 @@ class SQLiteStore(BaseStore):
 
     def costs(self) -> list[CostRecord]:
         rows = self._query("SELECT * FROM costs ORDER BY id")
+        for r in rows:
+            check_cost_row(r, self.path)
         return [
             CostRecord(r["kind"], r["model"], r["dataset"], r["flops"], r["wall_time"],
                        r["tokens"], r["run_id"], r["created_at"])
@@ -598,7 +752,8 @@ def _owner_host_pid(owner: str) -> tuple[str, int | None]:
     return host, int(pid_text) if pid_text.isdigit() else None
 
 
-def _run_record(row: sqlite3.Row) -> RunRecord:
+def _run_record(row: sqlite3.Row, path: str) -> RunRecord:
+    what = check_run_row(row, path)
     fingerprint = row["fingerprint"] if "fingerprint" in row.keys() else ""
     key = RunKey(row["model"], row["dataset"], row["size"], row["seed"], row["config_hash"],
                  fingerprint)
@@ -609,6 +764,8 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
         run_id=row["id"], key=key, status=row["status"], attempts=row["attempts"],
         owner=row["owner"], created_at=row["created_at"], started_at=row["started_at"],
-        finished_at=row["finished_at"], config=json.loads(row["config"]), result=result,
+        finished_at=row["finished_at"],
+        config=parse_json(row["config"], path, f"runs row {what}", "config", dict),
+        result=result,
         error=row["error"],
     )
