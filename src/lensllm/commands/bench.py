@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ntk is not None:
         if study:
             raise CLIUsageError("--ntk does not combine with --grid/--max-params yet")
-        from lensllm.commands._features import match_spectra
+        from lensllm.ntk.files import match_spectra
 
         ntk = {t.name: match_spectra(args.ntk, list(t.models)) for t in tables}
     if study:
