@@ -64,6 +64,14 @@ class FitResult(Result):
         """The JSON value of ``lensllm fit --json``: a list of records, one per model."""
         return [dict(r) for r in self.records]
 
+    def frame_records(self) -> tuple[list[dict[str, Any]], str | None]:
+        """The records with each standard error as a column ``<name>_stderr``."""
+        rows = []
+        for rec in self.to_dict():
+            errors = rec.pop("stderr")
+            rows.append({**rec, **{f"{k}_stderr": v for k, v in errors.items()}})
+        return rows, "model"
+
     def fit_report(self) -> str:
         """A text report in the manner of lmfit: per model, every parameter with its
         standard error, the prediction with its interval, the residual and usability."""
@@ -124,7 +132,7 @@ def fit(data: Any, *, law: str = "rectified", max_data: float | None = None,
         >>> import lensllm
         >>> result = lensllm.fit("gigaword", law="rectified", max_data=25600)
         >>> result.records[0]["model"], result.prediction.interval
-        ('t5-small', 'calibrated')
+        ('MBZUAI/LaMini-GPT-124M', 'calibrated')
     """
     table = as_table(data, loss_unit=loss_unit)
     check_interval(interval, allow_none=False)

@@ -101,30 +101,35 @@ def _ray_factory(address: str | None, threads: int):
     return lambda prepared: RayExecutor(prepared, address=address, threads=threads)
 
 
-def run(args: argparse.Namespace) -> int:
+def _with_method(config, method: str | None):
+    """``config`` with ``[selection] method`` replaced by ``method`` (when given)."""
     import dataclasses
 
-    from lensllm.commands._common import check_threads
-    from lensllm.exceptions import CLIUsageError, ConfigError
+    if not method:
+        return config
+    return dataclasses.replace(config,
+                               selection=dataclasses.replace(config.selection, method=method))
+
+
+def run(args: argparse.Namespace) -> int:
+    from lensllm.api import select
+    from lensllm.commands._common import as_option_error, check_threads
     from lensllm.outputs import check_output_dir
-    from lensllm.pipeline import load_select_config, run_select
+    from lensllm.pipeline import load_select_config
 
     check_threads(args.threads, "--threads")
     if args.report is not None:  # checked again by the writer; here before any run
         check_output_dir(args.report, "--report")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = load_select_config(args.config)
-    if args.method:
-        try:
-            sel = dataclasses.replace(config.selection, method=args.method)
-        except ConfigError as exc:
-            raise CLIUsageError(f"--method: {exc}") from None
-        config = dataclasses.replace(config, selection=sel)
+    with as_option_error({"`selection.method`": "--method"}):
+        config = _with_method(config, args.method)
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-    outcome = run_select(config, store_path=args.store, threads=args.threads, log=log,
-                         executor_factory=_ray_factory(args.ray, args.threads or
-                                                       config.experiment.threads or 1),
-                         retry_failed=args.retry_failed)
+    result = select(config, store=args.store, threads=args.threads, log=log,
+                    executor_factory=_ray_factory(args.ray, args.threads or
+                                                  config.experiment.threads or 1),
+                    retry_failed=args.retry_failed)
+    outcome = result.outcome
     print_outcome(outcome, as_json=args.json)
     if args.report is not None:
         from lensllm.report.select_report import write_select_report

@@ -38,8 +38,8 @@ Example:
     >>> losses = np.array([rectified_loss(d, 40.0, 10.0, 0.5, e) for e in (1.0, 1.2)])
     >>> batch = fit_points(RectifiedLaw(), d, losses, zero_shot=[5.0, 5.2])
     >>> pred = predict_at(batch, 6400, interval="bootstrap")
-    >>> np.round(pred.predicted, 3).tolist()
-    [1.47, 1.67]
+    >>> np.round(pred.predicted, 3).tolist()  # 40 / (10 + 6400 ** 0.5) + E
+    [1.444, 1.644]
 """
 
 from __future__ import annotations
