@@ -1,4 +1,4 @@
-"""Stage 6 of ``lensllm select``: how far the ranking can be trusted (DESIGN section 6,
+"""Stage 6 of ``lensllm select``: how far the ranking can be trusted (docs/design.md, section 5,
 "every report checks itself").
 
 - **Back-test per candidate**: the selector, unchanged, is run again on a view where the

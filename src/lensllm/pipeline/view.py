@@ -1,4 +1,4 @@
-"""A :class:`~lensllm.bench.budget.SelectionView` backed by real fine-tuning runs.
+"""A :class:`~lensllm.selection.SelectionView` backed by real fine-tuning runs.
 
 Selectors written for loss tables run unchanged on real models: where a
 :class:`~lensllm.bench.budget.BudgetView` looks a loss up in a table, :class:`RunView`
