@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import types
 
-__version__ = "0.1.0"
+from lensllm._version import __version__
 
 _API = ("fit", "plan", "select", "bench", "FitResult", "PlanResult", "SelectResult",
         "BenchResult")
