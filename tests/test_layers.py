@@ -35,8 +35,9 @@ ALLOWED: dict[str, set[str]] = {
     "commands": {"laws", "store", "selection", "finetune", "bench", "ntk", "pipeline",
                  "zoo", "report", "outputs", "api"},
     "cli": {"commands"},
-    # The package root hands the API's names on, lazily (``lensllm.fit``...).
-    "__init__": {"api"},
+    # The package root hands the API's names on, lazily (``lensllm.fit``...), and the
+    # ``bench`` package made callable (``lensllm.bench(...)``).
+    "__init__": {"api", "bench"},
 }
 FREE = {"exceptions", "__init__", "_version"}
 #: The longest a function may be (lines from ``def`` to its last line).
