@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "ntk": {"laws", "store", "finetune", "outputs"},
     "pipeline": {"laws", "store", "selection", "finetune", "ntk", "outputs"},
     "zoo": {"finetune"},
-    "report": {"bench", "pipeline", "outputs"},
+    "report": {"bench", "pipeline", "store", "outputs"},
     "api": {"laws", "store", "selection", "bench", "ntk", "pipeline", "report", "outputs"},
     "commands": {"laws", "store", "selection", "finetune", "bench", "ntk", "pipeline",
                  "zoo", "report", "outputs", "api"},

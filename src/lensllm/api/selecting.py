@@ -24,10 +24,12 @@ class SelectResult(Result):
             ``cost_fraction`` and the FLOPs, ``failed``, ``planning``...
         outcome: the full :class:`lensllm.pipeline.SelectOutcome` (view, selection, laws,
             trust), for reports.
+        mlflow_run_id: the MLflow run the selection was logged to (None: not logged).
     """
 
     record: dict[str, Any]
     outcome: Any = field(repr=False)
+    mlflow_run_id: str | None = None
 
     @property
     def selected(self) -> str:
@@ -56,7 +58,8 @@ class SelectResult(Result):
 def select(config: Any, *, method: str | None = None, store: str | Path | None = None,
            threads: int | None = None, log: Callable[[str], None] | None = None,
            executor_factory: Callable[[Any], Any] | None = None,
-           retry_failed: bool = False) -> SelectResult:
+           retry_failed: bool = False, mlflow: str | Path | None = None,
+           mlflow_experiment: str = "lensllm select") -> SelectResult:
     """Run a selection on real fine-tuning runs (see docs/select.md).
 
     Args:
@@ -68,6 +71,10 @@ def select(config: Any, *, method: str | None = None, store: str | Path | None =
         log: receives progress lines (default: silent).
         executor_factory: builds the run executor (default: in process).
         retry_failed: run again runs that failed before.
+        mlflow: log the selection (ranking, cost) and every paid run's loss curve to this
+            MLflow tracking URI or local folder (needs the ``mlflow`` extra; checked before
+            any run).
+        mlflow_experiment: the MLflow experiment to log under.
 
     Returns:
         A :class:`SelectResult`; ``to_dict()`` is what ``lensllm select --json`` prints.
@@ -76,6 +83,10 @@ def select(config: Any, *, method: str | None = None, store: str | Path | None =
     from lensllm.pipeline.config import select_config_from_dict
     from lensllm.report.select_report import outcome_record
 
+    if mlflow is not None:
+        from lensllm.report.mlflow_log import require_mlflow
+
+        require_mlflow("`mlflow`")
     if isinstance(config, (str, Path)):
         config = load_select_config(config)
     elif isinstance(config, dict):
@@ -90,4 +101,9 @@ def select(config: Any, *, method: str | None = None, store: str | Path | None =
             config, selection=dataclasses.replace(config.selection, method=method))
     outcome = run_select(config, store_path=store, threads=threads, log=log,
                          executor_factory=executor_factory, retry_failed=retry_failed)
-    return SelectResult(record=outcome_record(outcome), outcome=outcome)
+    run_id = None
+    if mlflow is not None:
+        from lensllm.report.mlflow_log import log_select
+
+        run_id = log_select(outcome, mlflow, experiment=mlflow_experiment)
+    return SelectResult(record=outcome_record(outcome), outcome=outcome, mlflow_run_id=run_id)

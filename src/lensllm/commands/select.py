@@ -33,6 +33,7 @@ examples:
   lensllm select --config examples/select_tiny.toml --report reports/select
   lensllm select --config my.toml --json > ranking.json
   lensllm select --config my.toml --ray auto          # runs of one request in parallel
+  lensllm select --config my.toml --mlflow mlruns     # also log to a local MLflow store
 
 Every report checks itself: a back-test per candidate (the selector refitted without its
 largest paid run predicts it), candidates tied with the leader (intervals overlap), and the
@@ -75,6 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "candidates are reported failed again with the stored reason)")
     p.add_argument("--json", action="store_true",
                    help="print the ranking as JSON instead of a table")
+    p.add_argument("--mlflow", metavar="DIR_OR_URI",
+                   help="also log the selection (ranking, cost) and every paid run's loss "
+                        "curve to MLflow: a local folder (a file store) or a tracking URI "
+                        "(needs the mlflow extra: pip install 'lensllm[mlflow]')")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(handler=run)
 
@@ -124,11 +129,16 @@ def run(args: argparse.Namespace) -> int:
     config = load_select_config(args.config)
     with as_option_error({"`selection.method`": "--method"}):
         config = _with_method(config, args.method)
+    if args.mlflow:
+        from lensllm.report.mlflow_log import require_mlflow
+
+        with as_option_error({"MLflow logging": "--mlflow"}):
+            require_mlflow()
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     result = select(config, store=args.store, threads=args.threads, log=log,
                     executor_factory=_ray_factory(args.ray, args.threads or
                                                   config.experiment.threads or 1),
-                    retry_failed=args.retry_failed)
+                    retry_failed=args.retry_failed, mlflow=args.mlflow or None)
     outcome = result.outcome
     print_outcome(outcome, as_json=args.json)
     if args.report is not None:
@@ -136,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
 
         path = write_select_report(outcome, args.report)
         print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)
+    if result.mlflow_run_id is not None:
+        print(f"mlflow: run {result.mlflow_run_id} in {args.mlflow}",
+              file=sys.stderr if args.json else sys.stdout)
     if outcome.failed:
         print(f"{len(outcome.failed)} candidate(s) failed (listed above)", file=sys.stderr)
         return 1

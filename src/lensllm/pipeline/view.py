@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -170,6 +171,12 @@ class RunView:
         return "measured" if measured else "estimated"
 
     # ------------------------------------------------------------------ extras
+    @property
+    def store_path(self) -> Path:
+        """The store file the runs are in (reopened read-only by readers after a selection,
+        for example to log loss curves)."""
+        return Path(self._prepared.store_path)
+
     @property
     def n_seeds(self) -> int:
         """Seeds per fine-tuning run (a paid ``(candidate, size)`` is one run per seed)."""
