@@ -122,7 +122,7 @@ class BaseSelector(ABC):
     #: One line for ``--help`` and reports.
     summary: ClassVar[str]
     #: Constructor options a report asks for by default (``lensllm select`` merges them
-    #: under the config's ``[selection] options``): e.g. ``{"intervals": True}`` for a
+    #: under the config's ``[selection] options``): e.g. ``{"interval": "calibrated"}`` for a
     #: selector whose prediction intervals are off by default on benchmarks.
     report_options: ClassVar[dict[str, Any]] = {}
 
