@@ -3,7 +3,7 @@
 Per table and budget ratio: halving's RelAcc against AtS's published value, whether the best
 true model is in its top 3 whenever it is in AtS's top 3 (AtS's ranking from this run's
 reimplementation, which reproduces the published tables), and its cost fraction as a share
-of AtS's cost fraction measured in the same run (DESIGN section 6: a run costs
+of AtS's cost fraction measured in the same run (docs/design.md, section 5: a run costs
 ``n_params x D``), against the issue's targets. Then the leave-one-table-out choice of the
 promotion rule's settings: chosen on one table (most acceptance items met, then the lowest
 mean cost share), scored on the other.

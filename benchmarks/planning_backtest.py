@@ -40,12 +40,11 @@ LEVEL = 0.9
 
 def fit_table(table, law_name: str, max_data: float):
     """The law fitted to every model on the columns up to ``max_data`` (and column 0)."""
+    from lensllm.laws.service import fit_points
+
     keep = table.sizes <= max_data
-    sizes, losses = table.sizes[keep], table.losses[:, keep]
-    if law_name != "power" and table.zero_shot is not None:
-        sizes = np.concatenate([[0.0], sizes])
-        losses = np.column_stack([table.zero_shot, losses])
-    return get_law(law_name).fit_many(sizes, losses, names=list(table.models))
+    return fit_points(get_law(law_name), table.sizes[keep], table.losses[:, keep],
+                      table.zero_shot, names=table.models)
 
 
 def _coverage(plan, lo, hi, truth, target) -> dict:
@@ -58,7 +57,7 @@ def _coverage(plan, lo, hi, truth, target) -> dict:
         width = plan.upper[reached] / plan.lower[reached]
     return {"median_width": float(np.median(width)) if width.size else None,
             "coverage": float(inside.mean()), "loss_coverage": float(loss_inside.mean()),
-            "never": int((~reached).sum()), "unbounded_upper": int(np.isinf(plan.upper).sum()),
+            "never": int(plan.never.sum()), "unbounded_upper": int(np.isinf(plan.upper).sum()),
             "below": int((plan.upper < target).sum()), "above": int((plan.lower > target).sum()),
             "median_abs_log_error": float(np.median(err)) if err.size else None}
 

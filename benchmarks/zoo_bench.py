@@ -331,7 +331,7 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
         for method in REGISTRY:
             max_data = TARGET / ratio
             view = ZooView(table, max_data, TARGET, ntk=spectra)
-            opts = {"intervals": True} if method in ("vanilla_fit", "rectified_fit",
+            opts = {"interval": "bootstrap"} if method in ("vanilla_fit", "rectified_fit",
                                                      "lensllm") else {}
             t0 = time.perf_counter()
             try:

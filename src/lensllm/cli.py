@@ -37,7 +37,7 @@ import sqlite3  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
-from lensllm import __version__  # noqa: E402
+from lensllm._version import __version__  # noqa: E402
 from lensllm.exceptions import LensLLMError  # noqa: E402
 
 

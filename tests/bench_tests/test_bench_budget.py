@@ -54,7 +54,7 @@ def test_every_method_is_blind_to_columns_above_its_budget(ratio):
     max_data = TARGET / ratio
     other = garbled(TABLE, max_data, seed=ratio)
     ntk = {TABLE.name: fake_spectra(TABLE.n_models)}
-    options = {"rectified_fit": {"intervals": True}}
+    options = {"rectified_fit": {"interval": "calibrated"}}
     a = run_bench([TABLE], list(REGISTRY), [ratio], ntk=ntk, options=options)
     b = run_bench([other], list(REGISTRY), [ratio], ntk=ntk, options=options)
     assert [r.record.method for r in a] == list(REGISTRY)

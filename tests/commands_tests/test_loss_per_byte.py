@@ -97,8 +97,12 @@ def test_per_byte_losses_divide_by_the_same_independently_counted_bytes(
     status, _, err = run_cli(capsys, ["export", "--store", str(root / "runs.sqlite"),
                                       "--unit", "byte", "--out", str(out)])
     assert status == 0, err
-    assert out.read_text().startswith("# loss_unit: nats_per_byte\n")
+    assert out.read_text().startswith("config name [nats_per_byte],0,")
     table = load_table(out)
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(out, index_col=0)  # a plain CSV: no options needed
+    assert list(frame.index) == list(table.models)
+    assert frame["0"].tolist() == pytest.approx(table.zero_shot.tolist(), rel=1e-12)
     assert table.loss_unit == "nats_per_byte"
     for i, model in enumerate(table.models):
         assert table.zero_shot[i] == pytest.approx(per_byte[(model, 0)], rel=1e-12)

@@ -91,7 +91,7 @@ def test_predicting_at_the_data_needed_gives_the_goal_back():
 
 
 @pytest.mark.parametrize("law_cls, d", [(PowerLaw, D[1:]), (RectifiedLaw, D)])
-def test_never_exactly_when_goal_is_at_or_below_the_floor(law_cls, d):
+def test_no_point_estimate_exactly_when_goal_is_at_or_below_the_floor(law_cls, d):
     loss = noisy(rectified_loss(d, 40.0, 10.0, 0.5, 1.0), 0.01, 7)
     batch = law_cls().fit_many(d, loss[None, :])
     e = batch.params["E"][0]
@@ -102,9 +102,28 @@ def test_never_exactly_when_goal_is_at_or_below_the_floor(law_cls, d):
         assert bool(plan.reached[0]) is reached, goal
         if not reached:
             note = plan.note(0, batch.law.name)
-            assert note.startswith("never") and f"E = {e:.4g}" in note
+            assert f"E = {e:.4g}" in note
             assert f"[{plan.floor_lower[0]:.4g}, {plan.floor_upper[0]:.4g}]" in note
             assert plan.floor_lower[0] <= e <= plan.floor_upper[0]
+
+
+@pytest.mark.parametrize("law_cls, d", [(PowerLaw, D[1:]), (RectifiedLaw, D)])
+def test_never_only_below_the_floor_interval(law_cls, d):
+    """A goal inside E's interval but below E has no point estimate and an interval with an
+    unbounded upper end; below the whole
+    interval the answer is "never"."""
+    loss = noisy(rectified_loss(d, 40.0, 10.0, 0.5, 1.0), 0.01, 7)
+    batch = law_cls().fit_many(d, loss[None, :])
+    e = batch.params["E"][0]
+    probe = plan_data(batch, e)
+    lo_e = probe.floor_lower[0]
+    assert lo_e < e
+    inside = plan_data(batch, 0.5 * (lo_e + e))
+    assert not inside.reached[0] and not inside.never[0]
+    assert np.isfinite(inside.lower[0]) and np.isinf(inside.upper[0])
+    assert inside.note(0, batch.law.name).startswith("no point estimate")
+    below = plan_data(batch, 0.9 * lo_e)
+    assert below.never[0] and below.note(0, batch.law.name).startswith("never")
 
 
 def test_data_needed_at_is_inf_below_every_floor():

@@ -6,7 +6,8 @@ import pytest
 from select_tiny import write_select_config
 
 from lensllm.exceptions import InputError
-from lensllm.pipeline.stages import Candidate, choose_loss_unit
+from lensllm.finetune.config import Candidate
+from lensllm.pipeline.stages import CandidateRecord, choose_loss_unit
 from lensllm.store import RunResult
 
 
@@ -15,7 +16,7 @@ def _zero_shot(loss, scored, n_bytes, truncated=0):
                        wall_time=0.1, learning_rate=1e-3, early_stop_step=0, n_params=1,
                        n_trainable=0, base_params=1, family="x", test_scored_tokens=scored,
                        test_bytes=n_bytes, test_truncated=truncated)
-    return Candidate("m", "x", loss, 1.0, zero_shot_result=result)
+    return CandidateRecord(Candidate("m", "x"), loss, 1.0, zero_shot_result=result)
 
 
 def test_auto_is_per_byte_exactly_when_scored_token_counts_differ():

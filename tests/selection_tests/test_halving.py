@@ -56,7 +56,7 @@ def test_power_laws_exact_prediction_finalists_and_cost():
                 + (n_params[best3] * at_200).sum() * visible[0])
     assert view.cost() == pytest.approx(expected, rel=1e-12)
     assert sel.info["runs_paid"] == view.paid.sum(1).tolist()
-    assert [sel.info["stopped_at"][m] for m in best3] == [visible[-1]] * 3
+    assert [sel.stopped_at[m] for m in best3] == [visible[-1]] * 3
 
 
 @pytest.mark.parametrize("n_models", [5, 12, 30])

@@ -6,7 +6,7 @@ zero-shot losses (free: no fine-tuning) and the losses of the size columns up to
 and nothing else. The target size ``D*`` is known (a method must predict at it) but its
 losses are not. Every fine-tuned loss a method reads goes through :meth:`BudgetView.observe`,
 which records the run as paid; the cost of a selection is computed here from those records
-(DESIGN section 6: a run of model ``m`` on ``D`` examples costs ``n_params[m] * D``), not
+(docs/design.md, section 5: a run of model ``m`` on ``D`` examples costs ``n_params[m] * D``), not
 reported by the method.
 """
 

@@ -20,7 +20,7 @@ from lensllm.bench.table import LossTable
 from lensllm.exceptions import InputError
 from lensllm.selection import REGISTRY, NotApplicable, Selection, get_selector
 
-__all__ = ["DEFAULT_RATIOS", "BenchRecord", "BenchResult", "run_bench", "resolve_target"]
+__all__ = ["DEFAULT_RATIOS", "BenchRecord", "Evaluation", "run_bench", "resolve_target"]
 
 #: Budget ratios of the published tables: ``max_data_num = D* / ratio``.
 DEFAULT_RATIOS = (8, 16, 32, 64, 128, 256, 512)
@@ -61,8 +61,9 @@ class BenchRecord:
 
 
 @dataclass(frozen=True, eq=False)
-class BenchResult:
-    """A record plus what produced it (for plots and reports)."""
+class Evaluation:
+    """One evaluation of a method on a table at a budget: its record plus what produced it
+    (for plots and reports)."""
 
     record: BenchRecord
     selection: Selection | None = None
@@ -79,20 +80,20 @@ def resolve_target(table: LossTable, target: float | None) -> float:
 
 
 def _evaluate(method: str, table: LossTable, ratio: float, target: float,
-              ntk: Sequence[object] | None, options: dict[str, Any]) -> BenchResult:
+              ntk: Sequence[object] | None, options: dict[str, Any]) -> Evaluation:
     max_data = target / ratio
     base = dict(dataset=table.name, budget_ratio=float(ratio), max_data_num=float(max_data),
                 method=method)
     none = dict(pearcorr=None, relacc=None, rmse=None, cost_fraction=None, selected=None)
     if max_data < table.sizes[0]:
-        return BenchResult(BenchRecord(**base, **none, note=(
+        return Evaluation(BenchRecord(**base, **none, note=(
             f"budget {max_data:g} is below the smallest size {table.sizes[0]:g}")))
     view = BudgetView(table, max_data, target, ntk=ntk)
     selector = get_selector(method, **options.get(method, {}))
     try:
         sel = selector.select(view)
     except NotApplicable as exc:
-        return BenchResult(BenchRecord(**base, **none, note=f"not applicable: {exc}"))
+        return Evaluation(BenchRecord(**base, **none, note=f"not applicable: {exc}"))
     truth = table.column(target)
     rmse = cov = None
     if sel.predicted is not None:
@@ -103,7 +104,7 @@ def _evaluate(method: str, table: LossTable, ratio: float, target: float,
         **base, pearcorr=pearson_corr(sel.score, truth), relacc=rel_acc(sel.selected, truth),
         rmse=rmse, cost_fraction=view.cost() / view.full_cost(),
         selected=table.models[sel.selected], coverage=cov)
-    return BenchResult(record, sel, view.paid, view.sizes)
+    return Evaluation(record, sel, view.paid, view.sizes)
 
 
 def run_bench(
@@ -115,7 +116,7 @@ def run_bench(
     ntk: dict[str, Sequence[object]] | None = None,
     options: dict[str, dict[str, Any]] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> list[BenchResult]:
+) -> list[Evaluation]:
     """Run ``methods`` (default: all registered) on every table and budget ratio.
 
     Args:

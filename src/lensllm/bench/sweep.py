@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from lensllm.bench.constraints import restrict_table
-from lensllm.bench.harness import DEFAULT_RATIOS, BenchResult, run_bench
+from lensllm.bench.harness import DEFAULT_RATIOS, Evaluation, run_bench
 from lensllm.bench.table import LossTable
 from lensllm.exceptions import InputError
 from lensllm.selection import REGISTRY, get_selector
@@ -121,7 +121,7 @@ def run_study(
     grid: dict[str, list[str]] | None = None,
     max_params: Sequence[float] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> list[BenchResult]:
+) -> list[Evaluation]:
     """The bench over every grid combination and every size constraint.
 
     Args:
@@ -139,7 +139,7 @@ def run_study(
     limits: list[float | None] = list(max_params) if max_params else [None]
     restricted = {lim: [t if lim is None else restrict_table(t, lim) for t in tables]
                   for lim in limits}  # every constraint checked before anything runs
-    out: list[BenchResult] = []
+    out: list[Evaluation] = []
     for lim in limits:
         for method in methods:
             for combo in combos[method]:

@@ -6,10 +6,14 @@ named by data size (strictly increasing integers) with the test loss after fine-
 that many examples, a column ``size`` with the model's parameter count and an optional
 column ``family``. Every problem is reported with the line, the model and the column.
 
-The unit of the losses is declared by an optional first line ``# loss_unit: <unit>``, unit
-``nats_per_token`` (the default, and that of the published tables) or ``nats_per_byte``
-(losses divided by the UTF-8 bytes of the scored text, comparable across tokenizers; see
-``lensllm export --unit byte``). Tables in different units are never compared together.
+The unit of the losses is declared in the header's first cell, after the model column's
+name in brackets (``config name [nats_per_byte]``): ``nats_per_token`` (the default, and
+that of the published tables) or ``nats_per_byte`` (losses divided by the UTF-8 bytes of
+the scored text, comparable across tokenizers; see ``lensllm export --unit byte``). The
+file stays a plain CSV (``pandas.read_csv(path, index_col=0)`` reads it; the unit is then
+the index's name). Tables written before declared the unit on a first line
+``# loss_unit: <unit>``; that line is still read. Tables in different units are never
+compared together.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import csv
 import io
 import math
 import os
+import re
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
@@ -29,10 +34,20 @@ from lensllm.exceptions import TableError
 from lensllm.laws import LOSS_RANGE
 from lensllm.inputs import read_text
 
-__all__ = ["LossTable", "load_table", "BUNDLED_TABLES", "LOSS_UNITS", "check_same_unit"]
+__all__ = ["LossTable", "load_table", "BUNDLED_TABLES", "LOSS_UNITS", "check_same_unit",
+           "model_column"]
 
 #: Units a table's losses can be in; the first is the default of a table that declares none.
 LOSS_UNITS = ("nats_per_token", "nats_per_byte")
+
+#: A unit in brackets at the end of the header's first cell: ``config name [nats_per_byte]``.
+_UNIT_IN_HEADER = re.compile(r"\[\s*([A-Za-z0-9_]+)\s*\]\s*$")
+
+
+def model_column(loss_unit: str) -> str:
+    """The header's first cell for a table in ``loss_unit``: ``config name [<unit>]``."""
+    return f"config name [{loss_unit}]"
+
 
 #: Tables shipped as package data, by name.
 BUNDLED_TABLES = ("flan", "gigaword")
@@ -75,11 +90,10 @@ class LossTable:
         return self.losses[:, hits[0]]
 
     def to_csv(self) -> str:
-        """The table in its own file format."""
+        """The table in its own file format (a plain CSV, the unit in the first cell)."""
         buf = io.StringIO()
-        buf.write(f"# loss_unit: {self.loss_unit}\n")
         writer = csv.writer(buf, lineterminator="\n")
-        head = ["config name"] + (["0"] if self.zero_shot is not None else [])
+        head = [model_column(self.loss_unit)] + (["0"] if self.zero_shot is not None else [])
         writer.writerow(head + [str(int(s)) for s in self.sizes] + ["size", "family"])
         for i, model in enumerate(self.models):
             zs = [repr(float(self.zero_shot[i]))] if self.zero_shot is not None else []
@@ -195,6 +209,7 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
     h = n_meta + 1  # the header's line number
     header = [c.strip() for c in rows[0]]
     body = rows[1:]
+    unit = _header_unit(header[0], unit, source, h)
     size_cols, zero_col, size_col, family_col = _parse_header(header, source, h)
     sizes = [s for _, s in size_cols]
     for a, b in zip(sizes, sizes[1:]):
@@ -245,11 +260,31 @@ def parse_table(text: str, *, name: str, source: str) -> LossTable:
                             "family") if family_col is not None else "")
     return LossTable(name=name, models=tuple(models), sizes=np.array(sizes, dtype=float),
                      losses=losses, zero_shot=zero if zero_col is not None else None,
-                     n_params=n_params, family=tuple(family), loss_unit=unit)
+                     n_params=n_params, family=tuple(family), loss_unit=unit or LOSS_UNITS[0])
 
 
-def _read_metadata(rows: list[list[str]], source: str) -> tuple[str, int]:
-    """The loss unit declared by the leading ``# key: value`` lines, and how many there are.
+def _header_unit(cell: str, declared: str | None, source: str, h: int) -> str | None:
+    """The unit in brackets at the end of the header's first cell (or ``declared``).
+
+    Raises:
+        TableError: an unknown unit, or one that contradicts a ``# loss_unit`` line.
+    """
+    match = _UNIT_IN_HEADER.search(cell)
+    if match is None:
+        return declared
+    value = match.group(1)
+    if value not in LOSS_UNITS:
+        raise TableError(f"{source}: line {h}, column 1 {cell!r}: loss unit {value!r} is not "
+                         f"one of {', '.join(LOSS_UNITS)}")
+    if declared is not None and value != declared:
+        raise TableError(f"{source}: line {h}, column 1 {cell!r}: loss unit {value!r} "
+                         f"contradicts {declared!r} declared above")
+    return value
+
+
+def _read_metadata(rows: list[list[str]], source: str) -> tuple[str | None, int]:
+    """The loss unit declared by leading ``# key: value`` lines (the format before the unit
+    moved into the header; None when there are none), and how many there are.
 
     Raises:
         TableError: an unknown key or unit, or two lines declaring different units.
@@ -274,7 +309,7 @@ def _read_metadata(rows: list[list[str]], source: str) -> tuple[str, int]:
         unit = value
     else:
         n_meta = len(rows)
-    return unit or LOSS_UNITS[0], n_meta
+    return unit, n_meta
 
 
 def check_same_unit(tables) -> str:

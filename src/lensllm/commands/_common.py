@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from lensllm.exceptions import CLIUsageError
+from lensllm.exceptions import CLIUsageError, LensLLMError
 from lensllm.outputs import json_text
 
-__all__ = ["check_report_apart", "check_seed", "check_threads", "parse_number_list",
-           "parse_name_list", "print_json", "positive_number", "table_paths"]
+__all__ = ["as_option_error", "check_report_apart", "check_seed", "check_threads",
+           "parse_number_list", "parse_name_list", "print_json", "positive_number",
+           "table_paths"]
 
 
 def parse_number_list(text: str, option: str) -> list[float]:
@@ -89,3 +92,19 @@ def print_json(payload: Any) -> None:
     """``payload`` on standard output as strict JSON (the one policy of
     :func:`lensllm.outputs.json_text`: non-finite numbers as null, with the reason)."""
     sys.stdout.write(json_text(payload))
+
+
+@contextmanager
+def as_option_error(options: dict[str, str]) -> Iterator[None]:
+    """Re-raise a library error whose message names an argument (```max_data```) as a
+    :class:`CLIUsageError` naming the option that sets it (``--max-data``)."""
+    try:
+        yield
+    except LensLLMError as exc:
+        text = str(exc)
+        hits = [name for name in options if name in text]
+        if not hits:
+            raise
+        for name in sorted(hits, key=len, reverse=True):
+            text = text.replace(name, options[name])
+        raise CLIUsageError(text) from None

@@ -82,8 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lensllm.bench import BUNDLED_TABLES, check_same_unit, load_table, run_bench
+    from lensllm.api import bench
+    from lensllm.bench import BUNDLED_TABLES
     from lensllm.commands._common import (
+        as_option_error,
         parse_name_list,
         parse_number_list,
         positive_number,
@@ -92,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
     )
     from lensllm.exceptions import CLIUsageError
     from lensllm.outputs import check_apart, check_output_dir
-    from lensllm.report.bench_report import format_bench_tables
     from lensllm.selection import REGISTRY
 
     methods = (parse_name_list(args.methods, "--methods", list(REGISTRY))
@@ -105,46 +106,54 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output_dir(args.out, "--out")
         check_apart({"--out": args.out}, {**table_paths(args.table), "--ntk": args.ntk})
-    tables = [load_table(t) for t in (args.table or BUNDLED_TABLES)]
-    check_same_unit(tables)
     study = bool(args.grid or args.max_params)
-    start = time.perf_counter()
-    ntk = None
-    if args.ntk is not None:
-        if study:
-            raise CLIUsageError("--ntk does not combine with --grid/--max-params yet")
-        from lensllm.commands._features import match_spectra
-
-        ntk = {t.name: match_spectra(args.ntk, list(t.models)) for t in tables}
+    if args.ntk is not None and study:
+        raise CLIUsageError("--ntk does not combine with --grid/--max-params yet")
     if study:
-        from lensllm.bench.sweep import parse_grid, run_study
-        from lensllm.report.study_report import format_study_tables as format_bench_tables
+        from lensllm.bench.sweep import parse_grid
 
+        grid = parse_grid(args.grid or [])
         limits = (parse_number_list(args.max_params, "--max-params")
                   if args.max_params else None)
-        results = run_study(tables, methods, ratios, args.target, max_params=limits,
-                            grid=parse_grid(args.grid or []))
-    else:
-        results = run_bench(tables, methods, ratios, args.target, ntk=ntk)
+    start = time.perf_counter()
+    with as_option_error({"`ntk`": "--ntk"}):
+        result = bench(list(args.table or BUNDLED_TABLES), methods=methods, ratios=ratios,
+                       target=args.target, ntk=args.ntk,
+                       **({"grid": grid, "max_params": limits} if study else {}))
     elapsed = time.perf_counter() - start
-    records = [r.record.to_json() for r in results]
     if args.json:
-        print_json(records)
+        print_json(result.to_dict())
     else:
-        print(format_bench_tables(results))
-        print(f"{len(records)} evaluations in {elapsed:.2f} s")
+        print(_tables_text(result, study))
+        print(f"{len(result.records)} evaluations in {elapsed:.2f} s")
     if args.out is not None:
-        from lensllm.outputs import json_text, make_dir, write_text
+        _write_report(result, study, args.out)
+    return 0
+
+
+def _tables_text(result, study: bool) -> str:
+    if study:
+        from lensllm.report.study_report import format_study_tables
+
+        return format_study_tables(result.evaluations)
+    from lensllm.report.bench_report import format_bench_tables
+
+    return format_bench_tables(result.evaluations)
+
+
+def _write_report(result, study: bool, out: Path) -> None:
+    """PNG plots, bench.json and summary.md into ``out``."""
+    from lensllm.outputs import make_dir, write_text
+
+    sys.stderr.write(f"writing plots to {out} ...\n")
+    make_dir(out, "--out")
+    write_text(out / "bench.json", result.to_json(), "bench.json")
+    if study:
+        from lensllm.report.study_report import write_study_report
+
+        summary = write_study_report(result.evaluations, out)
+    else:
         from lensllm.report.bench_report import write_bench_report
 
-        sys.stderr.write(f"writing plots to {args.out} ...\n")
-        make_dir(args.out, "--out")
-        write_text(args.out / "bench.json", json_text(records), "bench.json")
-        if study:
-            from lensllm.report.study_report import write_study_report
-
-            summary = write_study_report(results, args.out)
-        else:
-            summary = write_bench_report(results, tables, args.out)
-        sys.stderr.write(f"report: {summary}\n")
-    return 0
+        summary = write_bench_report(result.evaluations, result.tables, out)
+    sys.stderr.write(f"report: {summary}\n")

@@ -16,8 +16,9 @@ examples:
   lensllm bench --table table.csv                # then rank the candidates
 
 The table has one row per model: column 0 is the zero-shot test loss, each size column the
-mean test loss over seeds, `size` the model's parameter count, `family` its family. Its
-first line, `# loss_unit: nats_per_token` or `# loss_unit: nats_per_byte`, says the unit.
+mean test loss over seeds, `size` the model's parameter count, `family` its family. It is a
+plain CSV (pandas.read_csv(path, index_col=0) reads it); the header's first cell,
+`config name [nats_per_token]` or `config name [nats_per_byte]`, says the unit.
 Per byte, a loss is divided by the UTF-8 bytes of the scored test text instead of its
 tokens, so candidates with different tokenizers are compared on the same bytes. `bench`
 refuses tables of different units in one call; `fit` shows the unit it fitted.

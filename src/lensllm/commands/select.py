@@ -33,6 +33,7 @@ examples:
   lensllm select --config examples/select_tiny.toml --report reports/select
   lensllm select --config my.toml --json > ranking.json
   lensllm select --config my.toml --ray auto          # runs of one request in parallel
+  lensllm select --config my.toml --mlflow mlruns     # also log to a local MLflow store
 
 Every report checks itself: a back-test per candidate (the selector refitted without its
 largest paid run predicts it), candidates tied with the leader (intervals overlap), and the
@@ -75,6 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "candidates are reported failed again with the stored reason)")
     p.add_argument("--json", action="store_true",
                    help="print the ranking as JSON instead of a table")
+    p.add_argument("--mlflow", metavar="DIR_OR_URI",
+                   help="also log the selection (ranking, cost) and every paid run's loss "
+                        "curve to MLflow: a local folder (a file store) or a tracking URI "
+                        "(needs the mlflow extra: pip install 'lensllm[mlflow]')")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(handler=run)
 
@@ -101,13 +106,21 @@ def _ray_factory(address: str | None, threads: int):
     return lambda prepared: RayExecutor(prepared, address=address, threads=threads)
 
 
-def run(args: argparse.Namespace) -> int:
+def _with_method(config, method: str | None):
+    """``config`` with ``[selection] method`` replaced by ``method`` (when given)."""
     import dataclasses
 
-    from lensllm.commands._common import check_report_apart, check_threads
-    from lensllm.exceptions import CLIUsageError, ConfigError
+    if not method:
+        return config
+    return dataclasses.replace(config,
+                               selection=dataclasses.replace(config.selection, method=method))
+
+
+def run(args: argparse.Namespace) -> int:
+    from lensllm.api import select
+    from lensllm.commands._common import as_option_error, check_report_apart, check_threads
     from lensllm.outputs import check_output_dir
-    from lensllm.pipeline import load_select_config, run_select
+    from lensllm.pipeline import load_select_config
 
     check_threads(args.threads, "--threads")
     if args.report is not None:  # checked again by the writer; here before any run
@@ -115,23 +128,28 @@ def run(args: argparse.Namespace) -> int:
     check_report_apart(args.report, args.config, args.store)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = load_select_config(args.config)
-    if args.method:
-        try:
-            sel = dataclasses.replace(config.selection, method=args.method)
-        except ConfigError as exc:
-            raise CLIUsageError(f"--method: {exc}") from None
-        config = dataclasses.replace(config, selection=sel)
+    with as_option_error({"`selection.method`": "--method"}):
+        config = _with_method(config, args.method)
+    if args.mlflow:
+        from lensllm.report.mlflow_log import require_mlflow
+
+        with as_option_error({"MLflow logging": "--mlflow"}):
+            require_mlflow()
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-    outcome = run_select(config, store_path=args.store, threads=args.threads, log=log,
-                         executor_factory=_ray_factory(args.ray, args.threads or
-                                                       config.experiment.threads or 1),
-                         retry_failed=args.retry_failed)
+    result = select(config, store=args.store, threads=args.threads, log=log,
+                    executor_factory=_ray_factory(args.ray, args.threads or
+                                                  config.experiment.threads or 1),
+                    retry_failed=args.retry_failed, mlflow=args.mlflow or None)
+    outcome = result.outcome
     print_outcome(outcome, as_json=args.json)
     if args.report is not None:
         from lensllm.report.select_report import write_select_report
 
         path = write_select_report(outcome, args.report)
         print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)
+    if result.mlflow_run_id is not None:
+        print(f"mlflow: run {result.mlflow_run_id} in {args.mlflow}",
+              file=sys.stderr if args.json else sys.stdout)
     if outcome.failed:
         print(f"{len(outcome.failed)} candidate(s) failed (listed above)", file=sys.stderr)
         return 1

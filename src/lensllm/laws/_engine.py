@@ -9,7 +9,7 @@ NTK time). The fit minimises the log-space error ``sum_i (log L_i - log L(D_i))*
    ``(B, E)``. Minimising the *relative* error ``sum ((L_i - B x_i - E) / L_i)**2`` (the
    first-order expansion of the log error) has a closed-form solution with the bounds
    ``B > 0`` and ``0 <= E <= min L``, so every grid point costs a few dot products. This is
-   the variable-projection step of DESIGN section 3.
+   the variable-projection step of docs/design.md, section 3.
 2. **Batched Levenberg-Marquardt** on the exact log-space objective from the best few grid
    points of each curve (all curves and starts in one batch, analytic Jacobians, bounds by an
    active set: a parameter at its bound whose gradient points outward is held fixed). The

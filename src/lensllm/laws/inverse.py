@@ -3,7 +3,9 @@
 Every law is ``L(D) = B * x(D; theta) + E`` with a basis ``x`` that falls with ``D``, so the
 size that reaches a goal ``g`` solves ``x(D) = (g - E) / B``:
 
-- ``g <= E``: never (the goal is at or below the floor the law tends to);
+- ``g <= E``: the fitted curve never gets there (the goal is at or below the floor the law
+  tends to); the answer is "never" only when ``g`` is also below the lower end of ``E``'s
+  interval, otherwise it is an interval with no upper end (:attr:`DataNeeded.never`);
 - power law ``x = D**-alpha``: ``D = ((g - E) / A)**(-1 / alpha)``;
 - rectified law ``x = 1 / (D_l + D**beta)``: ``D = (B / (g - E) - D_l)**(1 / beta)``, and 0
   when ``g`` is at or above the zero-shot value ``B / D_l + E``;
@@ -48,7 +50,9 @@ class DataNeeded:
 
     Attributes:
         goal: the loss goal per curve ``(C,)``.
-        data_needed: the fitted curve's answer ``(C,)``; ``inf`` when ``goal <= E``.
+        data_needed: the fitted curve's answer ``(C,)``; ``inf`` when ``goal <= E`` (the
+            answer is then "never" only when the goal is also below ``E``'s interval:
+            :attr:`never`).
         lower, upper: the bootstrap interval ``(C,)`` at ``level``; ``upper`` is ``inf``
             when more than ``(1 - level) / 2`` of the replicates never reach the goal.
         floor, floor_lower, floor_upper: the fitted ``E`` and its bootstrap interval ``(C,)``.
@@ -77,14 +81,26 @@ class DataNeeded:
         """Whether the fitted curve reaches the goal at a finite size ``(C,)``."""
         return np.isfinite(self.data_needed)
 
+    @property
+    def never(self) -> np.ndarray:
+        """Curves whose answer is "never" ``(C,)``: the fitted curve does not reach the goal
+        and the goal lies below the lower end of the floor ``E``'s interval (or too few
+        replicates reach it for the interval to have a finite lower end). A goal inside
+        ``E``'s interval gets an interval with an unbounded upper end instead."""
+        return ~self.reached & ((self.goal < self.floor_lower) | ~np.isfinite(self.lower))
+
     def note(self, i: int, law_name: str) -> str | None:
         """One plain sentence when curve ``i``'s answer needs one, else None."""
         pct = f"{100 * self.level:.0f}%"
         floor = (f"E = {self.floor[i]:.4g} ({pct} interval [{self.floor_lower[i]:.4g}, "
                  f"{self.floor_upper[i]:.4g}])")
+        if self.never[i]:
+            return (f"never: the goal {self.goal[i]:.4g} is below the fitted floor {floor}, "
+                    f"the loss the {law_name} law tends to with unlimited data")
         if not self.reached[i]:
-            return (f"never: the goal {self.goal[i]:.4g} is at or below the fitted floor "
-                    f"{floor}, the loss the {law_name} law tends to with unlimited data")
+            return (f"no point estimate: the goal {self.goal[i]:.4g} is at or below the "
+                    f"fitted floor {floor} but inside its interval; at least "
+                    f"{self.lower[i]:.4g} examples, upper end unbounded")
         if self.data_needed[i] == 0:
             return (f"already reached without fine-tuning: the fitted loss at D = 0 is at or "
                     f"below {self.goal[i]:.4g}")

@@ -2,7 +2,7 @@
 
 ``F(Theta, t) = sum_k exp(-2 eta lambda_k t) (u_k^T r0)**2`` is the loss that the model's
 empirical neural tangent kernel predicts after ``t`` optimizer steps at learning rate ``eta``
-(DESIGN section 1; features from :mod:`lensllm.ntk`). It replaces the rectified law's free
+(docs/design.md, section 1; features from :mod:`lensllm.ntk`). It replaces the rectified law's free
 pre-learned size ``D_l``: the kernel, not a free constant, sets where the pre-power phase
 ends. ``t`` is either fixed per curve (the run's step count) or fitted within bounds.
 """

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.func import grad_and_value, vmap
 
-from lensllm import __version__
+from lensllm._version import __version__
 from lensllm.exceptions import ConfigError, InputError
 from lensllm.ntk._batched import batched_sketch_rows, linear_taps, resolve_precision
 from lensllm.ntk._memory import auto_chunk_size

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lensllm import __version__
+from lensllm._version import __version__
 from lensllm.exceptions import InputError
 from lensllm.laws.lens import ntk_loss
 

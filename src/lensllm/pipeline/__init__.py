@@ -6,7 +6,7 @@ reading from the store) the fine-tuning runs a selector asks for. By stage:
 
 - :mod:`~lensllm.pipeline.config`: the ``lensllm select`` TOML (torch-free);
 - :mod:`~lensllm.pipeline.stages`: candidates, zero-shot, NTK features, selection, passing
-  one :class:`~lensllm.pipeline.stages.Candidate` record per model;
+  one :class:`~lensllm.pipeline.stages.CandidateRecord` per model;
 - :mod:`~lensllm.pipeline.ntk_features`: a candidate's NTK spectrum, cached in the store;
 - :mod:`~lensllm.pipeline.view`: the run-backed selection view;
 - :mod:`~lensllm.pipeline.laws`: the laws fitted for the report;
@@ -29,12 +29,12 @@ from lensllm.pipeline.config import (
 from lensllm.pipeline.laws import LAW_LABELS, LawCurves, fit_laws
 from lensllm.pipeline.rungs import RunLadder
 from lensllm.pipeline.run import SelectOutcome, run_select
-from lensllm.pipeline.stages import Candidate
+from lensllm.pipeline.stages import CandidateRecord
 from lensllm.pipeline.view import CandidateFailed, RunView
 
 __all__ = [
     "LAW_LABELS",
-    "Candidate",
+    "CandidateRecord",
     "CandidateFailed",
     "LawCurves",
     "NtkSettings",

@@ -69,6 +69,9 @@ class SelectionSettings:
     loss_unit: str = "auto"
     loss_goal: float | None = None
     max_params: float | None = None
+    #: The selector, built once from ``method`` and ``options`` (merged over the method's
+    #: ``report_options``) when the settings are validated; every stage uses this one.
+    selector: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from lensllm.selection import REGISTRY
@@ -90,11 +93,12 @@ class SelectionSettings:
         if self.loss_unit not in LOSS_UNIT_SETTINGS:
             raise ConfigError(f"`selection.loss_unit` must be one of "
                               f"{', '.join(LOSS_UNIT_SETTINGS)}, got {self.loss_unit!r}")
-        _check_selector_options(self.method, self.options)
+        object.__setattr__(self, "selector", _build_selector(self.method, self.options))
 
 
-def _check_selector_options(method: str, options: dict[str, Any]) -> None:
-    """Build the selector once with ``options``, so a bad option fails before any run."""
+def _build_selector(method: str, options: dict[str, Any]) -> Any:
+    """The selector of ``method`` with ``options`` over its ``report_options``, built once,
+    when the config is read, so a bad option fails before any run."""
     import inspect
 
     from lensllm.exceptions import LensLLMError
@@ -108,7 +112,7 @@ def _check_selector_options(method: str, options: dict[str, Any]) -> None:
             raise ConfigError(f"unknown option `selection.options.{key}` for method "
                               f"{method!r}; its options: {', '.join(known) or 'none'}")
     try:
-        get_selector(method, **{**cls.report_options, **options})
+        return get_selector(method, **{**cls.report_options, **options})
     except (LensLLMError, TypeError, ValueError) as exc:
         raise ConfigError(f"`selection.options` for method {method!r}: {exc}") from None
 
@@ -188,7 +192,7 @@ class SelectConfig:
 def _construct(cls, raw: Any, name: str, where: str):
     if not isinstance(raw, dict):
         raise ConfigError(f"`{name}` must be a table{where}")
-    known = [f.name for f in dataclasses.fields(cls)]
+    known = [f.name for f in dataclasses.fields(cls) if f.init]
     for key in raw:
         if key not in known:
             raise ConfigError(f"unknown key `{name}.{key}`{where}; known keys: "

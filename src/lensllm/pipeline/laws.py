@@ -1,21 +1,19 @@
 """Stage 5 of ``lensllm select``: the laws fitted to each candidate's observed points, for
 the report (power, rectified, LensLLM with ``t`` fitted and with ``t`` fixed).
 
-The laws come from :mod:`lensllm.laws` by name (:data:`LAWS`); what the report draws (the
-phase transition) is asked of the fit (:attr:`lensllm.laws.BatchFit.transition`), never read
-from a parameter's name.
+The laws come from :mod:`lensllm.laws` by name (:data:`LAWS`) and are fitted by the one
+laws service (:mod:`lensllm.laws.service`), as ``lensllm fit`` fits them; what the report
+draws (the phase transition) is asked of the fit
+(:attr:`lensllm.laws.BatchFit.transition`), never read from a parameter's name.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from lensllm.exceptions import LensLLMError
 
 __all__ = ["LAW_LABELS", "LAWS", "LawCurves", "fit_laws"]
 
@@ -110,28 +108,22 @@ def _inputs(needs: tuple[str, ...], view: Any, i: int, sizes: np.ndarray,
 
 def _fit_one(curves: LawCurves, i: int, view: Any, points: tuple[np.ndarray, np.ndarray],
              t_fixed: np.ndarray | None) -> None:
-    """Fit law ``curves.name`` to candidate ``i``; fill its slot (or its note)."""
+    """Fit law ``curves.name`` to candidate ``i`` (the laws service,
+    :func:`lensllm.laws.service.fit_candidate`); fill its slot (or its note)."""
     from lensllm.laws import get_law
+    from lensllm.laws.service import fit_candidate
 
     registry_name, settings, needs = LAWS[curves.name]
     law = get_law(registry_name, **settings)
     sizes, losses = points
-    d, y = np.asarray(sizes, float), np.asarray(losses, float)
-    if law.min_size() == 0 and view.zero_shot is not None:
-        d, y = np.concatenate([[0.0], d]), np.concatenate([[view.zero_shot[i]], y])
     kwargs = _inputs(needs, view, i, sizes, t_fixed)
     if isinstance(kwargs, str):
         curves.notes[i] = kwargs
         return
-    if d.size < law.n_params:
-        curves.notes[i] = f"{d.size} points < {law.n_params} parameters"
-        return
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            batch = law.fit_many(d, y[None, :], names=[view.models[i]], **kwargs)
-    except LensLLMError as exc:
-        curves.notes[i] = str(exc).splitlines()[0]
+    zero = None if view.zero_shot is None else float(view.zero_shot[i])
+    batch, why = fit_candidate(law, sizes, losses, zero, name=view.models[i], **kwargs)
+    if batch is None:
+        curves.notes[i] = why
         return
     curves.predicted[i] = float(batch.predict([view.target])[0, 0])
     curves.curves[i] = _curve_of(batch)

@@ -2,7 +2,8 @@
 
 The top candidates of the ranking (3 by default) go through
 :func:`lensllm.selection.planning.plan_candidates` with the points the selector paid for;
-the loss goal comes from ``[selection] loss_goal`` in the config. See docs/planning.md.
+the loss goal comes from ``[selection] loss_goal`` in the config; the intervals follow the
+one default policy of :mod:`lensllm.laws.service`. See docs/planning.md.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def crossing_text(c: dict[str, Any]) -> str:
 
 def need_text(rec: dict[str, Any]) -> str:
     """The data one candidate needs for the goal, in words (or the note saying why not)."""
-    if rec["data_needed"] is None:
+    if rec["data_needed"] is None:  # "never", or no point estimate (the note says which)
         return rec["note"]
     upper = rec["data_needed_upper"]
     text = (f"{size_text(rec['data_needed'])} examples (90% interval "

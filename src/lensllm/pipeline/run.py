@@ -174,7 +174,7 @@ def run_select(
         outcome = SelectOutcome(config, view, selection, list(failures), skipped,
                                 ntk_flops=ntk_flops, zero_shot_flops=zs_flops)
         notes = _validate(view, selection, validate, prepared, failures.say)
-        outcome.trust = assess_trust(view, selection, lambda: stages.make_selector(config),
+        outcome.trust = assess_trust(view, selection, config.selection.selector,
                                      log=failures.say)
         outcome.trust.notes += notes
         outcome.observed = [_observed(view, i) for i in range(view.n_models)]

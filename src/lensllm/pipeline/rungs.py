@@ -1,8 +1,8 @@
 """Which runs a selection paid for, where each candidate stopped, and what stopping saved.
 
 For ``lensllm select``'s report: a selector that prunes (``halving``) says per candidate the
-size where it stopped (``Selection.info["stopped_at"]``; the budget for a candidate that went
-all the way). Had every candidate gone on to the budget, each one stopped early would also
+size where it stopped (:attr:`lensllm.selection.Selection.stopped_at`; the budget for a
+candidate that went all the way). Had every candidate gone on to the budget, each one stopped early would also
 have paid the runs above its stopping size up to the budget. Those runs were never made, so
 their cost is the training recipe's price (:meth:`RunView.estimate_run`); the cost paid is
 counted. A selector that says nothing of stopping is drawn with every candidate at the
@@ -62,7 +62,8 @@ def run_ladder(view: RunView, selection) -> RunLadder:
         selection: its :class:`~lensllm.selection.Selection`.
     """
     sizes, paid = view.sizes, view.paid
-    stopped = np.asarray(selection.info.get("stopped_at", [sizes[-1]] * view.n_models), float)
+    stopped = (np.full(view.n_models, float(sizes[-1])) if selection.stopped_at is None
+               else np.asarray(selection.stopped_at, float))
     saved = (sizes[None, :] > stopped[:, None]) & ~paid
     saved_flops = 0.0
     for m, i in zip(*np.nonzero(saved)):

@@ -1,4 +1,4 @@
-"""Stages 1 to 4 of ``lensllm select``, each passing one :class:`Candidate` record per model.
+"""Stages 1 to 4 of ``lensllm select``, each passing one :class:`CandidateRecord` per model.
 
 1. :func:`resolve_candidates`: every candidate id is resolved (configs only); one that
    cannot be is *failed* with its reason and the others go on. :func:`skip_large` then
@@ -34,22 +34,22 @@ from typing import Any
 import numpy as np
 
 from lensllm.exceptions import ConfigError, InputError, LensLLMError, StoreError
+from lensllm.finetune.config import Candidate
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.view import CandidateFailed, RunView
 from lensllm.selection import NotApplicable
 
-__all__ = ["Candidate", "Failures", "add_spectra", "check_ntk_pool", "choose_loss_unit",
-           "is_storage_error", "make_selector", "resolve_candidates", "select", "skip_large",
-           "zero_shot"]
+__all__ = ["CandidateRecord", "Failures", "add_spectra", "check_ntk_pool", "choose_loss_unit",
+           "is_storage_error", "resolve_candidates", "select", "skip_large", "zero_shot"]
 
 
 @dataclass
-class Candidate:
-    """One candidate as it goes through the stages.
+class CandidateRecord:
+    """One candidate (:class:`lensllm.finetune.config.Candidate`, the one class of a
+    candidate) with what the stages measured of it.
 
     Attributes:
-        model: model id.
-        family: family name (from the experiment's config).
+        candidate: the configured candidate (model id and family).
         zero_shot: zero-shot test loss in nats per token (stage 2).
         n_params: base parameter count (stage 2).
         spectrum: NTK spectrum (stage 3), None when NTK features are off.
@@ -57,12 +57,21 @@ class Candidate:
             tell whether the candidates' tokenizers differ.
     """
 
-    model: str
-    family: str
+    candidate: Candidate
     zero_shot: float = float("nan")
     n_params: float = float("nan")
     spectrum: Any = None
     zero_shot_result: Any = None
+
+    @property
+    def model(self) -> str:
+        """The model id."""
+        return self.candidate.model
+
+    @property
+    def family(self) -> str:
+        """The family name."""
+        return self.candidate.family
 
 
 class Failures(list):
@@ -127,7 +136,7 @@ def skip_large(config: SelectConfig, candidates: tuple, failures: Failures
 
 
 def zero_shot(prepared: Any, store: Any, executor: Any, progress: Any,
-              failures: Failures, retry_failed: bool = False) -> tuple[list[Candidate], float]:
+              failures: Failures, retry_failed: bool = False) -> tuple[list[CandidateRecord], float]:
     """Run the zero-shot evaluations; the candidates that passed and their FLOPs."""
     from lensllm.finetune.experiment import run_experiment
 
@@ -142,13 +151,13 @@ def zero_shot(prepared: Any, store: Any, executor: Any, progress: Any,
             failures.add(p.key.model, ((rec.error if rec else None) or "not run")
                          .strip().splitlines()[0])
             continue
-        alive.append(Candidate(p.key.model, p.family, rec.result.test_loss,
-                               rec.result.base_params, zero_shot_result=rec.result))
+        alive.append(CandidateRecord(Candidate(p.key.model, p.family), rec.result.test_loss,
+                                     rec.result.base_params, zero_shot_result=rec.result))
         flops += rec.result.flops
     return alive, flops
 
 
-def choose_loss_unit(setting: str, candidates: list[Candidate]) -> str:
+def choose_loss_unit(setting: str, candidates: list[CandidateRecord]) -> str:
     """The unit losses are ranked in: ``"nats_per_token"`` or ``"nats_per_byte"``.
 
     Every candidate is scored on the same test text. Its zero-shot run counted the scored
@@ -181,8 +190,8 @@ def choose_loss_unit(setting: str, candidates: list[Candidate]) -> str:
     return "nats_per_byte"
 
 
-def add_spectra(candidates: list[Candidate], prepared: Any, config: SelectConfig, store: Any,
-                threads: int, failures: Failures) -> tuple[list[Candidate], float]:
+def add_spectra(candidates: list[CandidateRecord], prepared: Any, config: SelectConfig, store: Any,
+                threads: int, failures: Failures) -> tuple[list[CandidateRecord], float]:
     """NTK features of each candidate (when enabled); the survivors and the FLOPs spent."""
     if not config.ntk.enabled:
         return candidates, 0.0
@@ -236,21 +245,13 @@ def check_ntk_pool(config: SelectConfig, prepared: Any) -> None:
                           f"validation_size and test_size); lower `ntk.n` to at most {pool}")
 
 
-def make_selector(config: SelectConfig) -> Any:
-    """The configured selector, with the options a report asks for
-    (``report_options``) under the config's ``[selection] options``."""
-    from lensllm.selection import REGISTRY, get_selector
 
-    method = config.selection.method
-    return get_selector(method, **{**REGISTRY[method].report_options,
-                                   **config.selection.options})
-
-
-def select(config: SelectConfig, candidates: list[Candidate], make_view: Callable[..., RunView],
+def select(config: SelectConfig, candidates: list[CandidateRecord],
+           make_view: Callable[..., RunView],
            failures: Failures) -> tuple[RunView, Any]:
     """Run the selector, dropping candidates whose runs fail; the final view and result."""
     method = config.selection.method
-    selector = make_selector(config)
+    selector = config.selection.selector
     failures.say(f"selecting with {method} (budget {config.max_data:g} examples, "
                  f"D* = {config.target:g})")
     alive = list(candidates)
@@ -277,12 +278,12 @@ def select(config: SelectConfig, candidates: list[Candidate], make_view: Callabl
 def view_factory(prepared: Any, store: Any, config: SelectConfig, *, threads: int,
                  progress: Any, executor_factory: Any,
                  loss_unit: str = "nats_per_token", retry_failed: bool = False
-                 ) -> Callable[[list[Candidate]], RunView]:
+                 ) -> Callable[[list[CandidateRecord]], RunView]:
     """``make_view(candidates)``: a :class:`RunView` over the candidates, in ``loss_unit``,
     sharing one set of paid runs across the views of a selection that restarts."""
     paid: set[tuple[str, int]] = set()
 
-    def make_view(candidates: list[Candidate]) -> RunView:
+    def make_view(candidates: list[CandidateRecord]) -> RunView:
         return RunView(
             prepared, store, models=[c.model for c in candidates],
             families=[c.family for c in candidates], sizes=config.affordable_sizes,

@@ -1,4 +1,4 @@
-"""Stage 6 of ``lensllm select``: how far the ranking can be trusted (DESIGN section 6,
+"""Stage 6 of ``lensllm select``: how far the ranking can be trusted (docs/design.md, section 5,
 "every report checks itself").
 
 - **Back-test per candidate**: the selector, unchanged, is run again on a view where the
@@ -171,14 +171,14 @@ def _comparable(view: RunView) -> bool:
 
 
 def _refit(view: RunView, sizes: Sequence[int], target: float,
-           make_selector: Callable[[], Any], spent: set) -> tuple[Selection | None, str]:
+           selector: Any, spent: set) -> tuple[Selection | None, str]:
     """The selector on ``view`` restricted to ``sizes``, predicting at ``target``; the
     ``(model, size)`` runs it read are added to ``spent``. ``(None, reason)`` on failure."""
     if not sizes:
         return None, "no smaller paid size"
     sub = view.restricted(sizes, target)
     try:
-        sel = make_selector().select(sub)
+        sel = selector.select(sub)
     except (NotApplicable, LensLLMError) as exc:
         return None, f"the selector could not refit: {str(exc).splitlines()[0]}"
     finally:
@@ -188,7 +188,7 @@ def _refit(view: RunView, sizes: Sequence[int], target: float,
     return sel, ""
 
 
-def _backtests(view: RunView, selection: Selection, make_selector: Callable[[], Any],
+def _backtests(view: RunView, selection: Selection, selector: Any,
                spent: set) -> list[Backtest]:
     """One back-test per candidate, one refit per distinct held-out size."""
     paid = view.paid
@@ -198,7 +198,7 @@ def _backtests(view: RunView, selection: Selection, make_selector: Callable[[], 
     out: list[Backtest | None] = [None] * view.n_models
     for s in sorted({s for s in largest if np.isfinite(s)}):
         below = [int(x) for x in view.sizes if x < s]
-        sel, note = _refit(view, below, s, make_selector, spent)
+        sel, note = _refit(view, below, s, selector, spent)
         for i in (i for i in range(view.n_models) if largest[i] == s):
             observed = view.mean_loss(i, int(s))
             if sel is None:
@@ -220,7 +220,7 @@ def _true_loss(view: RunView, i: int, size: int) -> float:
         return float("nan")
 
 
-def _truth_checks(view: RunView, selection: Selection, make_selector: Callable[[], Any],
+def _truth_checks(view: RunView, selection: Selection, selector: Any,
                   spent: set) -> list[TruthCheck]:
     """A truth check at every size above the budget with runs in the store, ``D*`` first."""
     above = [s for s in view.stored_sizes() if s > view.max_data_num]
@@ -232,19 +232,20 @@ def _truth_checks(view: RunView, selection: Selection, make_selector: Callable[[
             checks.append(TruthCheck(float(size), truth, selection))
             continue
         affordable = [int(x) for x in view.sizes]
-        sel, note = _refit(view, affordable, size, make_selector, spent)
+        sel, note = _refit(view, affordable, size, selector, spent)
         checks.append(TruthCheck(float(size), truth, sel, note))
     return checks
 
 
-def assess_trust(view: RunView, selection: Selection, make_selector: Callable[[], Any],
+def assess_trust(view: RunView, selection: Selection, selector: Any,
                  log: Callable[[str], None] = lambda s: None) -> Trust:
     """Back-tests, truth checks and ties of a selection (see the module docstring).
 
     Args:
         view: the selection's view (store open).
         selection: the selector's result on it.
-        make_selector: a fresh selector configured as the one that made ``selection``.
+        selector: the selector that made ``selection`` (selectors hold only their
+            configuration, so one instance refits any view).
         log: receives progress lines.
 
     Returns:
@@ -253,8 +254,8 @@ def assess_trust(view: RunView, selection: Selection, make_selector: Callable[[]
     log("back-test: each candidate's largest paid run predicted by the selector "
         "refitted without it")
     spent: set[tuple[str, int]] = set()
-    backtests = _backtests(view, selection, make_selector, spent)
-    checks = _truth_checks(view, selection, make_selector, spent)
+    backtests = _backtests(view, selection, selector, spent)
+    checks = _truth_checks(view, selection, selector, spent)
     extra = spent - view.paid_runs
     flops = float(sum(view.flops(m, s) for m, s in extra))
     return Trust(backtests, checks, tied_with_leader(selection), _comparable(view),

@@ -1,4 +1,4 @@
-"""A :class:`~lensllm.bench.budget.SelectionView` backed by real fine-tuning runs.
+"""A :class:`~lensllm.selection.SelectionView` backed by real fine-tuning runs.
 
 Selectors written for loss tables run unchanged on real models: where a
 :class:`~lensllm.bench.budget.BudgetView` looks a loss up in a table, :class:`RunView`
@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,6 +173,12 @@ class RunView:
         return "measured" if measured else "estimated"
 
     # ------------------------------------------------------------------ extras
+    @property
+    def store_path(self) -> Path:
+        """The store file the runs are in (reopened read-only by readers after a selection,
+        for example to log loss curves)."""
+        return Path(self._prepared.store_path)
+
     @property
     def n_seeds(self) -> int:
         """Seeds per fine-tuning run (a paid ``(candidate, size)`` is one run per seed)."""

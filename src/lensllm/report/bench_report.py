@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lensllm.bench.harness import BenchResult
+from lensllm.bench.harness import Evaluation
 from lensllm.bench.table import LossTable
 from lensllm.outputs import make_dir, markdown_link, markdown_text, plot_text, write_text
 from lensllm.report._plots import panels, pyplot, save_figure, top_panels
@@ -40,7 +40,7 @@ def _plain_log_ticks(ax) -> None:
     ax.yaxis.set_minor_formatter(fmt)
 
 
-def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
+def plot_curves(table: LossTable, result: Evaluation, path: Path) -> None:
     """One panel per model (the top :data:`~lensllm.report._plots.MAX_PANELS` by the
     method's ranking on large tables, with a note): points, paid points, fitted curve,
     transition, ``D*``."""
@@ -95,7 +95,7 @@ def plot_curves(table: LossTable, result: BenchResult, path: Path) -> None:
     save_figure(fig, path, dpi=80)
 
 
-def plot_metrics(results: Sequence[BenchResult], dataset: str, path: Path) -> None:
+def plot_metrics(results: Sequence[Evaluation], dataset: str, path: Path) -> None:
     """PearCorr and RelAcc against the budget ratio, one line per method."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -131,7 +131,7 @@ METRIC_TITLES = {
 }
 
 
-def format_bench_tables(results: Sequence[BenchResult], *, markdown: bool = False) -> str:
+def format_bench_tables(results: Sequence[Evaluation], *, markdown: bool = False) -> str:
     """Method x budget-ratio matrices per dataset and metric, as text or Markdown."""
     out = []
     datasets = list(dict.fromkeys(r.record.dataset for r in results))
@@ -166,7 +166,7 @@ def format_bench_tables(results: Sequence[BenchResult], *, markdown: bool = Fals
     return "\n".join(out)
 
 
-def write_bench_report(results: Sequence[BenchResult], tables: Sequence[LossTable],
+def write_bench_report(results: Sequence[Evaluation], tables: Sequence[LossTable],
                        out_dir: Path) -> Path:
     """Write plots and ``summary.md`` under ``out_dir``; returns the summary's path."""
     make_dir(out_dir, "report folder")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lensllm.bench.harness import BenchResult
+from lensllm.bench.harness import Evaluation
 from lensllm.bench.sweep import variant_label
 from lensllm.outputs import make_dir, markdown_link, markdown_text, plot_text, write_text
 from lensllm.report._plots import pyplot, save_figure
@@ -29,7 +29,7 @@ __all__ = ["format_study_tables", "plot_grid_heatmaps", "write_study_report"]
 HEATMAP_METRICS = {"pearcorr": "PearCorr", "relacc": "RelAcc"}
 
 
-def _labelled(results: Sequence[BenchResult]) -> list[BenchResult]:
+def _labelled(results: Sequence[Evaluation]) -> list[Evaluation]:
     """Copies whose ``method`` reads ``<method> <variant>``, so each variant gets a row."""
     out = []
     for res in results:
@@ -40,7 +40,7 @@ def _labelled(results: Sequence[BenchResult]) -> list[BenchResult]:
     return out
 
 
-def format_study_tables(results: Sequence[BenchResult], *, markdown: bool = False) -> str:
+def format_study_tables(results: Sequence[Evaluation], *, markdown: bool = False) -> str:
     """Per dataset and metric, a row per method and variant, a column per budget ratio."""
     return format_bench_tables(_labelled(results), markdown=markdown)
 
@@ -61,7 +61,7 @@ def _grid_axes(records) -> tuple[list[str], list[str], list[tuple[str, str]]]:
             cells)
 
 
-def plot_grid_heatmaps(results: Sequence[BenchResult], dataset: str, method: str,
+def plot_grid_heatmaps(results: Sequence[Evaluation], dataset: str, method: str,
                        metric: str, path: Path) -> bool:
     """One heatmap panel per budget ratio of ``metric`` over the grid; False if no grid."""
     recs = [r.record for r in results if r.record.dataset == dataset
@@ -102,7 +102,7 @@ def plot_grid_heatmaps(results: Sequence[BenchResult], dataset: str, method: str
     return True
 
 
-def write_study_report(results: Sequence[BenchResult], out_dir: Path) -> Path:
+def write_study_report(results: Sequence[Evaluation], out_dir: Path) -> Path:
     """Write heatmaps, metric plots and ``summary.md`` under ``out_dir``; returns its path."""
     make_dir(out_dir, "report folder")
     lines = ["# lensllm bench study", "",

@@ -81,11 +81,15 @@ class Selection:
         selected: index of the chosen model.
         predicted: predicted ``L(D*)`` per model ``(C,)``, when the method predicts it.
         lower, upper: a prediction interval for ``L(D*)`` ``(C,)`` and its level.
-        info: method-specific details (fitted parameters, points used...).
+        info: method-specific details for people (fitted parameters, points used...);
+            no code reads them: what generic code needs is a typed field below.
         curve: ``curve(d)`` gives each model's fitted loss at sizes ``d`` ``(m,)`` as
             ``(C, m)``, for plots; None for methods without a curve.
         transition: per-model size where the pre-power phase ends ``(C,)``, if detected.
         higher_is_better: the ranking direction of ``score``.
+        stopped_at: per-model size where a pruning selector stopped paying for runs
+            ``(C,)`` (the budget for a model that went all the way); None: every model went
+            to the budget.
     """
 
     score: np.ndarray
@@ -98,6 +102,7 @@ class Selection:
     curve: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
     transition: np.ndarray | None = None
     higher_is_better: bool = False
+    stopped_at: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not np.all(np.isfinite(self.score)):
@@ -117,7 +122,7 @@ class BaseSelector(ABC):
     #: One line for ``--help`` and reports.
     summary: ClassVar[str]
     #: Constructor options a report asks for by default (``lensllm select`` merges them
-    #: under the config's ``[selection] options``): e.g. ``{"intervals": True}`` for a
+    #: under the config's ``[selection] options``): e.g. ``{"interval": "calibrated"}`` for a
     #: selector whose prediction intervals are off by default on benchmarks.
     report_options: ClassVar[dict[str, Any]] = {}
 

@@ -210,8 +210,8 @@ class Halving(BaseSelector):
         score = np.exp(rank_by_rung(last, stopped))
         return Selection(
             score=score, selected=int(np.argmin(score)), predicted=np.exp(last),
-            info={"stopped_at": [float(view.sizes[i]) for i in stopped],
-                  "runs_paid": paid.sum(1).tolist(),
+            stopped_at=view.sizes[stopped].astype(float),
+            info={"runs_paid": paid.sum(1).tolist(),
                   "finalists": np.flatnonzero(stopped == n - 1).tolist(),
                   "sigma_per_rung": sigmas, "leaders": keep,
                   "note": "the ranking of the finalists is what halving stands behind; "

@@ -22,27 +22,23 @@ Torch-free; sizes are numbers of fine-tuning examples, losses are the runs' test
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from lensllm.exceptions import InputError, LensLLMError
+from lensllm.exceptions import InputError
 from lensllm.laws import RectifiedLaw
-from lensllm.laws.calibration import (
-    calibrated_curve_replicates,
-    calibrated_interval,
-    calibrated_predict,
-    measure_calibration,
+from lensllm.laws.crossings import advice, crossing_intervals, leader_segments
+from lensllm.laws.service import (
+    DEFAULT_INTERVAL,
+    calibrate,
+    data_needed,
+    fit_candidate,
+    predict_band,
+    predict_curves,
+    predictive_samples,
 )
-from lensllm.laws.crossings import (
-    advice,
-    crossing_intervals,
-    curve_replicates,
-    leader_segments,
-)
-from lensllm.laws.inverse import plan_data
 
 __all__ = ["plan_candidates"]
 
@@ -53,50 +49,36 @@ def _finite(x: float) -> float | None:
 
 def _fit_one(sizes, losses, zero_shot):
     """The rectified law fitted to one candidate's points, or the reason it cannot be."""
-    d, y = np.asarray(sizes, float), np.asarray(losses, float)
-    if zero_shot is not None:
-        d, y = np.concatenate([[0.0], d]), np.concatenate([[zero_shot], y])
-    law = RectifiedLaw()
-    if d.size < law.n_params:
-        return None, f"{d.size} points < {law.n_params} parameters of the rectified law"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return law.fit_many(d, y[None, :]), ""
-    except LensLLMError as exc:
-        return None, str(exc).splitlines()[0]
+    return fit_candidate(RectifiedLaw(), sizes, losses, zero_shot)
 
 
 def _data_needed(names, batches, goal: float, level: float, cal) -> list[dict[str, Any]]:
-    out = []
-    for name, batch in zip(names, batches):
-        plan = plan_data(batch, goal, level, calibration=cal)
-        reached = bool(plan.reached[0])
-        out.append({
-            "model": name, "data_needed": _finite(plan.data_needed[0]),
-            "data_needed_law": _finite(plan.law_data_needed[0]),
-            "data_needed_lower": _finite(plan.lower[0]) if reached else None,
-            "data_needed_upper": _finite(plan.upper[0]) if reached else None,
-            "note": plan.note(0, batch.law.name)})
-    return out
+    keys = ("data_needed", "data_needed_law", "data_needed_lower", "data_needed_upper",
+            "never", "note")
+    return [{"model": name, **{k: rec[k] for k in keys}}
+            for name, batch in zip(names, batches)
+            for rec in data_needed(batch, goal, cal, level)]
 
 
-def _calibration(pool, batches, target: float):
+def _calibration(pool, batches, target: float, interval: str | None):
     """The pooled back-test warps of the ``pool`` candidates (or of ``batches``), or None."""
     fitted = batches if pool is None else [
         b for b in (_fit_one(*obs)[0] for obs in pool) if b is not None]
-    if not fitted:
-        return None
-    top = max(float(np.max(b.d[b.mask[0]])) for b in batches)
-    distance = float(np.log(target / top)) if target > top else np.inf
-    return measure_calibration(fitted, distance)
+    return calibrate(fitted, target, interval, fitted=batches)
+
+
+def _no_calibration(interval: str | None) -> str:
+    if interval == "calibrated":
+        return ("none: too few runs per candidate to back-test the law; intervals are the "
+                "bootstrap alone (the fit's noise)")
+    return "none asked for: intervals are the bootstrap alone (the fit's noise)"
 
 
 def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
                     zero_shot: Sequence[float] | None, target: float, *,
                     loss_goal: float | None = None, span: float = 8.0, level: float = 0.9,
-                    n_grid: int = 160, pool: Sequence[tuple[Any, Any, Any]] | None = None
-                    ) -> dict[str, Any]:
+                    n_grid: int = 160, pool: Sequence[tuple[Any, Any, Any]] | None = None,
+                    interval: str | None = DEFAULT_INTERVAL) -> dict[str, Any]:
     """The data plan of some candidates (for example the top three of a ranking).
 
     Args:
@@ -110,6 +92,8 @@ def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
         pool: ``(sizes, losses, zero_shot or None)`` of every candidate whose runs measure
             the extrapolation error (for example all candidates of a selection); default
             the planned candidates.
+        interval: the interval policy of :mod:`lensllm.laws.service` (``"calibrated"``,
+            the default, or ``"bootstrap"``).
 
     Returns:
         A JSON-ready dict: ``sizes``, ``candidates`` (name, predicted curve, band), ``skipped``
@@ -129,26 +113,21 @@ def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
         else:
             kept.append(name)
             batches.append(batch)
-    cal = _calibration(pool, batches, target) if batches else None
+    cal = _calibration(pool, batches, target, interval) if batches else None
     plan: dict[str, Any] = {"sizes": grid.tolist(), "target": target, "level": level,
                             "candidates": [], "skipped": skipped, "crossings": [],
                             "leaders": [], "advice": None, "calibration": (
                                 cal.summary(level) if cal is not None else
-                                "none: too few runs per candidate to back-test the law; "
-                                "intervals are the bootstrap alone (the fit's noise)")}
+                                _no_calibration(interval))}
     if loss_goal is not None:
         plan["loss_goal"] = loss_goal
         plan["data_needed"] = _data_needed(kept, batches, loss_goal, level, cal)
     if not batches:
         return plan
-    if cal is None:
-        curves = np.vstack([b.predict(grid) for b in batches])
-        bands = [b.interval(grid, level) for b in batches]
-        reps = np.concatenate([curve_replicates(b, grid) for b in batches])
-    else:
-        curves = np.vstack([calibrated_predict(b, grid, cal) for b in batches])
-        bands = [calibrated_interval(b, grid, cal, level) for b in batches]
-        reps = np.concatenate([calibrated_curve_replicates(b, grid, cal) for b in batches])
+    curves = np.vstack([predict_curves(b, grid, cal) for b in batches])
+    bands = [predict_band(b, grid, cal, level) for b in batches]
+    reps = np.concatenate([predictive_samples(b, grid, cal, noise=False, shared_warp=True)
+                           for b in batches])
     for name, curve, (lo, hi) in zip(kept, curves, bands):
         plan["candidates"].append({"model": name, "predicted": curve.tolist(),
                                    "lower": lo[0].tolist(),

@@ -1,7 +1,9 @@
 """Export finished runs as a loss table (the format ``lensllm bench --table`` reads).
 
-A first line ``# loss_unit: nats_per_token`` (or ``nats_per_byte``) says which unit the
-losses are in; then the header ``config name,0,<size>,...,size,family``; one row per model;
+A plain CSV (``pandas.read_csv(path, index_col=0)`` reads it): the header
+``config name [<unit>],0,<size>,...,size,family``, whose first cell names the unit of the
+losses (``nats_per_token`` or ``nats_per_byte``; :func:`lensllm.bench.load_table` reads it
+there); one row per model;
 column ``0`` is the zero-shot test loss (size-0 runs), each size column the mean test loss
 over the seeds that finished at that size, ``size`` the base model's parameter count and
 ``family`` its family. Torch-free.
@@ -56,11 +58,10 @@ class ExportedTable:
     loss_unit: str = "nats_per_token"
 
     def to_csv(self) -> str:
-        """The table as CSV text, led by its ``# loss_unit`` line."""
+        """The table as plain CSV text, the unit in the header's first cell."""
         out = io.StringIO()
-        out.write(f"# loss_unit: {self.loss_unit}\n")
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(self.header)
+        writer.writerow((f"{self.header[0]} [{self.loss_unit}]", *self.header[1:]))
         writer.writerows(self.rows)
         return out.getvalue()
 
