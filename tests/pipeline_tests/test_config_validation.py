@@ -50,3 +50,23 @@ def test_report_on_an_existing_file_fails_before_any_run(tmp_path, capsys, monke
     status, out, err = run_cli(capsys, ["select", "--config", str(path), "--report", "rep"])
     assert_one_line_error(status, out, err, ["--report", "not a folder"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep", "sel.toml", "task.jsonl"]
+
+
+@pytest.mark.parametrize("sizes, candidates, budget, want", [
+    ([8, 16, 32, 64], 3, None, "halving"),        # 4 sizes within the budget, 3 to prune
+    ([8, 16, 32, 64, 128], 3, 64, "halving"),
+    ([8, 16, 32, 64, 128], 3, 32, "adaptive"),    # 3 sizes within the budget: no rung
+    ([8, 16, 32, 64], 2, None, "adaptive"),       # too few candidates to prune
+])
+def test_a_config_without_a_method_gets_halving_where_it_pays(sizes, candidates, budget, want):
+    from lensllm.pipeline.config import select_config_from_dict
+
+    raw = {"experiment": {"sizes": sizes}, "data": {"path": "task.jsonl"},
+           "candidates": [{"model": f"tiny:gpt2-{i}"} for i in range(candidates)],
+           "selection": {"target": 1024, **({"max_data": budget} if budget else {})}}
+    config = select_config_from_dict(raw)
+    assert config.selection.method == want
+    assert type(config.selection.selector).__name__.lower() == want
+    # a method named in the config is kept
+    raw["selection"]["method"] = "rectified_fit"
+    assert select_config_from_dict(raw).selection.method == "rectified_fit"

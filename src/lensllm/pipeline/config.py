@@ -48,7 +48,9 @@ class SelectionSettings:
     """The ``[selection]`` table.
 
     Attributes:
-        method: registered selector name (default ``adaptive``).
+        method: registered selector name (a config that names none gets
+            :func:`default_method`: ``halving`` with 4 or more sizes within the budget and 3
+            or more candidates, else ``adaptive``).
         target: ``D*``, the data size to predict at (default: the largest size).
         max_data: the budget: largest affordable subset (default: the largest size).
         options: keyword arguments for the selector's constructor.
@@ -203,14 +205,41 @@ def _construct(cls, raw: Any, name: str, where: str):
         raise ConfigError(f"bad value in [{name}]{where}: {exc}") from None
 
 
+#: The selector a config without ``[selection] method`` gets: successive halving where it
+#: pays (enough sizes within the budget for a pruning rung, and candidates to prune),
+#: else ``adaptive``. On real runs the largest affordable runs dominate the cost (a run
+#: costs about its size times a roughly constant number of epochs under the plateau
+#: recipe), and ``adaptive`` pays the two largest for every candidate, so it cannot go
+#: below about a fifth of fine-tuning everything at D*/8; halving pays them only for the
+#: candidates still in the race (``docs/select.md``).
+DEFAULT_METHOD, FALLBACK_METHOD = "halving", "adaptive"
+#: Halving needs ``k + 1 = 4`` sizes within the budget, and prunes among 3 or more.
+HALVING_MIN_SIZES, HALVING_MIN_CANDIDATES = 4, 3
+
+
+def default_method(n_affordable: int, n_candidates: int) -> str:
+    """The selector for a config that names none (see :data:`DEFAULT_METHOD`)."""
+    if n_affordable >= HALVING_MIN_SIZES and n_candidates >= HALVING_MIN_CANDIDATES:
+        return DEFAULT_METHOD
+    return FALLBACK_METHOD
+
+
 def select_config_from_dict(raw: dict[str, Any], *, base_dir: str | Path = ".",
                             source: Path | None = None) -> SelectConfig:
     """Build a :class:`SelectConfig` from parsed TOML (see :func:`load_select_config`)."""
     where = f" in '{source}'" if source else ""
     raw = dict(raw)
-    selection = _construct(SelectionSettings, raw.pop("selection", {}), "selection", where)
+    raw_selection = raw.pop("selection", {})
     ntk = _construct(NtkSettings, raw.pop("ntk", {}), "ntk", where)
     experiment = config_from_dict(raw, base_dir=base_dir, source=source)
+    if isinstance(raw_selection, dict) and "method" not in raw_selection:
+        probe = _construct(SelectionSettings, {**raw_selection, "method": FALLBACK_METHOD},
+                           "selection", where)
+        budget = probe.max_data if probe.max_data is not None else experiment.sizes[-1]
+        n_affordable = sum(1 for s in experiment.sizes if s <= budget)
+        raw_selection = {**raw_selection,
+                         "method": default_method(n_affordable, len(experiment.candidates))}
+    selection = _construct(SelectionSettings, raw_selection, "selection", where)
     config = SelectConfig(experiment, selection, ntk)
     if not config.affordable_sizes:
         raise ConfigError(f"`selection.max_data` = {config.max_data:g} is below the smallest "
