@@ -20,6 +20,7 @@ import numpy as np
 from lensllm.pipeline import stages
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.laws import LawCurves, fit_laws
+from lensllm.pipeline.predictive import calibrate_outcome, decide
 from lensllm.pipeline.rungs import RunLadder, run_ladder
 from lensllm.pipeline.trust import Trust, assess_trust, validate_runs
 from lensllm.pipeline.view import RunView
@@ -46,6 +47,11 @@ class SelectOutcome:
         ladder: runs paid per candidate and size, where each stopped, and the cost that
             stopping early saved (:mod:`lensllm.pipeline.rungs`).
         trust: back-tests, truth checks and ties (:mod:`lensllm.pipeline.trust`).
+        predictive: the selector's joint predictive distribution of ``L(D*)``
+            (:mod:`lensllm.pipeline.predictive`); the selection carries its intervals.
+        decisive: the run that would decide the best per FLOP when none is clear.
+        calibration_runs, calibration_flops: runs the calibration's back-tests paid for
+            that the selection had not, and their FLOPs.
     """
 
     config: SelectConfig
@@ -61,6 +67,10 @@ class SelectOutcome:
     ran: int = 0
     ladder: RunLadder | None = None
     trust: Trust | None = None
+    predictive: Any = None
+    decisive: Any = None
+    calibration_runs: int = 0
+    calibration_flops: float = 0.0
 
     @property
     def cost_fraction(self) -> float:
@@ -151,8 +161,14 @@ def run_select(
                                         progress=counter, executor_factory=executor_factory,
                                         loss_unit=unit, retry_failed=retry_failed)
         view, selection = stages.select(config, alive, make_view, failures)
+        selection, predictive, cal_paid = calibrate_outcome(
+            view, selection, lambda: stages.make_selector(config), log=failures.say)
         outcome = SelectOutcome(config, view, selection, list(failures), skipped,
-                                ntk_flops=ntk_flops, zero_shot_flops=zs_flops)
+                                ntk_flops=ntk_flops, zero_shot_flops=zs_flops,
+                                predictive=predictive, decisive=decide(view, predictive))
+        cal_extra = cal_paid - view.paid_runs
+        outcome.calibration_runs = len(cal_extra)
+        outcome.calibration_flops = float(sum(view.flops(m, s) for m, s in cal_extra))
         notes = _validate(view, selection, validate, prepared, failures.say)
         outcome.trust = assess_trust(view, selection, lambda: stages.make_selector(config),
                                      log=failures.say)

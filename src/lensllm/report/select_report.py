@@ -31,15 +31,18 @@ from lensllm.report import trust_report
 from lensllm.report._plots import panels, pyplot, save_figure, short_name, top_panels
 from lensllm.report.planning_section import plan_section
 from lensllm.report.rung_plot import plot_runs, saved_words
+from lensllm.report.verdict import decisive_record, p_best_of
 
 __all__ = ["embed_png", "format_outcome", "format_ranking", "outcome_record", "plot_laws",
            "ranking_rows", "short_name", "write_select_report"]
 
 
 def ranking_rows(outcome: SelectOutcome) -> list[dict]:
-    """The ranking as dicts, best first: rank, model, params, predicted, lower, upper."""
+    """The ranking as dicts, best first: rank, model, params, predicted, lower, upper,
+    p_best (the probability of the lowest ``L(D*)``; the values sum to 1)."""
     view, sel = outcome.view, outcome.selection
     order = sel.ranking()
+    prob = p_best_of(outcome)
     rows = []
     for rank, i in enumerate(order, 1):
         rows.append({
@@ -48,6 +51,7 @@ def ranking_rows(outcome: SelectOutcome) -> list[dict]:
             "predicted": None if sel.predicted is None else float(sel.predicted[i]),
             "lower": None if sel.lower is None else float(sel.lower[i]),
             "upper": None if sel.upper is None else float(sel.upper[i]),
+            "p_best": float(prob[i]),
             "selected": bool(i == sel.selected), "runs": int(view.paid[i].sum()),
             "curvature": _curvature(view, i)})
     return rows
@@ -66,7 +70,8 @@ def format_ranking(outcome: SelectOutcome) -> str:
     sel = outcome.selection
     level = f"{100 * sel.level:.0f}% interval" if sel.level else "interval"
     truth = _truth_at_target(outcome)
-    head = ("rank", "model", "params", f"predicted L({outcome.config.target:g})", level, "runs")
+    head = ("rank", "model", "params", f"predicted L({outcome.config.target:g})", level,
+            "P(best)", "runs")
     head += ("true L(D*)",) if truth is not None else ()
     rows = []
     for r in ranking_rows(outcome):
@@ -76,15 +81,16 @@ def format_ranking(outcome: SelectOutcome) -> str:
         tied = trust_report.candidate_fields(outcome, i)["tied"]
         rows.append((f"{r['rank']}{'*' if r['selected'] else ''}",
                      short_name(r["model"]) + (" (tied)" if tied else ""),
-                     f"{r['n_params'] / 1e6:.2f}M", pred, iv, str(r["runs"]))
+                     f"{r['n_params'] / 1e6:.2f}M", pred, iv, f"{r['p_best']:.2f}",
+                     str(r["runs"]))
                     + ((f"{truth[i]:.4f}" if np.isfinite(truth[i]) else "-",)
                        if truth is not None else ()))
     pad = ("-",) if truth is not None else ()
     for model, reason in outcome.failed:
-        rows.append(("-", short_name(model), "-", "failed", reason[:60], "-") + pad)
+        rows.append(("-", short_name(model), "-", "failed", reason[:60], "-", "-") + pad)
     for model, n_params, reason in outcome.skipped:
-        rows.append(("-", short_name(model), f"{n_params / 1e6:.2f}M", "skipped", reason, "0")
-                    + pad)
+        rows.append(("-", short_name(model), f"{n_params / 1e6:.2f}M", "skipped", reason, "-",
+                     "0") + pad)
     widths = [max(len(x[c]) for x in (head, *rows)) for c in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)) for row in rows]
@@ -117,7 +123,21 @@ def outcome_record(outcome: SelectOutcome) -> dict:
         "cost_fraction": outcome.cost_fraction, "ntk_flops": outcome.ntk_flops,
         "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
         "wall_time_s": outcome.wall_time, "planning": outcome_plan(outcome),
+        **_verdict_record(outcome),
         **trust_report.trust_record(outcome)}
+
+
+def _verdict_record(outcome: SelectOutcome) -> dict:
+    """The predictive distribution, the verdict and the run that would decide it."""
+    from lensllm.pipeline.predictive import CLEAR_WINNER
+
+    pred = outcome.predictive
+    return {"headline": trust_report.headline(outcome), "clear_winner_p_best": CLEAR_WINNER,
+            "predictive": None if pred is None else pred.to_dict(outcome.selection.level
+                                                                 or 0.9),
+            "decisive_run": decisive_record(outcome),
+            "calibration_extra_runs": outcome.calibration_runs,
+            "calibration_extra_flops": outcome.calibration_flops}
 
 
 def _ladder_record(outcome: SelectOutcome) -> dict:
@@ -423,11 +443,13 @@ D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
 
 
 def _headline_html(outcome: SelectOutcome, best: str) -> str:
-    """"Selected: X", or the tie that stands in for one winner."""
+    """The verdict (:func:`lensllm.report.verdict.headline`), its first words in bold."""
     words = trust_report.headline(outcome)
-    if words == f"selected: {short_name(best)}":
-        return f"Selected: <b>{html.escape(short_name(best))}</b>"
-    return "<b>No single winner</b>: " + html.escape(words.split(": ", 2)[-1])
+    first, _, rest = words.partition(" (") if words.startswith("pick ") else \
+        words.partition(": ")
+    sep = " (" if words.startswith("pick ") else ": "
+    head = first[0].upper() + first[1:]
+    return f"<b>{html.escape(head)}</b>" + (html.escape(sep + rest) if rest else "")
 
 
 def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
@@ -450,11 +472,11 @@ def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
         if trust_report.candidate_fields(outcome, i)["tied"]:
             name += " (tied)"
         rows.append([str(r["rank"]), f"<b>{name}</b>" if r["selected"] else name,
-                     f"{r['n_params'] / 1e6:.2f}M", pred, iv] + ([tr] if truth is not None
-                                                                  else [])
+                     f"{r['n_params'] / 1e6:.2f}M", pred, iv, f"{r['p_best']:.2f}"]
+                    + ([tr] if truth is not None else [])
                     + [str(r["runs"])] + hess)
     head = ["rank", "model", "params", f"predicted L({cfg.target:g})",
-            f"{100 * sel.level:.0f}% interval" if sel.level else "interval"]
+            f"{100 * sel.level:.0f}% interval" if sel.level else "interval", "P(best)"]
     head += (["true L(D*)"] if truth is not None else []) + ["runs paid"]
     head += ["top Hessian eigenvalue", "Hessian trace"] if with_curv else []
     return head, rows

@@ -109,15 +109,10 @@ def trust_record(outcome) -> dict:
 
 
 def headline(outcome) -> str:
-    """``selected: X`` or, with ties, the tied candidates instead of one winner."""
-    view, sel, trust = outcome.view, outcome.selection, outcome.trust
-    leader = _name(view.models[sel.selected])
-    if trust is None or trust.tied is None or not trust.tied.any():
-        return f"selected: {leader}"
-    others = [_name(m) for m, t in zip(view.models, trust.tied) if t]
-    level = f"{100 * sel.level:.0f}% " if sel.level else ""
-    return (f"selected: no single winner: {leader} (lowest predicted loss) is tied with "
-            f"{', '.join(others)} ({level}intervals overlap)")
+    """The verdict's one line (:func:`lensllm.report.verdict.headline`)."""
+    from lensllm.report.verdict import headline as verdict
+
+    return verdict(outcome)
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:
@@ -179,8 +174,8 @@ def trust_lines(outcome) -> list[str]:
                      "for some)")
     lines += [f"note: {n}" for n in trust.notes]
     reasons = uncertain_reasons(outcome)
-    lines.append("verdict: " + ("uncertain: " + "; ".join(reasons) if reasons else
-                                "one clear winner, back-tests covered"))
+    lines.append("checks: " + ("caution: " + "; ".join(reasons) if reasons else
+                               "no interval overlaps the leader's, back-tests covered"))
     return lines
 
 
@@ -202,9 +197,8 @@ def trust_html(outcome) -> str:
         "<li>No run above the budget is in the store; <code>lensllm validate</code> pays "
         "for real runs at a larger size for the top candidates.</li>")
     reasons = uncertain_reasons(outcome)
-    verdict = ("<b>Uncertain</b>: " + esc("; ".join(reasons)) if reasons else
-               "One clear winner: no interval overlaps the leader's and the back-tests "
-               "covered.")
+    verdict = ("<b>Caution</b>: " + esc("; ".join(reasons)) if reasons else
+               "No interval overlaps the leader's and the back-tests covered.")
     extra = (f" The back-tests paid for {trust.extra_runs} smaller run(s) the selection had "
              f"not ({trust.extra_flops:.3g} FLOPs)." if trust.extra_runs else "")
     return f"""<h2>How far to trust this</h2>
