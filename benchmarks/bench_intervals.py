@@ -79,35 +79,38 @@ def evaluate(table, method: str, ratio: float) -> dict | None:
             "brier": brier_score(prob, best), "brier_uniform": 1 - 1 / c,
             "brier_pick": brier_score(np.eye(c)[sel.selected], best),
             "p_selected": float(prob[sel.selected]), "p_true_best": float(prob[best]),
-            "p_leader": float(prob.max()), "leader_right": bool(int(np.argmax(prob)) == best),
+            "p_best": prob.tolist(), "true_best": best,
             "backtest_cost": bt / float(table.n_params.sum() * target)}
 
 
 def reliability_plot(rows: list[dict], path: Path) -> None:
-    """Reliability diagram of the leader's P(best): predicted vs observed frequency."""
+    """Reliability diagram of P(best): every candidate of every calibrated selection, its
+    P(best) against whether it was the true best (binned, with binomial error bars)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p = np.array([r["p_leader"] for r in rows])
-    hit = np.array([r["leader_right"] for r in rows], float)
-    edges = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    known = [r for r in rows if r["known"]]
+    p = np.concatenate([r["p_best"] for r in known])
+    hit = np.concatenate([np.arange(len(r["p_best"])) == r["true_best"] for r in known])
+    edges = np.array([0.0, 0.02, 0.1, 0.25, 0.45, 0.65, 0.85, 1.0])
     fig, ax = plt.subplots(figsize=(5, 4.2))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
     for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (p >= lo) & (p < hi if hi < 1 else p <= hi)
+        sel = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
         if sel.any():
-            ax.errorbar(p[sel].mean(), hit[sel].mean(),
-                        yerr=np.sqrt(hit[sel].mean() * (1 - hit[sel].mean()) / sel.sum()),
+            f = hit[sel].mean()
+            ax.errorbar(p[sel].mean(), f, yerr=np.sqrt(max(f * (1 - f), 1e-4) / sel.sum()),
                         fmt="o", color="C0")
-            ax.annotate(str(int(sel.sum())), (p[sel].mean(), hit[sel].mean()),
-                        textcoords="offset points", xytext=(6, -10), fontsize=8)
-    ax.set_xlabel("leader's P(best)")
-    ax.set_ylabel("share of selections where the leader was best")
-    ax.set_xlim(0, 1.02)
+            ax.annotate(str(int(sel.sum())), (p[sel].mean(), f), textcoords="offset points",
+                        xytext=(6, -10), fontsize=8)
+    ax.set_xlabel("P(best) of a candidate")
+    ax.set_ylabel("share that were the true best at D*")
+    ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("P(best) reliability (tables, all selectors, D*/8-D*/64)", fontsize=9)
+    ax.set_title(f"P(best) reliability: {len(known)} calibrated selections\n(tables, "
+                 "5 selectors, D*/8 to D*/64; n per bin)", fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
