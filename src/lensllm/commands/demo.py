@@ -1,4 +1,4 @@
-"""``lensllm demo``: the whole product on four tiny models, in a few minutes on a laptop."""
+"""``lensllm demo``: the whole product on four tiny models, in under a minute on a laptop."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__ = ["demo_config", "register"]
 
 EPILOG = """\
 examples:
-  lensllm demo                         # ~3-5 min on 2 CPU cores; writes reports/demo/index.html
+  lensllm demo                   # under a minute on 2 CPU cores; writes reports/demo/index.html
   lensllm demo --out /tmp/demo --no-open
   lensllm demo --method lensllm        # rank with the LensLLM law instead of `adaptive`
 

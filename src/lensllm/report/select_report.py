@@ -285,11 +285,11 @@ def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = 
     values = [r["predicted"] if r["predicted"] is not None else r["score"] for r in rows]
     for yy, r, v in zip(y, rows, values):
         color = "C3" if r["selected"] else "C0"
-        if r["lower"] is not None:
-            ax.errorbar(v, yy, xerr=[[v - r["lower"]], [r["upper"] - v]], fmt="o", color=color,
-                        capsize=3)
-        else:
-            ax.plot(v, yy, "o", color=color)
+        if r["lower"] is not None:  # the calibrated interval may lie to one side of v
+            hi = r["upper"] if np.isfinite(r["upper"]) else ax.get_xlim()[1]
+            ax.hlines(yy, r["lower"], hi, color=color, lw=1.5)
+            ax.plot([r["lower"], hi], [yy, yy], "|", color=color, ms=8)
+        ax.plot(v, yy, "o", color=color)
         if truth is not None:
             ax.plot(truth[index[r["model"]]], yy, "*", color="k", ms=9)
     ax.set_yticks(y)

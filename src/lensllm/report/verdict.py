@@ -8,8 +8,9 @@
   :mod:`lensllm.pipeline.predictive`).
 - **No clear winner** when that probability is not above
   :data:`lensllm.selection.p_best.CLEAR_WINNER` (0.5: the pick is not more likely best than
-  the others together), or when the distribution could not be measured; the headline then lists the contenders and names the one run that
-  would decide best per FLOP (candidate, size, estimated cost).
+  the others together), or when the distribution could not be measured; the headline
+  then lists the contenders and names the one run that would decide best per FLOP
+  (candidate, size, estimated cost).
 """
 
 from __future__ import annotations

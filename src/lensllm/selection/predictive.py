@@ -10,26 +10,30 @@ the ranking, P(best), the intervals, the data plan and the curves all read.
 **Back-test at the ratio asked.** With ``D_max`` the largest affordable size and ``r = D* /
 D_max``, the selector, unchanged, is run on a view whose budget is ``D_max / r'`` and whose
 target is ``D_max``, with ``r'`` the largest ratio ``<= r`` that the affordable sizes allow
-and at which the selector still runs (the sizes are tried from the smallest up). Each
-candidate with a paid run at ``D_max`` gives one error ``e_m = log(predicted_m /
-observed_m)``. When ``r' < r`` the errors are widened to the distance asked by
-``(log r / log r') ** GROWTH`` (:data:`GROWTH`; the error of a straight line's slope grows
-linearly with the distance, its curvature's faster); a candidate whose own largest paid run
-is below ``D_max`` (stopped early) is widened the same way for its longer reach.
+and at which the selector still runs (the sizes are tried from the smallest up). Then, at
+the same ``r'``, the next smaller sizes are predicted the same way (up to
+:data:`MAX_POSITIONS` positions): how much the errors shared by all candidates move from
+one position to the next is what a single back-test cannot show. At each position every
+candidate the selection itself paid for at the predicted size gives one error ``e_m =
+log(predicted_m / observed_m)``. When ``r' < r`` the errors are widened to the distance
+asked by ``(log r / log r') ** GROWTH`` (:data:`GROWTH`; the error of a straight line's
+slope grows linearly with the distance, its curvature's faster); a candidate whose own
+largest paid run is below ``D_max`` (stopped early) is widened the same way for its longer
+reach.
 
-**Joint replicates.** The errors split into a part shared by all candidates (their mean
-``e_bar``: a drift of every curve, which moves no candidate relative to another) and a
-part of each (``e_m - e_bar``). Replicate ``r`` of candidate ``i`` is
+**Joint replicates.** The errors split into a part shared by all candidates (the mean of a
+position: a drift of every curve, which moves no candidate relative to another) and a part
+of each (the error minus its position's mean). Replicate ``r`` of candidate ``i`` is
 
     ``log L_i^(r) = log predicted_i - s_i * (c^(r) + t * d_i^(r))``
 
-with ``c^(r)`` the mean of a bootstrap resample of the errors (the shared part and its
-uncertainty), ``d_i^(r)`` drawn from the centred errors independently per candidate, ``s_i``
-the widening above and ``t`` the small-sample factor ``t_{M-1}(0.95) / z(0.95) *
-sqrt((M + 1) / (M - 1))`` for ``M`` errors (a quantile read from a handful of errors is
-too narrow; the factor tends to 1 as ``M`` grows). The point prediction stays the
-selector's (curves pass through it); the interval is read from the replicates and may be
-asymmetric around it.
+with ``c^(r)`` the mean of a bootstrap resample of the errors of a position drawn at random
+(the shared part, its movement between positions and its uncertainty), ``d_i^(r)`` drawn
+from the centred errors of every position independently per candidate, ``s_i`` the
+widening above and ``t`` the small-sample factor ``t_{M-1}(0.95) / z(0.95) * sqrt((M + 1)
+/ (M - 1))`` for ``M`` errors (a quantile read from a handful of errors is too narrow; the
+factor tends to 1 as ``M`` grows). The point prediction stays the selector's (curves pass
+through it); the interval is read from the replicates and may be asymmetric around it.
 
 **Too few runs.** With fewer than :data:`MIN_ERRORS` errors (or no back-test the selector
 can run) the distribution is unknown: intervals are ``[0, inf)`` and P(best) is uniform,
@@ -52,8 +56,8 @@ from lensllm.exceptions import InputError, LensLLMError
 from lensllm.selection._base import NotApplicable, Selection
 from lensllm.selection.p_best import p_best
 
-__all__ = ["GROWTH", "MIN_ERRORS", "MAX_POSITIONS", "N_REPLICATES", "Predictive", "backtest_errors",
-           "calibrate", "from_errors", "unknown"]
+__all__ = ["GROWTH", "MIN_ERRORS", "MAX_POSITIONS", "N_REPLICATES", "Predictive",
+           "backtest_errors", "calibrate", "from_errors", "small_sample_factor", "unknown"]
 
 #: Exponent of the widening from the distance back-tested to the distance asked.
 GROWTH = 1.5
