@@ -59,7 +59,8 @@ def demo_config(work: Path, models: dict[str, Path], method: str) -> Path:
     n_val, n_test = 64, 128
     data = work / "wordlist_task.jsonl"
     if not data.is_file():
-        write_task(data, DEMO_SIZES[-1] + n_val + n_test, seed=0)
+        # D* training examples, so that `lensllm validate --size 6400` can run
+        write_task(data, DEMO_TARGET + n_val + n_test, seed=0)
     # JSON strings are TOML basic strings: quotes and backslashes in a path stay text
     cands = "\n".join(f'[[candidates]]\nmodel = {json.dumps(str(p))}\n'
                       for p in models.values())

@@ -77,6 +77,14 @@ class SelectOutcome:
         return self.view.cost() / self.view.full_cost()
 
 
+def loss_words(result: Any) -> str:
+    """A run's test loss with its unit, per token and (when the byte count is known) per
+    byte, so progress lines read like the ranking whichever unit it uses."""
+    text = f"{result.test_loss:.4f} nats/token"
+    per_byte = getattr(result, "test_loss_per_byte", None)
+    return text + (f" = {per_byte:.4f} nats/byte" if per_byte is not None else "")
+
+
 class _RunCounter:
     """Progress wrapper counting the runs executed here, forwarding events."""
 
@@ -94,7 +102,7 @@ class _RunCounter:
         if self.log:
             k = record.key
             what = "zero-shot" if k.size == 0 else f"D={k.size} seed={k.seed}"
-            self.log(f"  run {Path(k.model).name} {what}: test loss {result.test_loss:.4f} "
+            self.log(f"  run {Path(k.model).name} {what}: test loss {loss_words(result)} "
                      f"({result.steps} steps, {result.wall_time:.1f} s)")
 
     def run_failed(self, record, message) -> None:

@@ -17,7 +17,7 @@ from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
 from lensllm.outputs import html_text
 from lensllm.pipeline.trust import Backtest, TruthCheck
 
-__all__ = ["backtest_record", "candidate_fields", "check_metrics", "check_rows",
+__all__ = ["backtest_cost_words", "backtest_record", "candidate_fields", "check_metrics", "check_rows",
            "coverage_words", "headline", "metric_words", "trust_html", "trust_lines",
            "trust_record", "uncertain_reasons"]
 
@@ -149,6 +149,14 @@ def coverage_words(outcome) -> str:
             f"{n} candidates")
 
 
+def backtest_cost_words(trust) -> str:
+    """What the back-tests needed beyond the selection's runs, in words: a count of
+    ``(model, size)`` runs, whether they ran now or were already in the store."""
+    return (f"the back-tests needed {trust.extra_runs} smaller run(s) that the selection "
+            f"itself did not: {trust.extra_flops:.3g} FLOPs, counted whether they ran now "
+            f"or were already in the store")
+
+
 def trust_lines(outcome) -> list[str]:
     """The trust part of ``lensllm select``'s text output."""
     trust = outcome.trust
@@ -163,8 +171,7 @@ def trust_lines(outcome) -> list[str]:
               for r in (head, *rows)]
     lines.append(coverage_words(outcome))
     if trust.extra_runs:
-        lines.append(f"  (the back-tests paid for {trust.extra_runs} smaller run(s) the "
-                     f"selection had not: {trust.extra_flops:.3g} FLOPs)")
+        lines.append(f"  ({backtest_cost_words(trust)})")
     for check in trust.checks:
         lines.append(f"truth at D={check.size:g} (runs in the store): " + (
             metric_words(check_metrics(check)) if check.selection is not None
@@ -199,8 +206,7 @@ def trust_html(outcome) -> str:
     reasons = uncertain_reasons(outcome)
     verdict = ("<b>Caution</b>: " + esc("; ".join(reasons)) if reasons else
                "No interval overlaps the leader's and the back-tests covered.")
-    extra = (f" The back-tests paid for {trust.extra_runs} smaller run(s) the selection had "
-             f"not ({trust.extra_flops:.3g} FLOPs)." if trust.extra_runs else "")
+    extra = f" {esc(backtest_cost_words(trust)).capitalize()}." if trust.extra_runs else ""
     return f"""<h2>How far to trust this</h2>
 <p class="big">{verdict}</p>
 <p>Back-test: the selector, unchanged, refitted without each candidate's largest paid run,

@@ -72,7 +72,7 @@ def headline(outcome) -> str:
         return f"pick {leader} (P(best) {p:.2f})"
     order = [int(i) for i in np.argsort(-prob) if int(i) != sel.selected][:3]
     others = ", ".join(f"{_name(view.models[i])} {prob[i]:.2f}" for i in order)
-    text = (f"no clear winner: {leader} leads with P(best) {p:.2f} (more than "
+    text = (f"no clear winner: {leader} ranks first with P(best) {p:.2f} (more than "
             f"{CLEAR_WINNER:g} needed; then {others})")
     rec = decisive_record(outcome)
     if rec is not None:

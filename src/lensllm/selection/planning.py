@@ -35,6 +35,7 @@ from lensllm.laws.calibration import (
     calibrated_interval,
     calibrated_predict,
     measure_calibration,
+    shortfall_words,
 )
 from lensllm.laws.crossings import (
     advice,
@@ -92,6 +93,13 @@ def _calibration(pool, batches, target: float):
     return measure_calibration(fitted, distance)
 
 
+def _shortfall(pool, batches) -> str:
+    """Why there is no calibration, naming the minimum (:func:`shortfall_words`)."""
+    counts = ([int(b.mask.sum()) for b in batches] if pool is None else
+              [len(obs[0]) + (obs[2] is not None) for obs in pool])
+    return shortfall_words(counts, RectifiedLaw().n_params, "rectified")
+
+
 def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
                     zero_shot: Sequence[float] | None, target: float, *,
                     loss_goal: float | None = None, span: float = 8.0, level: float = 0.9,
@@ -134,8 +142,7 @@ def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
                             "candidates": [], "skipped": skipped, "crossings": [],
                             "leaders": [], "advice": None, "calibration": (
                                 cal.summary(level) if cal is not None else
-                                "none: too few runs per candidate to back-test the law; "
-                                "intervals are the bootstrap alone (the fit's noise)")}
+                                _shortfall(pool, batches))}
     if loss_goal is not None:
         plan["loss_goal"] = loss_goal
         plan["data_needed"] = _data_needed(kept, batches, loss_goal, level, cal)
