@@ -98,3 +98,19 @@ def test_too_few_sizes_give_unbounded_intervals_and_uniform_p_best():
     lo, hi = pred.interval()
     assert (lo == 0).all() and np.isinf(hi).all()
     assert pred.p_best() == pytest.approx(np.full(3, 1 / 3))
+
+
+def test_shared_drift_across_positions_gets_a_new_draw_interval():
+    # Four positions whose errors are constant within each: the own part is 0, and the
+    # shared part is a new draw from N-ish(mean, sd^2 (1 + 1/J)) with t_{J-1} tails.
+    from scipy.stats import t as student_t
+
+    means = np.array([0.0, 0.1, 0.2, 0.3])
+    errors = [np.full(10, m) for m in means]
+    pred = from_errors(np.zeros(1), errors, np.ones(1), ratio_asked=8, ratio_tested=8,
+                       n_rep=200_000)
+    lo, hi = pred.interval(0.9)
+    half = means.std(ddof=1) * np.sqrt(1.25) * student_t.ppf(0.95, 3)
+    # log L = center - shared: the interval is -(mean +- half)
+    assert -np.log(lo[0]) == pytest.approx(means.mean() + half, rel=0.02)
+    assert -np.log(hi[0]) == pytest.approx(means.mean() - half, rel=0.05)

@@ -164,6 +164,22 @@ def small_sample_factor(m: int) -> float:
     return float(student_t.ppf(0.95, m - 1) / z * np.sqrt((m + 1) / (m - 1)))
 
 
+def _shared_draws(errors: list[np.ndarray], n_rep: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Draws of the error shared by all candidates ``(n_rep,)``.
+
+    With ``J >= 2`` positions, their means are a sample of the shared drift at different
+    places of the curves: a new place (``D*``) gets the prediction interval of a new draw,
+    ``mean + sd * sqrt(1 + 1/J) * T_{J-1}``. With one position, the bootstrap of its mean.
+    """
+    means = np.array([e.mean() for e in errors])
+    if means.size >= 2:
+        scale = means.std(ddof=1) * np.sqrt(1 + 1 / means.size)
+        return means.mean() + scale * rng.standard_t(means.size - 1, size=n_rep)
+    e = errors[0]
+    return e[rng.integers(e.size, size=(n_rep, e.size))].mean(axis=1)
+
+
 def from_errors(center: np.ndarray, errors: list[np.ndarray], widening: np.ndarray, *,
                 ratio_asked: float, ratio_tested: float, n_rep: int = N_REPLICATES,
                 seed: int = 0) -> Predictive:
@@ -186,11 +202,7 @@ def from_errors(center: np.ndarray, errors: list[np.ndarray], widening: np.ndarr
         return unknown(center, ratio_asked, f"{m} back-test error(s), fewer than the "
                                             f"{MIN_ERRORS} needed")
     rng = np.random.default_rng(seed)
-    pos = rng.integers(len(errors), size=n_rep)
-    shared = np.empty(n_rep)
-    for j, e in enumerate(errors):
-        at = pos == j
-        shared[at] = e[rng.integers(e.size, size=(int(at.sum()), e.size))].mean(axis=1)
+    shared = _shared_draws(errors, n_rep, rng)
     own = np.concatenate([e - e.mean() for e in errors]) * small_sample_factor(m)
     draws = own[rng.integers(own.size, size=(center.size, n_rep))]
     reps = center[:, None] - np.asarray(widening, float)[:, None] * (shared[None, :] + draws)
