@@ -166,7 +166,20 @@ def format_outcome(outcome: SelectOutcome) -> str:
         f"{outcome.ntk_flops:.3g} FLOPs; {outcome.ran} runs executed now, "
         f"{outcome.wall_time:.0f} s"]
         + ([f"runs: {saved_words(outcome)}"] if outcome.ladder is not None else [])
+        + _calibration_lines(outcome)
         + list(plan_lines(outcome_plan(outcome))))
+
+
+def _calibration_lines(outcome: SelectOutcome) -> list[str]:
+    """How the intervals and P(best) were calibrated, and what their back-tests needed."""
+    pred = outcome.predictive
+    if pred is None:
+        return []
+    line = f"intervals and P(best): {pred.note}"
+    if outcome.calibration_runs:
+        line += (f"; its back-tests needed {outcome.calibration_runs} smaller run(s) that "
+                 f"the selection itself did not ({outcome.calibration_flops:.3g} FLOPs)")
+    return [line]
 
 
 def _source_words(view) -> str:
