@@ -66,3 +66,24 @@ def test_runs_title_fits_the_figure():
 def test_backtest_cost_words_do_not_claim_the_runs_ran_now():
     words = backtest_cost_words(SimpleNamespace(extra_runs=3, extra_flops=1e9))
     assert "needed 3 smaller run(s)" in words and "already in the store" in words
+
+
+def test_predictions_from_an_earlier_rung_are_labelled():
+    from lensllm.report.select_report import rung_label
+
+    view = SimpleNamespace(sizes=np.array([50.0, 100.0, 200.0, 400.0]))
+    assert rung_label(view, {"predicted_from_size": 100.0}) == " (from D<=100)"
+    assert rung_label(view, {"predicted_from_size": 400.0}) == ""
+    assert rung_label(view, {"predicted_from_size": None}) == ""
+
+
+def test_the_loss_panels_range_over_the_data_not_a_wild_interval():
+    from lensllm.report.select_report import _loss_range
+
+    view = SimpleNamespace(zero_shot=np.array([3.0, 3.2]), target=800.0)
+    sel = SimpleNamespace(predicted=np.array([1.0, 1.1]))
+    outcome = SimpleNamespace(view=view, selection=sel, trust=None,
+                              observed=[(np.array([50.0]), np.array([2.0])),
+                                        (np.array([50.0]), np.array([2.2]))])
+    lo, hi = _loss_range(outcome, [0, 1])
+    assert lo == 1.0 - 0.15 * 2.2 and hi == 3.2 + 0.15 * 2.2  # from 1.0 to 3.2, padded

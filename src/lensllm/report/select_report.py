@@ -52,9 +52,24 @@ def ranking_rows(outcome: SelectOutcome) -> list[dict]:
             "lower": None if sel.lower is None else float(sel.lower[i]),
             "upper": None if sel.upper is None else float(sel.upper[i]),
             "p_best": float(prob[i]),
+            "predicted_from_size": _predicted_from(view, i),
             "selected": bool(i == sel.selected), "runs": int(view.paid[i].sum()),
             "curvature": _curvature(view, i)})
     return rows
+
+
+def _predicted_from(view, i: int) -> float | None:
+    """The largest size candidate ``i``'s prediction was made from (its largest paid run;
+    below the budget for a candidate stopped on an earlier rung), None without runs."""
+    paid = np.asarray(view.paid[i], bool)
+    return float(np.asarray(view.sizes)[paid].max()) if paid.any() else None
+
+
+def rung_label(view, row: dict) -> str:
+    """`` (from D<=X)`` when the prediction comes from runs below the largest affordable
+    size (a candidate stopped early), else ""."""
+    d = row.get("predicted_from_size")
+    return "" if d is None or d >= float(view.sizes[-1]) else f" (from D<={d:g})"
 
 
 def _curvature(view, i: int) -> dict | None:
@@ -75,7 +90,8 @@ def format_ranking(outcome: SelectOutcome) -> str:
     head += ("true L(D*)",) if truth is not None else ()
     rows = []
     for r in ranking_rows(outcome):
-        pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
+        pred = "-" if r["predicted"] is None else \
+            f"{r['predicted']:.4f}{rung_label(outcome.view, r)}"
         iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
         i = outcome.view.models.index(r["model"])
         tied = trust_report.candidate_fields(outcome, i)["tied"]
@@ -194,6 +210,28 @@ def _unit_label(view) -> str:
     return {"nats_per_byte": "nats/byte"}.get(getattr(view, "loss_unit", ""), "nats/token")
 
 
+def _loss_range(outcome: SelectOutcome, shown) -> tuple[float, float] | None:
+    """The y-range of the curve panels: the observed, zero-shot, predicted and true losses
+    of the candidates shown, with a margin (an interval or a law far off the data is cut
+    at the edge rather than stretching every panel)."""
+    view, sel = outcome.view, outcome.selection
+    vals = [np.asarray(outcome.observed[i][1], float) for i in shown]
+    if view.zero_shot is not None:
+        vals.append(np.asarray(view.zero_shot, float)[list(shown)])
+    if sel.predicted is not None:
+        vals.append(np.asarray(sel.predicted, float)[list(shown)])
+    truth = _truth_at_target(outcome)
+    if truth is not None:
+        vals.append(np.asarray(truth, float)[list(shown)])
+    v = np.concatenate(vals) if vals else np.zeros(0)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    pad = 0.15 * (hi - lo) if hi > lo else 0.1 * hi
+    return max(0.0, lo - pad), hi + pad
+
+
 def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
     """One panel per candidate, ``draw(ax, i, grid)`` filling each; one legend on top."""
     plt = pyplot()
@@ -219,6 +257,10 @@ def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
         ax.set_xlabel("fine-tuning examples D (log)", fontsize=8)
         ax.set_ylabel(f"test loss ({_unit_label(view)})", fontsize=8)
         ax.grid(alpha=0.25, which="both")
+    for _, ax, i in panels(axes, shown, cols):  # one range when the y-axis is shared
+        ylim = _loss_range(outcome, shown if sharey else [i])
+        if ylim is not None:
+            ax.set_ylim(*ylim)
     handles: dict = {}
     for row in axes:
         for ax in row:
@@ -473,7 +515,8 @@ def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
     with_curv = any(r["curvature"] for r in ranking_rows(outcome))
     for r in ranking_rows(outcome):
         iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
-        pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
+        pred = "-" if r["predicted"] is None else \
+            f"{r['predicted']:.4f}{html.escape(rung_label(view, r))}"
         tr = ""
         i = view.models.index(r["model"])
         if truth is not None:
