@@ -119,6 +119,6 @@ def test_json_has_p_best_summing_to_one_and_the_headline(tiny_select):
     assert rec["predictive"]["note"] and rec["headline"]
     pick = next(r for r in rec["ranking"] if r["selected"])
     if rec["predictive"]["known"] and pick["p_best"] > CLEAR_WINNER:
-        assert rec["headline"].startswith(f"pick ") and f"{pick['p_best']:.2f}" in rec["headline"]
+        assert rec["headline"].startswith("Pick ") and f"{pick['p_best']:.2f}" in rec["headline"]
     else:
-        assert rec["headline"].startswith("no clear winner: ")
+        assert rec["headline"].startswith("No clear winner: ")

@@ -122,6 +122,6 @@ def test_report_is_self_contained(tiny_select, tmp_path):
     from lensllm.report.verdict import headline
 
     words = headline(outcome)  # the verdict, its first words in bold
-    assert words.startswith(("pick ", "no clear winner: "))
-    assert ("<b>Pick " if words.startswith("pick ") else "<b>No clear winner</b>") in page
+    assert words.startswith(("Pick ", "No clear winner: "))
+    assert ("<b>Pick " if words.startswith("Pick ") else "<b>No clear winner</b>") in page
     assert "tiny:gpt2" in page and "How far to trust this" in page

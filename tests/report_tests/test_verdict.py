@@ -30,13 +30,13 @@ def _reps(gap_b, sd=0.1, n=4000):
 
 def test_a_clear_pick_is_named_with_its_p_best():
     words = headline(_outcome(_reps(1.0)))
-    assert words.startswith("pick a (P(best) 1.00)")
+    assert words.startswith("Pick a (P(best) 1.00)")
 
 
 def test_no_clear_winner_names_the_contenders_and_the_deciding_run():
     run = DecisiveRun(candidate=1, size=1600.0, cost=2.5e12, gain=0.2)
     words = headline(_outcome(_reps(0.0), selected=1, decisive=run))  # a, b: even odds
-    assert words.startswith("no clear winner: b ranks first with P(best) 0.4")
+    assert words.startswith("No clear winner: b ranks first with P(best) 0.4")
     assert "then a 0.5" in words
     assert "the run that would decide it best per FLOP: b at D=1600 (about 2.5e+12 FLOPs)" \
         in words
@@ -44,7 +44,7 @@ def test_no_clear_winner_names_the_contenders_and_the_deciding_run():
 
 def test_an_unknown_distribution_never_commits():
     words = headline(_outcome(_reps(1.0), known=False))
-    assert words.startswith("no clear winner: a ranks first") and "not calibrated" in words
+    assert words.startswith("No clear winner: a ranks first") and "not calibrated" in words
 
 
 def test_the_truth_at_d_star_overrules_the_pick():
@@ -52,7 +52,7 @@ def test_the_truth_at_d_star_overrules_the_pick():
                             true_loss=np.array([1.2, 1.1, np.nan]))
     trust = SimpleNamespace(at=lambda size: check)
     words = headline(_outcome(_reps(1.0), trust=trust))
-    assert words.startswith("pick b: the store's runs at D* show it is best")
+    assert words.startswith("Pick b: the store's runs at D* show it is best")
     assert "the selector predicted a" in words
 
 

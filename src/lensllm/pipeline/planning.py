@@ -80,7 +80,7 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
         lines.append(f"to reach loss {plan['loss_goal']:g}, {Path(rec['model']).name} needs "
                      f"{need_text(rec)}")
     for rec in plan["skipped"]:
-        lines.append(f"data plan leaves out {rec['model']}: {rec['reason']}")
+        lines.append(f"data plan leaves out {Path(rec['model']).name}: {rec['reason']}")
     if plan["candidates"]:
         lines.append(f"data plan intervals: {plan['calibration']}")
     return lines

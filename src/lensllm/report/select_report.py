@@ -500,11 +500,8 @@ D* = {cfg.target:g}). Compute: {view.cost():.3g} FLOPs of fine-tuning =
 def _headline_html(outcome: SelectOutcome, best: str) -> str:
     """The verdict (:func:`lensllm.report.verdict.headline`), its first words in bold."""
     words = trust_report.headline(outcome)
-    first, _, rest = words.partition(" (") if words.startswith("pick ") else \
-        words.partition(": ")
-    sep = " (" if words.startswith("pick ") else ": "
-    head = first[0].upper() + first[1:]
-    return f"<b>{html.escape(head)}</b>" + (html.escape(sep + rest) if rest else "")
+    cut = min((k for k in (words.find(" ("), words.find(": ")) if k > 0), default=len(words))
+    return f"<b>{html.escape(words[:cut])}</b>{html.escape(words[cut:])}"
 
 
 def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None

@@ -62,17 +62,17 @@ def headline(outcome) -> str:
     p = float(prob[sel.selected])
     beaten = _truth_beats_pick(outcome)
     if beaten is not None:
-        return (f"pick {_name(beaten)}: the store's runs at D* show it is best "
+        return (f"Pick {_name(beaten)}: the store's runs at D* show it is best "
                 f"(the selector predicted {leader}, P(best) {p:.2f})")
     pred = getattr(outcome, "predictive", None)
     if pred is None or not pred.known:
         why = "the method predicts no loss" if pred is None else pred.note
-        return f"no clear winner: {leader} ranks first, but the prediction is {why}"
+        return f"No clear winner: {leader} ranks first, but the prediction is {why}"
     if p > CLEAR_WINNER:
-        return f"pick {leader} (P(best) {p:.2f})"
+        return f"Pick {leader} (P(best) {p:.2f})"
     order = [int(i) for i in np.argsort(-prob) if int(i) != sel.selected][:3]
     others = ", ".join(f"{_name(view.models[i])} {prob[i]:.2f}" for i in order)
-    text = (f"no clear winner: {leader} ranks first with P(best) {p:.2f} (more than "
+    text = (f"No clear winner: {leader} ranks first with P(best) {p:.2f} (more than "
             f"{CLEAR_WINNER:g} needed; then {others})")
     rec = decisive_record(outcome)
     if rec is not None:
