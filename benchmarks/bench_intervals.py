@@ -104,7 +104,8 @@ def reliability_plot(rows: list[dict], path: Path) -> None:
             ax.errorbar(p[sel].mean(), f, yerr=np.sqrt(max(f * (1 - f), 1e-4) / sel.sum()),
                         fmt="o", color="C0")
             ax.annotate(str(int(sel.sum())), (p[sel].mean(), f), textcoords="offset points",
-                        xytext=(6, -10), fontsize=8)
+                        xytext=(4, 8 if f < 0.1 else -10), fontsize=8,
+                        rotation=60 if f < 0.1 else 0)
     ax.set_xlabel("P(best) of a candidate")
     ax.set_ylabel("share that were the true best at D*")
     ax.set_xlim(-0.02, 1.02)

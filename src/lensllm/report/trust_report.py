@@ -17,9 +17,9 @@ from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
 from lensllm.outputs import html_text
 from lensllm.pipeline.trust import Backtest, TruthCheck
 
-__all__ = ["backtest_cost_words", "backtest_record", "candidate_fields", "check_metrics", "check_rows",
-           "coverage_words", "headline", "metric_words", "trust_html", "trust_lines",
-           "trust_record", "uncertain_reasons"]
+__all__ = ["backtest_cost_words", "backtest_record", "candidate_fields", "check_metrics",
+           "check_rows", "coverage_words", "headline", "metric_words", "trust_html",
+           "trust_lines", "trust_record", "uncertain_reasons"]
 
 
 def _name(model: str) -> str:
@@ -166,7 +166,8 @@ def trust_lines(outcome) -> list[str]:
             "note")
     rows = _backtest_rows(outcome)
     widths = [max(len(x[c]) for x in (head, *rows)) for c in range(len(head))]
-    lines = ["back-test (the selector refitted without each candidate's largest paid run):"]
+    lines = ["back-test (the selector refitted without each candidate's largest paid run; "
+             "its own intervals, before calibration):"]
     lines += ["  " + "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()
               for r in (head, *rows)]
     lines.append(coverage_words(outcome))
