@@ -23,7 +23,8 @@ from lensllm.selection.next_run import DecisiveRun, decisive_run
 from lensllm.selection.p_best import CLEAR_WINNER
 from lensllm.selection.predictive import Predictive, calibrate
 
-__all__ = ["CLEAR_WINNER", "LEVEL", "calibrate_outcome", "decide", "largest_paid"]
+__all__ = ["CLEAR_WINNER", "LEVEL", "calibrate_outcome", "decide", "joint_ties",
+           "largest_paid"]
 
 #: Coverage of the intervals every output shows.
 LEVEL = 0.9
@@ -60,6 +61,18 @@ def calibrate_outcome(view: RunView, selection: Selection, make_selector: Callab
                                      "level": selection.level}
     return dataclasses.replace(selection, lower=lo, upper=hi, level=LEVEL, info=info), \
         pred, spent
+
+
+def joint_ties(pred: Predictive, leader: int, level: float = LEVEL) -> np.ndarray | None:
+    """Per candidate, whether it is tied with ``leader``: lower than it in at least
+    ``(1 - level) / 2`` of the joint replicates (the leader itself: False). Read from the
+    joint distribution, so a drift shared by both moves neither ahead; None when unknown."""
+    if not pred.known:
+        return None
+    ahead = (pred.replicates < pred.replicates[leader][None, :]).mean(axis=1)
+    tied = ahead >= (1 - level) / 2
+    tied[leader] = False
+    return tied
 
 
 def largest_paid(view: RunView) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from lensllm.pipeline import stages
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.laws import LawCurves, fit_laws
-from lensllm.pipeline.predictive import calibrate_outcome, decide
+from lensllm.pipeline.predictive import calibrate_outcome, decide, joint_ties
 from lensllm.pipeline.rungs import RunLadder, run_ladder
 from lensllm.pipeline.trust import Trust, assess_trust, validate_runs
 from lensllm.pipeline.view import RunView
@@ -181,6 +181,8 @@ def run_select(
         outcome.trust = assess_trust(view, selection, lambda: stages.make_selector(config),
                                      log=failures.say)
         outcome.trust.notes += notes
+        if predictive.known:  # ties from the joint distribution, like P(best)
+            outcome.trust.tied = joint_ties(predictive, selection.selected)
         outcome.observed = [_observed(view, i) for i in range(view.n_models)]
         outcome.laws = fit_laws(view, outcome.observed)
         outcome.ran = counter.ran
