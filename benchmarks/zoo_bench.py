@@ -377,6 +377,7 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
                 "pearcorr_zoo_only": pearson_corr(np.asarray(sel.score)[zoo], truth[zoo]),
                 "spearman": spearman(sel.score, truth),
                 "score": [float(v) for v in sel.score]}
+            rec.update(calibrated_scores(sel, view, method, opts, table, spectra, truth))
             records.append(rec)
             log(f"1/{ratio} {method}: PearCorr {rec['pearcorr']} RelAcc {rec['relacc']:.3f} "
                 f"rmse {rec['rmse']} cost {rec['cost_fraction']:.4f}")
@@ -506,6 +507,27 @@ def plot_bench(bench: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def calibrated_scores(sel, view, method, opts, table, spectra, truth) -> dict:
+    """The calibrated 90% intervals and P(best) of ``select`` (lensllm.selection.predictive):
+    coverage, median width (upper / lower) and the Brier score of P(best), next to the
+    uniform prior's and the 0/1 pick's (see docs/select.md)."""
+    from lensllm.bench.budget import BudgetView
+    from lensllm.selection import get_selector
+    from lensllm.selection.p_best import brier_score
+    from lensllm.selection.predictive import calibrate
+
+    pred = calibrate(sel, view, lambda: get_selector(method, **opts),
+                     lambda b, t: BudgetView(table, b, t, ntk=spectra))
+    if not pred.known:
+        return {"calibrated_coverage": None, "calibrated_width": None, "brier_p_best": None}
+    lo, hi = pred.interval(0.9)
+    best, c = int(np.argmin(truth)), len(truth)
+    return {"calibrated_coverage": float(np.mean((lo <= truth) & (truth <= hi))),
+            "calibrated_width": float(np.median(hi / lo)),
+            "brier_p_best": brier_score(pred.p_best(), best), "brier_uniform": 1 - 1 / c,
+            "brier_pick": brier_score(np.eye(c)[sel.selected], best)}
+
+
 def format_summary(bench: dict) -> str:
     lines = ["# Zoo benchmark: measured results", ""]
     lines.append("## log-RMSE of the predicted L(D*) (laws fitted to every point up to the "
@@ -537,7 +559,13 @@ def format_summary(bench: dict) -> str:
                                  ("interval_median_log_width", "median interval width "
                                   "(log upper/lower)", 1),
                                  ("converged_share", "share of the runs used that converged",
-                                  1)):
+                                  1),
+                                 ("calibrated_coverage", "coverage of the calibrated 90% "
+                                  "intervals of select", 1),
+                                 ("calibrated_width", "median width (upper / lower) of "
+                                  "those intervals", 1),
+                                 ("brier_p_best", "Brier score of P(best) (uniform prior: "
+                                  "1 - 1/C; the 0/1 pick: 0 or 2)", 1)):
         lines.append(f"## {title}\n")
         lines.append("| method | " + " | ".join(f"1/{r}" for r in ratios) + " |")
         lines.append("|---|" + "---|" * len(ratios))

@@ -161,7 +161,7 @@ def test_report_shows_the_truth_and_the_verdict(checked):
     tmp, _, rec = checked
     page = (tmp / "rep" / "index.html").read_text()
     assert "How far to trust this" in page and "true L(D*)" in page
-    assert ("Uncertain" in page) == rec["uncertain"]
+    assert ("<b>Caution</b>" in page) == rec["uncertain"]
     assert "back-test coverage:" in page
     for png in ("curves.png", "laws.png"):
         assert (tmp / "rep" / png).read_bytes()[:4] == b"\x89PNG"

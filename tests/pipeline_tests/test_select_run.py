@@ -119,6 +119,9 @@ def test_report_is_self_contained(tiny_select, tmp_path):
     for png in ("curves.png", "laws.png", "ranking.png", "cost.png", "planning.png",
                 "runs.png"):
         assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
-    tied = outcome.trust.tied is not None and outcome.trust.tied.any()
-    assert ("<b>No single winner</b>" if tied else "Selected: <b>") in page
+    from lensllm.report.verdict import headline
+
+    words = headline(outcome)  # the verdict, its first words in bold
+    assert words.startswith(("Pick ", "No clear winner: "))
+    assert ("<b>Pick " if words.startswith("Pick ") else "<b>No clear winner</b>") in page
     assert "tiny:gpt2" in page and "How far to trust this" in page

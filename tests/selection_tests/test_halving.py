@@ -129,3 +129,31 @@ def test_is_ats_where_no_rung_can_prune(name):
 def test_bad_settings_are_refused(kwargs, match):
     with pytest.raises(InputError, match=match):
         get_selector("halving", **kwargs)
+
+
+def test_halving_draws_the_line_of_the_rung_behind_each_prediction():
+    """Every candidate's curve is its line from the rung where it was predicted: it passes
+    through the prediction at D*, and for a candidate stopped early it is the least-squares
+    line through that rung's k largest sizes (not a line through later runs)."""
+    import numpy as np
+
+    from lensllm.bench import load_table
+    from lensllm.bench.budget import BudgetView
+    from lensllm.selection import get_selector
+
+    table = load_table("flan")
+    target = float(table.sizes[-1])
+    view = BudgetView(table, target / 8, target)
+    sel = get_selector("halving").select(view)
+    assert np.allclose(sel.curve(np.array([target]))[:, 0], sel.predicted, rtol=1e-12)
+    stopped = np.asarray(sel.stopped_at)
+    early = np.flatnonzero(stopped < view.sizes[-1])
+    assert early.size
+    m = int(early[0])
+    top = int(np.searchsorted(view.sizes, stopped[m]))
+    cols = np.arange(top - 2, top + 1)  # k = 3
+    x = np.log(view.sizes[cols])
+    slope, icpt = np.polyfit(x, np.log(table.losses[m, np.searchsorted(table.sizes,
+                                                                          view.sizes[cols])]), 1)
+    d = np.array([1e3, 1e5])
+    assert np.allclose(np.log(sel.curve(d)[m]), slope * np.log(d) + icpt, rtol=1e-9)

@@ -80,13 +80,16 @@ def run(args: argparse.Namespace) -> int:
     from lensllm.finetune.progress import make_progress
     from lensllm.store import open_store
 
-    config = load_config(args.config)
+    config = _experiment_config(args.config, load_config)
     threads = args.threads or config.threads or 1
     prepared = prepare_experiment(config, store_path=args.store)  # validates everything
 
     import torch
 
     torch.set_num_threads(threads)
+    from lensllm.finetune.models import quiet_transformers
+
+    quiet_transformers()  # lensllm's progress lines say what runs; no per-load bars
     if args.ray:
         executor = RayExecutor(prepared, address=args.ray, threads=threads)
     else:
@@ -110,6 +113,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"  lensllm bench --table {table}")
     print(f"  lensllm fit --table {table} --law rectified --max-data {config.sizes[-1]}")
     return 0
+
+
+def _experiment_config(path: Path, load_config):
+    """The experiment of ``path``: a ``lensllm run`` config, or the ``[experiment]`` part of
+    a ``lensllm select`` config (one with a ``[selection]`` table), so that the truth runs
+    at ``D*`` need no second file."""
+    from lensllm.finetune.config import read_toml
+
+    if "selection" not in read_toml(path):
+        return load_config(path)
+    from lensllm.pipeline import load_select_config
+
+    print(f"note: {path} is a select config; running its experiment (the [selection] and "
+          "[ntk] tables are read by lensllm select)", file=sys.stderr)
+    return load_select_config(path).experiment
 
 
 def _print_summary(summary, store_path) -> bool:

@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the `lensllm select` config")
     p.add_argument("--size", required=True, type=int, metavar="N",
                    help="training examples of the validation runs (above selection.max_data)")
+    p.add_argument("--method", metavar="NAME",
+                   help="override selection.method, as `lensllm select --method` does")
     p.add_argument("--top", type=int, default=2, metavar="K",
                    help="how many best-ranked candidates to validate (default 2)")
     p.add_argument("--store", type=Path, metavar="FILE",
@@ -68,6 +70,36 @@ def _lines(rows: list[dict], size: int, metrics: dict | None) -> list[str]:
     return out
 
 
+def _with_method(config, method: str | None):
+    """``config`` with ``selection.method`` replaced (``--method``), checked like select's."""
+    if not method:
+        return config
+    import dataclasses
+
+    from lensllm.exceptions import CLIUsageError, ConfigError
+
+    try:
+        sel = dataclasses.replace(config.selection, method=method)
+    except ConfigError as exc:
+        raise CLIUsageError(f"--method: {exc}") from None
+    return dataclasses.replace(config, selection=sel)
+
+
+def _check_pool(config, size: int) -> None:
+    """Refuse a ``--size`` above the task's training examples before any run is paid."""
+    from lensllm.exceptions import CLIUsageError
+    from lensllm.finetune.data import load_data, split_indices
+
+    data = config.experiment.data
+    task = load_data(data)
+    pool = len(split_indices(len(task), n_validation=data.validation_size,
+                             n_test=data.test_size, seed=data.split_seed).train)
+    if size > pool:
+        raise CLIUsageError(f"--size {size} is more than the {pool} training examples of "
+                            f"the task '{task.path}'; the largest possible validation is "
+                            f"--size {pool}")
+
+
 def run(args: argparse.Namespace) -> int:
     from lensllm.commands._common import check_report_apart, check_threads, print_json
     from lensllm.exceptions import CLIUsageError
@@ -82,10 +114,11 @@ def run(args: argparse.Namespace) -> int:
     check_report_apart(args.report, args.config, args.store)
     if args.top < 1:
         raise CLIUsageError(f"--top must be >= 1, got {args.top}")
-    config = load_select_config(args.config)
+    config = _with_method(load_select_config(args.config), args.method)
     if args.size <= config.max_data:
         raise CLIUsageError(f"--size {args.size} must be above the budget "
                             f"(selection.max_data = {config.max_data:g})")
+    _check_pool(config, args.size)  # before the selection, not after it
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     outcome = run_select(config, store_path=args.store, threads=args.threads, log=log,

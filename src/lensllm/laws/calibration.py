@@ -55,7 +55,8 @@ from lensllm.laws._inversion import data_needed_at, quantile_with_infinities
 
 __all__ = ["Calibration", "measure_calibration", "backtest_warps", "max_sizes", "warp_sizes",
            "unwarp_sizes", "replicate_warps", "calibrated_predict", "calibrated_interval",
-           "calibrated_curve_replicates", "MAX_BACKTEST_CURVES", "MIN_BACKTESTS"]
+           "calibrated_curve_replicates", "MAX_BACKTEST_CURVES", "MIN_BACKTESTS",
+           "shortfall_words"]
 
 #: Fewer pooled back-tests than this and no calibration is made (a 90% interval needs a
 #: tail of the distribution to read; with 10 values its ends are the extreme values).
@@ -196,6 +197,25 @@ def measure_calibration(batches, max_distance: float = np.inf) -> Calibration | 
     n_curves = sum(np.unique(p[2]).size for p in parts)
     return Calibration(kappa=np.concatenate([p[0] for p in parts]),
                        distance=np.concatenate([p[1] for p in parts]), n_curves=int(n_curves))
+
+
+def shortfall_words(n_points, n_params: int, law_name: str) -> str:
+    """Why :func:`measure_calibration` gave None, with the minimum it needs.
+
+    A curve of ``n`` points gives ``n - n_params - 1`` back-tests (a refit keeps at least
+    one point more than the law has parameters); :data:`MIN_BACKTESTS` are needed in all.
+
+    Args:
+        n_points: points per curve (the zero-shot point included where the law uses it).
+        n_params: the law's parameters.
+        law_name: for the sentence.
+    """
+    n_points = [int(n) for n in n_points]
+    possible = sum(max(0, n - n_params - 1) for n in n_points)
+    return (f"none: the {law_name} law's back-tests need at least {n_params + 2} points per "
+            f"candidate (zero-shot included) and {MIN_BACKTESTS} back-tests in all; "
+            f"{len(n_points)} candidate(s) with {', '.join(map(str, sorted(set(n_points))))} "
+            f"points give {possible}; intervals are the bootstrap alone (the fit's noise)")
 
 
 def replicate_warps(calibration: Calibration, n_curves: int, n_rep: int,

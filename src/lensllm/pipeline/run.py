@@ -21,6 +21,7 @@ from lensllm.pipeline import stages
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.convergence import PointConvergence, convergence, convergence_text
 from lensllm.pipeline.laws import LawCurves, fit_laws
+from lensllm.pipeline.predictive import calibrate_outcome, decide, joint_ties
 from lensllm.pipeline.rungs import RunLadder, run_ladder
 from lensllm.pipeline.trust import Trust, assess_trust, validate_runs
 from lensllm.pipeline.view import RunView
@@ -49,6 +50,11 @@ class SelectOutcome:
         trust: back-tests, truth checks and ties (:mod:`lensllm.pipeline.trust`).
         convergence: per paid run, whether it converged
             (:mod:`lensllm.pipeline.convergence`).
+        predictive: the selector's joint predictive distribution of ``L(D*)``
+            (:mod:`lensllm.pipeline.predictive`); the selection carries its intervals.
+        decisive: the run that would decide the best per FLOP when none is clear.
+        calibration_runs, calibration_flops: runs the calibration's back-tests paid for
+            that the selection had not, and their FLOPs.
     """
 
     config: SelectConfig
@@ -65,14 +71,19 @@ class SelectOutcome:
     ladder: RunLadder | None = None
     trust: Trust | None = None
     convergence: list[PointConvergence] = field(default_factory=list)
+    predictive: Any = None
+    decisive: Any = None
+    calibration_runs: int = 0
+    calibration_flops: float = 0.0
 
     @property
     def total_cost_flops(self) -> float:
         """Every FLOP the selection paid: its fine-tuning runs (training and every
-        evaluation pass), zero-shot evaluations, NTK features and the runs its back-tests
-        paid for."""
+        evaluation pass), zero-shot evaluations, NTK features, and the runs its
+        calibration and its back-tests paid for."""
         extra = self.trust.extra_flops if self.trust is not None else 0.0
-        return self.view.cost() + self.zero_shot_flops + self.ntk_flops + extra
+        return (self.view.cost() + self.zero_shot_flops + self.ntk_flops + extra
+                + self.calibration_flops)
 
     @property
     def cost_fraction(self) -> float:
@@ -84,6 +95,14 @@ class SelectOutcome:
     def fine_tuning_cost_fraction(self) -> float:
         """The selection's fine-tuning runs alone over the same denominator."""
         return self.view.cost() / self.view.full_cost()
+
+
+def loss_words(result: Any) -> str:
+    """A run's test loss with its unit, per token and (when the byte count is known) per
+    byte, so progress lines read like the ranking whichever unit it uses."""
+    text = f"{result.test_loss:.4f} nats/token"
+    per_byte = getattr(result, "test_loss_per_byte", None)
+    return text + (f" = {per_byte:.4f} nats/byte" if per_byte is not None else "")
 
 
 class _RunCounter:
@@ -103,7 +122,7 @@ class _RunCounter:
         if self.log:
             k = record.key
             what = "zero-shot" if k.size == 0 else f"D={k.size} seed={k.seed}"
-            self.log(f"  run {Path(k.model).name} {what}: test loss {result.test_loss:.4f} "
+            self.log(f"  run {Path(k.model).name} {what}: test loss {loss_words(result)} "
                      f"({result.steps} steps, {result.wall_time:.1f} s)")
 
     def run_failed(self, record, message) -> None:
@@ -171,25 +190,43 @@ def run_select(
                                         progress=counter, executor_factory=executor_factory,
                                         loss_unit=unit, retry_failed=retry_failed)
         view, selection = stages.select(config, alive, make_view, failures)
-        outcome = SelectOutcome(config, view, selection, list(failures), skipped,
-                                ntk_flops=ntk_flops, zero_shot_flops=zs_flops)
-        notes = _validate(view, selection, validate, prepared, failures.say)
-        outcome.trust = assess_trust(view, selection, config.selection.selector,
-                                     log=failures.say)
-        outcome.trust.notes += notes
-        outcome.observed = [_observed(view, i) for i in range(view.n_models)]
-        outcome.laws = fit_laws(view, outcome.observed)
+        outcome = _assess(config, view, selection, failures, skipped, validate, prepared,
+                          ntk_flops=ntk_flops, zero_shot_flops=zs_flops)
         outcome.ran = counter.ran
-        outcome.ladder = run_ladder(view, selection)
-        outcome.convergence = convergence(view)
-        if any(not p.converged for p in outcome.convergence):
-            failures.say("warning: " + convergence_text(outcome.convergence))
         view.freeze()
         store.check_intact()  # a ranking is never printed over a store that is gone
         outcome.wall_time = time.perf_counter() - start
         return outcome
     finally:
         store.close()
+
+
+def _assess(config: SelectConfig, view: RunView, selection: Any, failures: Any, skipped: list,
+            validate: tuple[int, int] | None, prepared: Any, *, ntk_flops: float,
+            zero_shot_flops: float) -> SelectOutcome:
+    """Everything after the selection: the calibrated predictive distribution and P(best),
+    the validation runs, back-tests and ties, the laws for the report, the runs ladder and
+    the convergence of every run used (a warning names the unconverged ones)."""
+    selection, predictive, cal_paid = calibrate_outcome(
+        view, selection, lambda: config.selection.selector, log=failures.say)
+    outcome = SelectOutcome(config, view, selection, list(failures), skipped,
+                            ntk_flops=ntk_flops, zero_shot_flops=zero_shot_flops,
+                            predictive=predictive, decisive=decide(view, predictive))
+    cal_extra = cal_paid - view.paid_runs
+    outcome.calibration_runs = len(cal_extra)
+    outcome.calibration_flops = float(sum(view.flops(m, s) for m, s in cal_extra))
+    notes = _validate(view, selection, validate, prepared, failures.say)
+    outcome.trust = assess_trust(view, selection, config.selection.selector, log=failures.say)
+    outcome.trust.notes += notes
+    if predictive.known:  # ties from the joint distribution, like P(best)
+        outcome.trust.tied = joint_ties(predictive, selection.selected)
+    outcome.observed = [_observed(view, i) for i in range(view.n_models)]
+    outcome.laws = fit_laws(view, outcome.observed)
+    outcome.ladder = run_ladder(view, selection)
+    outcome.convergence = convergence(view)
+    if any(not p.converged for p in outcome.convergence):
+        failures.say("warning: " + convergence_text(outcome.convergence))
+    return outcome
 
 
 def _validate(view: RunView, selection: Any, validate: tuple[int, int] | None, prepared: Any,

@@ -17,7 +17,7 @@ from lensllm.pipeline import SelectOutcome
 from lensllm.outputs import plot_text
 from lensllm.report._plots import pyplot, save_figure
 
-__all__ = ["plot_runs", "saved_words"]
+__all__ = ["CHARS_PER_INCH", "plot_runs", "runs_title", "saved_words"]
 
 
 def saved_words(outcome: SelectOutcome) -> str:
@@ -33,6 +33,22 @@ def saved_words(outcome: SelectOutcome) -> str:
             f"FLOPs (recipe estimate) = {100 * lad.saved_fraction:.1f}% of paying every "
             f"candidate up to the budget ({lad.paid_flops:.3g} FLOPs counted + "
             f"{lad.saved_flops:.3g} estimated)")
+
+
+#: Characters of a 9-point title line per inch of figure width (with a margin).
+CHARS_PER_INCH = 12
+
+
+def runs_title(method: str, paid: int, saved: int, fraction: float, width_in: float) -> str:
+    """The title of ``runs.png``, wrapped to the figure's width so no word is cut off."""
+    import textwrap
+
+    width = max(30, int(width_in * CHARS_PER_INCH))
+    parts = [f"Runs paid by {method}: filled = paid (red: selected), hatched = saved by "
+             "stopping early, grey = stopped before the budget",
+             f"{paid} runs paid; {saved} saved = {100 * fraction:.1f}% of the FLOPs of "
+             "paying every candidate up to the budget"]
+    return "\n".join(textwrap.fill(p, width) for p in parts)
 
 
 def plot_runs(outcome: SelectOutcome, path: Path) -> None:
@@ -66,11 +82,9 @@ def plot_runs(outcome: SelectOutcome, path: Path) -> None:
     for label, m in zip(labels, order):
         label.set_color("0.55" if lad.pruned[m] else "k")
     ax.set_xlabel("fine-tuning subset size D (examples)")
-    ax.set_title(f"Runs paid by {plot_text(outcome.config.selection.method)}: filled = paid (red: "
-                 "selected), hatched = saved by stopping early, grey = stopped before the "
-                 f"budget\n{int(lad.paid.sum())} runs paid; {int(lad.saved.sum())} saved = "
-                 f"{100 * lad.saved_fraction:.1f}% of the FLOPs of paying every candidate up "
-                 "to the budget", fontsize=9)
+    ax.set_title(runs_title(plot_text(outcome.config.selection.method), int(lad.paid.sum()),
+                            int(lad.saved.sum()), lad.saved_fraction,
+                            fig.get_figwidth()), fontsize=9)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()

@@ -32,15 +32,18 @@ from lensllm.report import trust_report
 from lensllm.report._plots import panels, pyplot, save_figure, short_name, top_panels
 from lensllm.report.planning_section import plan_section
 from lensllm.report.rung_plot import plot_runs, saved_words
+from lensllm.report.verdict import decisive_record, p_best_of
 
 __all__ = ["embed_png", "format_outcome", "format_ranking", "outcome_record", "plot_laws",
            "ranking_rows", "short_name", "write_select_report"]
 
 
 def ranking_rows(outcome: SelectOutcome) -> list[dict]:
-    """The ranking as dicts, best first: rank, model, params, predicted, lower, upper."""
+    """The ranking as dicts, best first: rank, model, params, predicted, lower, upper,
+    p_best (the probability of the lowest ``L(D*)``; the values sum to 1)."""
     view, sel = outcome.view, outcome.selection
     order = sel.ranking()
+    prob = p_best_of(outcome)
     rows = []
     for rank, i in enumerate(order, 1):
         rows.append({
@@ -49,9 +52,25 @@ def ranking_rows(outcome: SelectOutcome) -> list[dict]:
             "predicted": None if sel.predicted is None else float(sel.predicted[i]),
             "lower": None if sel.lower is None else float(sel.lower[i]),
             "upper": None if sel.upper is None else float(sel.upper[i]),
+            "p_best": float(prob[i]),
+            "predicted_from_size": _predicted_from(view, i),
             "selected": bool(i == sel.selected), "runs": int(view.paid[i].sum()),
             "curvature": _curvature(view, i)})
     return rows
+
+
+def _predicted_from(view, i: int) -> float | None:
+    """The largest size candidate ``i``'s prediction was made from (its largest paid run;
+    below the budget for a candidate stopped on an earlier rung), None without runs."""
+    paid = np.asarray(view.paid[i], bool)
+    return float(np.asarray(view.sizes)[paid].max()) if paid.any() else None
+
+
+def rung_label(view, row: dict) -> str:
+    """`` (from D<=X)`` when the prediction comes from runs below the largest affordable
+    size (a candidate stopped early), else ""."""
+    d = row.get("predicted_from_size")
+    return "" if d is None or d >= float(view.sizes[-1]) else f" (from D<={d:g})"
 
 
 def _curvature(view, i: int) -> dict | None:
@@ -67,25 +86,28 @@ def format_ranking(outcome: SelectOutcome) -> str:
     sel = outcome.selection
     level = f"{100 * sel.level:.0f}% interval" if sel.level else "interval"
     truth = _truth_at_target(outcome)
-    head = ("rank", "model", "params", f"predicted L({outcome.config.target:g})", level, "runs")
+    head = ("rank", "model", "params", f"predicted L({outcome.config.target:g})", level,
+            "P(best)", "runs")
     head += ("true L(D*)",) if truth is not None else ()
     rows = []
     for r in ranking_rows(outcome):
-        pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
+        pred = "-" if r["predicted"] is None else \
+            f"{r['predicted']:.4f}{rung_label(outcome.view, r)}"
         iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
         i = outcome.view.models.index(r["model"])
         tied = trust_report.candidate_fields(outcome, i)["tied"]
         rows.append((f"{r['rank']}{'*' if r['selected'] else ''}",
                      short_name(r["model"]) + (" (tied)" if tied else ""),
-                     f"{r['n_params'] / 1e6:.2f}M", pred, iv, str(r["runs"]))
+                     f"{r['n_params'] / 1e6:.2f}M", pred, iv, f"{r['p_best']:.2f}",
+                     str(r["runs"]))
                     + ((f"{truth[i]:.4f}" if np.isfinite(truth[i]) else "-",)
                        if truth is not None else ()))
     pad = ("-",) if truth is not None else ()
     for model, reason in outcome.failed:
-        rows.append(("-", short_name(model), "-", "failed", reason[:60], "-") + pad)
+        rows.append(("-", short_name(model), "-", "failed", reason[:60], "-", "-") + pad)
     for model, n_params, reason in outcome.skipped:
-        rows.append(("-", short_name(model), f"{n_params / 1e6:.2f}M", "skipped", reason, "0")
-                    + pad)
+        rows.append(("-", short_name(model), f"{n_params / 1e6:.2f}M", "skipped", reason, "-",
+                     "0") + pad)
     widths = [max(len(x[c]) for x in (head, *rows)) for c in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)) for row in rows]
@@ -121,7 +143,21 @@ def outcome_record(outcome: SelectOutcome) -> dict:
         "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
         "wall_time_s": outcome.wall_time, "planning": outcome_plan(outcome),
         "convergence": convergence_record(outcome.convergence),
+        **_verdict_record(outcome),
         **trust_report.trust_record(outcome)}
+
+
+def _verdict_record(outcome: SelectOutcome) -> dict:
+    """The predictive distribution, the verdict and the run that would decide it."""
+    from lensllm.pipeline.predictive import CLEAR_WINNER
+
+    pred = outcome.predictive
+    return {"headline": trust_report.headline(outcome), "clear_winner_p_best": CLEAR_WINNER,
+            "predictive": None if pred is None else pred.to_dict(outcome.selection.level
+                                                                 or 0.9),
+            "decisive_run": decisive_record(outcome),
+            "calibration_extra_runs": outcome.calibration_runs,
+            "calibration_extra_flops": outcome.calibration_flops}
 
 
 def _ladder_record(outcome: SelectOutcome) -> dict:
@@ -148,16 +184,31 @@ def format_outcome(outcome: SelectOutcome) -> str:
         f"{view.n_models} candidates on D*={outcome.config.target:g} "
         f"({view.full_cost():.3g} FLOPs, {_source_words(view)}): fine-tuning runs "
         f"{view.cost():.3g} (evaluations included), zero-shot "
-        f"{outcome.zero_shot_flops:.3g}, NTK {outcome.ntk_flops:.3g}, back-tests "
-        f"{_extra_flops(outcome):.3g}; {outcome.ran} runs executed now, "
+        f"{outcome.zero_shot_flops:.3g}, NTK {outcome.ntk_flops:.3g}, back-tests and "
+        f"calibration {_extra_flops(outcome):.3g}; {outcome.ran} runs executed now, "
         f"{outcome.wall_time:.0f} s",
         convergence_text(outcome.convergence)]
         + ([f"runs: {saved_words(outcome)}"] if outcome.ladder is not None else [])
+        + _calibration_lines(outcome)
         + list(plan_lines(outcome_plan(outcome))))
 
 
 def _extra_flops(outcome: SelectOutcome) -> float:
-    return outcome.trust.extra_flops if outcome.trust is not None else 0.0
+    """FLOPs of the smaller runs the back-tests and the calibration paid for."""
+    trust = outcome.trust.extra_flops if outcome.trust is not None else 0.0
+    return trust + outcome.calibration_flops
+
+
+def _calibration_lines(outcome: SelectOutcome) -> list[str]:
+    """How the intervals and P(best) were calibrated, and what their back-tests needed."""
+    pred = outcome.predictive
+    if pred is None:
+        return []
+    line = f"intervals and P(best): {pred.note}"
+    if outcome.calibration_runs:
+        line += (f"; its back-tests needed {outcome.calibration_runs} smaller run(s) that "
+                 f"the selection itself did not ({outcome.calibration_flops:.3g} FLOPs)")
+    return [line]
 
 
 def _source_words(view) -> str:
@@ -170,6 +221,28 @@ def _source_words(view) -> str:
 
 def _unit_label(view) -> str:
     return {"nats_per_byte": "nats/byte"}.get(getattr(view, "loss_unit", ""), "nats/token")
+
+
+def _loss_range(outcome: SelectOutcome, shown) -> tuple[float, float] | None:
+    """The y-range of the curve panels: the observed, zero-shot, predicted and true losses
+    of the candidates shown, with a margin (an interval or a law far off the data is cut
+    at the edge rather than stretching every panel)."""
+    view, sel = outcome.view, outcome.selection
+    vals = [np.asarray(outcome.observed[i][1], float) for i in shown]
+    if view.zero_shot is not None:
+        vals.append(np.asarray(view.zero_shot, float)[list(shown)])
+    if sel.predicted is not None:
+        vals.append(np.asarray(sel.predicted, float)[list(shown)])
+    truth = _truth_at_target(outcome)
+    if truth is not None:
+        vals.append(np.asarray(truth, float)[list(shown)])
+    v = np.concatenate(vals) if vals else np.zeros(0)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    pad = 0.15 * (hi - lo) if hi > lo else 0.1 * hi
+    return max(0.0, lo - pad), hi + pad
 
 
 def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
@@ -197,6 +270,10 @@ def _panels(outcome: SelectOutcome, path: Path, draw, *, sharey: bool) -> None:
         ax.set_xlabel("fine-tuning examples D (log)", fontsize=8)
         ax.set_ylabel(f"test loss ({_unit_label(view)})", fontsize=8)
         ax.grid(alpha=0.25, which="both")
+    for _, ax, i in panels(axes, shown, cols):  # one range when the y-axis is shared
+        ylim = _loss_range(outcome, shown if sharey else [i])
+        if ylim is not None:
+            ax.set_ylim(*ylim)
     handles: dict = {}
     for row in axes:
         for ax in row:
@@ -276,11 +353,11 @@ def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = 
     values = [r["predicted"] if r["predicted"] is not None else r["score"] for r in rows]
     for yy, r, v in zip(y, rows, values):
         color = "C3" if r["selected"] else "C0"
-        if r["lower"] is not None:
-            ax.errorbar(v, yy, xerr=[[v - r["lower"]], [r["upper"] - v]], fmt="o", color=color,
-                        capsize=3)
-        else:
-            ax.plot(v, yy, "o", color=color)
+        if r["lower"] is not None:  # the calibrated interval may lie to one side of v
+            hi = r["upper"] if np.isfinite(r["upper"]) else ax.get_xlim()[1]
+            ax.hlines(yy, r["lower"], hi, color=color, lw=1.5)
+            ax.plot([r["lower"], hi], [yy, yy], "|", color=color, ms=8)
+        ax.plot(v, yy, "o", color=color)
         if truth is not None:
             ax.plot(truth[index[r["model"]]], yy, "*", color="k", ms=9)
     ax.set_yticks(y)
@@ -435,11 +512,10 @@ candidates on D* (the fine-tuning runs alone: {100 * outcome.fine_tuning_cost_fr
 
 
 def _headline_html(outcome: SelectOutcome, best: str) -> str:
-    """"Selected: X", or the tie that stands in for one winner."""
+    """The verdict (:func:`lensllm.report.verdict.headline`), its first words in bold."""
     words = trust_report.headline(outcome)
-    if words == f"selected: {short_name(best)}":
-        return f"Selected: <b>{html.escape(short_name(best))}</b>"
-    return "<b>No single winner</b>: " + html.escape(words.split(": ", 2)[-1])
+    cut = min((k for k in (words.find(" ("), words.find(": ")) if k > 0), default=len(words))
+    return f"<b>{html.escape(words[:cut])}</b>{html.escape(words[cut:])}"
 
 
 def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
@@ -450,7 +526,8 @@ def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
     with_curv = any(r["curvature"] for r in ranking_rows(outcome))
     for r in ranking_rows(outcome):
         iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
-        pred = "-" if r["predicted"] is None else f"{r['predicted']:.4f}"
+        pred = "-" if r["predicted"] is None else \
+            f"{r['predicted']:.4f}{html.escape(rung_label(view, r))}"
         tr = ""
         i = view.models.index(r["model"])
         if truth is not None:
@@ -462,11 +539,11 @@ def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
         if trust_report.candidate_fields(outcome, i)["tied"]:
             name += " (tied)"
         rows.append([str(r["rank"]), f"<b>{name}</b>" if r["selected"] else name,
-                     f"{r['n_params'] / 1e6:.2f}M", pred, iv] + ([tr] if truth is not None
-                                                                  else [])
+                     f"{r['n_params'] / 1e6:.2f}M", pred, iv, f"{r['p_best']:.2f}"]
+                    + ([tr] if truth is not None else [])
                     + [str(r["runs"])] + hess)
     head = ["rank", "model", "params", f"predicted L({cfg.target:g})",
-            f"{100 * sel.level:.0f}% interval" if sel.level else "interval"]
+            f"{100 * sel.level:.0f}% interval" if sel.level else "interval", "P(best)"]
     head += (["true L(D*)"] if truth is not None else []) + ["runs paid"]
     head += ["top Hessian eigenvalue", "Hessian trace"] if with_curv else []
     return head, rows

@@ -17,9 +17,9 @@ from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
 from lensllm.outputs import html_text
 from lensllm.pipeline.trust import Backtest, TruthCheck
 
-__all__ = ["backtest_record", "candidate_fields", "check_metrics", "check_rows",
-           "coverage_words", "headline", "metric_words", "trust_html", "trust_lines",
-           "trust_record", "uncertain_reasons"]
+__all__ = ["backtest_cost_words", "backtest_record", "candidate_fields", "check_metrics",
+           "check_rows", "coverage_words", "headline", "metric_words", "trust_html",
+           "trust_lines", "trust_record", "uncertain_reasons"]
 
 
 def _name(model: str) -> str:
@@ -109,15 +109,10 @@ def trust_record(outcome) -> dict:
 
 
 def headline(outcome) -> str:
-    """``selected: X`` or, with ties, the tied candidates instead of one winner."""
-    view, sel, trust = outcome.view, outcome.selection, outcome.trust
-    leader = _name(view.models[sel.selected])
-    if trust is None or trust.tied is None or not trust.tied.any():
-        return f"selected: {leader}"
-    others = [_name(m) for m, t in zip(view.models, trust.tied) if t]
-    level = f"{100 * sel.level:.0f}% " if sel.level else ""
-    return (f"selected: no single winner: {leader} (lowest predicted loss) is tied with "
-            f"{', '.join(others)} ({level}intervals overlap)")
+    """The verdict's one line (:func:`lensllm.report.verdict.headline`)."""
+    from lensllm.report.verdict import headline as verdict
+
+    return verdict(outcome)
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:
@@ -154,6 +149,14 @@ def coverage_words(outcome) -> str:
             f"{n} candidates")
 
 
+def backtest_cost_words(trust) -> str:
+    """What the back-tests needed beyond the selection's runs, in words: a count of
+    ``(model, size)`` runs, whether they ran now or were already in the store."""
+    return (f"the back-tests needed {trust.extra_runs} smaller run(s) that the selection "
+            f"itself did not: {trust.extra_flops:.3g} FLOPs, counted whether they ran now "
+            f"or were already in the store")
+
+
 def trust_lines(outcome) -> list[str]:
     """The trust part of ``lensllm select``'s text output."""
     trust = outcome.trust
@@ -163,13 +166,13 @@ def trust_lines(outcome) -> list[str]:
             "note")
     rows = _backtest_rows(outcome)
     widths = [max(len(x[c]) for x in (head, *rows)) for c in range(len(head))]
-    lines = ["back-test (the selector refitted without each candidate's largest paid run):"]
+    lines = ["back-test (the selector refitted without each candidate's largest paid run; "
+             "its own intervals, before calibration):"]
     lines += ["  " + "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()
               for r in (head, *rows)]
     lines.append(coverage_words(outcome))
     if trust.extra_runs:
-        lines.append(f"  (the back-tests paid for {trust.extra_runs} smaller run(s) the "
-                     f"selection had not: {trust.extra_flops:.3g} FLOPs)")
+        lines.append(f"  ({backtest_cost_words(trust)})")
     for check in trust.checks:
         lines.append(f"truth at D={check.size:g} (runs in the store): " + (
             metric_words(check_metrics(check)) if check.selection is not None
@@ -179,8 +182,8 @@ def trust_lines(outcome) -> list[str]:
                      "for some)")
     lines += [f"note: {n}" for n in trust.notes]
     reasons = uncertain_reasons(outcome)
-    lines.append("verdict: " + ("uncertain: " + "; ".join(reasons) if reasons else
-                                "one clear winner, back-tests covered"))
+    lines.append("checks: " + ("caution: " + "; ".join(reasons) if reasons else
+                               "no interval overlaps the leader's, back-tests covered"))
     return lines
 
 
@@ -202,11 +205,9 @@ def trust_html(outcome) -> str:
         "<li>No run above the budget is in the store; <code>lensllm validate</code> pays "
         "for real runs at a larger size for the top candidates.</li>")
     reasons = uncertain_reasons(outcome)
-    verdict = ("<b>Uncertain</b>: " + esc("; ".join(reasons)) if reasons else
-               "One clear winner: no interval overlaps the leader's and the back-tests "
-               "covered.")
-    extra = (f" The back-tests paid for {trust.extra_runs} smaller run(s) the selection had "
-             f"not ({trust.extra_flops:.3g} FLOPs)." if trust.extra_runs else "")
+    verdict = ("<b>Caution</b>: " + esc("; ".join(reasons)) if reasons else
+               "No interval overlaps the leader's and the back-tests covered.")
+    extra = f" {esc(backtest_cost_words(trust)).capitalize()}." if trust.extra_runs else ""
     return f"""<h2>How far to trust this</h2>
 <p class="big">{verdict}</p>
 <p>Back-test: the selector, unchanged, refitted without each candidate's largest paid run,

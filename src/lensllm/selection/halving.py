@@ -120,6 +120,17 @@ def rank_by_rung(last_pred: np.ndarray, stopped: np.ndarray) -> np.ndarray:
     return score
 
 
+def _line_curve(lines: np.ndarray):
+    """``d -> L(d)`` ``(C, m)``: each candidate's line in log-log from the rung where its
+    prediction was made (for plots and the data plan; ``L(D*)`` is the prediction)."""
+    slope, icpt = lines[:, 0:1].copy(), lines[:, 1:2].copy()
+
+    def curve(d: np.ndarray) -> np.ndarray:
+        return np.exp(slope * np.log(np.asarray(d, float))[None, :] + icpt)
+
+    return curve
+
+
 @register
 class Halving(BaseSelector):
     """Successive halving over subset sizes, AtS predictions on every rung.
@@ -156,8 +167,10 @@ class Halving(BaseSelector):
         self.k, self.delta, self.keep = k, delta, keep
         self.min_chance, self.cost_power, self.growth = min_chance, cost_power, growth
 
-    def _predict(self, view, models: np.ndarray, top: int, paid: np.ndarray) -> np.ndarray:
-        """Predicted ``log L(D*)`` of ``models`` from their runs up to ``sizes[top]``.
+    def _predict(self, view, models: np.ndarray, top: int, paid: np.ndarray,
+                 lines: np.ndarray) -> np.ndarray:
+        """Predicted ``log L(D*)`` of ``models`` from their runs up to ``sizes[top]``; their
+        lines ``(slope, intercept)`` in log-log go to ``lines[models]`` ``(C, 2)``.
 
         Below the budget: the least-squares line in log-log through the ``k`` largest sizes of
         the rung (AtS's first line), read in one batch (real runs go in parallel). On the
@@ -170,6 +183,7 @@ class Halving(BaseSelector):
             y = np.log(view.observe(models[:, None], sizes[None, cols]))
             paid[np.ix_(models, cols)] = True
             slope, icpt = np.polyfit(np.log(sizes[cols]), y.T, 1)
+            lines[models] = np.column_stack([slope, icpt])
             return slope * np.log(view.target) + icpt
         out = np.empty(models.size)
 
@@ -180,6 +194,7 @@ class Halving(BaseSelector):
         for j, m in enumerate(models):
             _, slope, icpt = ats_curve(sizes, lambda i, m=m: fetch(m, i),
                                        k=self.k, delta=self.delta)
+            lines[m] = slope, icpt
             out[j] = slope * np.log(view.target) + icpt
         return out
 
@@ -195,8 +210,9 @@ class Halving(BaseSelector):
         first = k if n - 2 >= k + 1 else n - 1  # a first rung only when a pruning rung follows
         sigmas = []
         paid = np.zeros((n_models, n), bool)
+        lines = np.full((n_models, 2), np.nan)
         for i in range(first, n):
-            pred[active, i] = self._predict(view, np.flatnonzero(active), i, paid)
+            pred[active, i] = self._predict(view, np.flatnonzero(active), i, paid, lines)
             sigma = rung_scale(pred, first, i)
             if i == n - 1 or not np.isfinite(sigma):
                 continue
@@ -210,7 +226,7 @@ class Halving(BaseSelector):
         score = np.exp(rank_by_rung(last, stopped))
         return Selection(
             score=score, selected=int(np.argmin(score)), predicted=np.exp(last),
-            stopped_at=view.sizes[stopped].astype(float),
+            stopped_at=view.sizes[stopped].astype(float), curve=_line_curve(lines),
             info={"runs_paid": paid.sum(1).tolist(),
                   "finalists": np.flatnonzero(stopped == n - 1).tolist(),
                   "sigma_per_rung": sigmas, "leaders": keep,

@@ -29,6 +29,7 @@ import numpy as np
 
 from lensllm.exceptions import InputError
 from lensllm.laws import RectifiedLaw
+from lensllm.laws.calibration import shortfall_words
 from lensllm.laws.crossings import advice, crossing_intervals, leader_segments
 from lensllm.laws.service import (
     DEFAULT_INTERVAL,
@@ -67,11 +68,17 @@ def _calibration(pool, batches, target: float, interval: str | None):
     return calibrate(fitted, target, interval, fitted=batches)
 
 
-def _no_calibration(interval: str | None) -> str:
+def _no_calibration(interval: str | None, pool, batches) -> str:
     if interval == "calibrated":
-        return ("none: too few runs per candidate to back-test the law; intervals are the "
-                "bootstrap alone (the fit's noise)")
+        return _shortfall(pool, batches)
     return "none asked for: intervals are the bootstrap alone (the fit's noise)"
+
+
+def _shortfall(pool, batches) -> str:
+    """Why there is no calibration, naming the minimum (:func:`shortfall_words`)."""
+    counts = ([int(b.mask.sum()) for b in batches] if pool is None else
+              [len(obs[0]) + (obs[2] is not None) for obs in pool])
+    return shortfall_words(counts, RectifiedLaw().n_params, "rectified")
 
 
 def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
@@ -118,7 +125,7 @@ def plan_candidates(names: Sequence[str], observed: Sequence[tuple[Any, Any]],
                             "candidates": [], "skipped": skipped, "crossings": [],
                             "leaders": [], "advice": None, "calibration": (
                                 cal.summary(level) if cal is not None else
-                                _no_calibration(interval))}
+                                _no_calibration(interval, pool, batches))}
     if loss_goal is not None:
         plan["loss_goal"] = loss_goal
         plan["data_needed"] = _data_needed(kept, batches, loss_goal, level, cal)

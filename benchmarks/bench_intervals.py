@@ -1,0 +1,165 @@
+"""Intervals that hold at ``D*`` and a calibrated P(best), on the published and zoo tables.
+
+For every table, budget ratio and selector: the selector runs within the budget, its
+predictive distribution is calibrated by :func:`lensllm.selection.predictive.calibrate`
+(back-tests at the ratio asked, as far as the points allow), and the 90% intervals and
+P(best) are scored against the true ``L(D*)``:
+
+- ``cover``: the share of candidates whose 90% interval holds the true ``L(D*)``;
+- ``width``: the median ratio ``upper / lower`` of the intervals;
+- ``brier``: the Brier score of P(best) against the true best, next to the uniform prior's
+  (``1 - 1/C``) and the 0/1 pick's (0 when right, 2 when wrong);
+- ``p_sel`` / ``p_true``: P(best) of the pick and of the true best;
+- ``bt_cost``: the back-test's own cost as a fraction of fine-tuning every candidate on
+  ``D*`` (runs the selection had not paid for).
+
+Nothing here changes ``lensllm bench``: its records (and their ``coverage`` field, the
+selector's own intervals) are untouched.
+
+    python benchmarks/bench_intervals.py                 # bundled flan, gigaword + zoo
+    python benchmarks/bench_intervals.py --json out.json --plot docs/p_best_reliability.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lensllm.bench import load_table
+from lensllm.bench.budget import BudgetView
+from lensllm.selection import NotApplicable, get_selector
+from lensllm.selection.p_best import brier_score
+from lensllm.selection.predictive import calibrate
+
+HERE = Path(__file__).parent
+ZOO = (HERE / "results/zoo/zoo_table.csv", HERE / "results/zoo/smollm2-only/zoo_table.csv")
+SELECTORS = ("adaptive", "rectified_fit", "vanilla_fit", "ats", "halving")
+RATIOS = (8, 16, 32, 64)
+
+
+def evaluate(table, method: str, ratio: float) -> dict | None:
+    """One (table, selector, ratio): coverage, width, Brier, P(best) of pick and truth."""
+    target = float(table.sizes[-1])
+    budget = target / ratio
+    if budget < table.sizes[0]:
+        return None
+    view = BudgetView(table, budget, target)
+    try:
+        sel = get_selector(method).select(view)
+    except NotApplicable:
+        return None
+    extra = []
+
+    def make_view(b: float, t: float) -> BudgetView:
+        v = BudgetView(table, b, t)
+        extra.append(v)
+        return v
+
+    pred = calibrate(sel, view, lambda: get_selector(method), make_view)
+    truth = table.column(target)
+    lo, hi = pred.interval(0.9)
+    prob = pred.p_best()
+    best = int(np.argmin(truth))
+    paid = {(m, s) for m, s in zip(*np.nonzero(view.paid))}
+    bt = 0.0
+    for v in extra:
+        for m, j in zip(*np.nonzero(v.paid)):
+            col = int(np.searchsorted(view.sizes, v.sizes[j]))
+            if (m, col) not in paid:
+                paid.add((m, col))
+                bt += table.n_params[m] * v.sizes[j]
+    c = table.n_models
+    return {"table": table.name, "method": method, "ratio": ratio, "known": pred.known,
+            "ratio_tested": pred.ratio_tested, "n_errors": pred.n_errors,
+            "coverage": float(np.mean((lo <= truth) & (truth <= hi))),
+            "width": float(np.median(hi / lo)) if pred.known else None,
+            "brier": brier_score(prob, best), "brier_uniform": 1 - 1 / c,
+            "brier_pick": brier_score(np.eye(c)[sel.selected], best),
+            "p_selected": float(prob[sel.selected]), "p_true_best": float(prob[best]),
+            "p_best": prob.tolist(), "true_best": best,
+            "backtest_cost": bt / float(table.n_params.sum() * target)}
+
+
+def reliability_plot(rows: list[dict], path: Path) -> None:
+    """Reliability diagram of P(best): every candidate of every calibrated selection, its
+    P(best) against whether it was the true best (binned, with binomial error bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    known = [r for r in rows if r["known"]]
+    p = np.concatenate([r["p_best"] for r in known])
+    hit = np.concatenate([np.arange(len(r["p_best"])) == r["true_best"] for r in known])
+    edges = np.array([0.0, 0.02, 0.1, 0.25, 0.45, 0.65, 0.85, 1.0])
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
+        if sel.any():
+            f = hit[sel].mean()
+            ax.errorbar(p[sel].mean(), f, yerr=np.sqrt(max(f * (1 - f), 1e-4) / sel.sum()),
+                        fmt="o", color="C0")
+            ax.annotate(str(int(sel.sum())), (p[sel].mean(), f), textcoords="offset points",
+                        xytext=(4, 8 if f < 0.1 else -10), fontsize=8,
+                        rotation=60 if f < 0.1 else 0)
+    ax.set_xlabel("P(best) of a candidate")
+    ax.set_ylabel("share that were the true best at D*")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"P(best) reliability: {len(known)} calibrated selections\n(tables, "
+                 "5 selectors, D*/8 to D*/64; n per bin)", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", nargs="+", default=list(SELECTORS))
+    ap.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS))
+    ap.add_argument("--json", type=Path, help="write the rows as JSON")
+    ap.add_argument("--plot", type=Path, help="write the reliability diagram (PNG)")
+    args = ap.parse_args()
+    tables = [load_table("flan"), load_table("gigaword")]
+    tables += [load_table(p) for p in ZOO if p.exists()]
+    rows = []
+    print(f"{'table':14} {'method':14} {'ratio':>5} {'tested':>6} {'M':>3} {'cover':>6} "
+          f"{'width':>6} {'brier':>6} {'unif':>5} {'pick':>5} {'p_sel':>6} {'p_true':>6} "
+          f"{'bt_cost':>7}")
+    for table in tables:
+        for ratio in args.ratios:
+            for method in args.methods:
+                row = evaluate(table, method, ratio)
+                if row is None:
+                    continue
+                rows.append(row)
+                width = "-" if row["width"] is None else f"{row['width']:6.3f}"
+                tested = "-" if row["ratio_tested"] is None else f"{row['ratio_tested']:6.3g}"
+                print(f"{table.name[:14]:14} {method:14} {ratio:5g} {tested:>6} "
+                      f"{row['n_errors']:3d} {row['coverage']:6.2f} {width:>6} "
+                      f"{row['brier']:6.3f} {row['brier_uniform']:5.2f} "
+                      f"{row['brier_pick']:5.2f} {row['p_selected']:6.3f} "
+                      f"{row['p_true_best']:6.3f} {row['backtest_cost']:7.4f}")
+    print("\nmean Brier per selector (P(best) / uniform / 0-1 pick) and coverage at D*/8:")
+    for method in args.methods:
+        rs = [r for r in rows if r["method"] == method]
+        if not rs:
+            continue
+        at8 = [r["coverage"] for r in rs if r["ratio"] == 8]
+        print(f"  {method:14} {np.mean([r['brier'] for r in rs]):.3f} / "
+              f"{np.mean([r['brier_uniform'] for r in rs]):.3f} / "
+              f"{np.mean([r['brier_pick'] for r in rs]):.3f}   coverage at D*/8: "
+              + ", ".join(f"{c:.2f}" for c in at8))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    if args.plot:
+        reliability_plot(rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()

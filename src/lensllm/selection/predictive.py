@@ -1,0 +1,318 @@
+"""The selector's predictive distribution of ``L(D*)``, calibrated at the distance asked.
+
+A selector gives a point prediction per candidate (and sometimes an interval that measures
+the noise of its fit, not the error of extrapolating). How wrong such a prediction is
+depends on how far it reaches: the ratio ``D*/D_max`` between the size asked for and the
+largest affordable run. This module measures that error for the selector at hand, at (as
+nearly as the points allow) the same ratio, and turns it into one joint distribution that
+the ranking, P(best), the intervals, the data plan and the curves all read.
+
+**Back-test at the ratio asked.** With ``D_max`` the largest affordable size and ``r = D* /
+D_max``, the selector, unchanged, is run on a view whose budget is ``D_max / r'`` and whose
+target is ``D_max``, with ``r'`` the largest ratio ``<= r`` that the affordable sizes allow
+and at which the selector still runs (the sizes are tried from the smallest up). Then, at
+the same ``r'``, the next smaller sizes are predicted the same way (up to
+:data:`MAX_POSITIONS` positions): how much the errors shared by all candidates move from
+one position to the next is what a single back-test cannot show. At each position every
+candidate the selection itself paid for at the predicted size gives one error ``e_m =
+log(predicted_m / observed_m)``. When ``r' < r`` the errors are widened to the distance
+asked by ``(log r / log r') ** GROWTH`` (:data:`GROWTH`; the error of a straight line's
+slope grows linearly with the distance, its curvature's faster); a candidate whose own
+largest paid run is below ``D_max`` (stopped early) is widened the same way for its longer
+reach.
+
+**Joint replicates.** The errors split into a part shared by all candidates (the mean of a
+position: a drift of every curve, which moves no candidate relative to another) and a part
+of each (the error minus its position's mean). Replicate ``r`` of candidate ``i`` is
+
+    ``log L_i^(r) = log predicted_i - s_i * (c^(r) + t * d_i^(r))``
+
+with ``c^(r)`` the mean of a bootstrap resample of the errors of a position drawn at random
+(the shared part, its movement between positions and its uncertainty), ``d_i^(r)`` drawn
+from the centred errors of every position independently per candidate, ``s_i`` the
+widening above and ``t`` the small-sample factor ``t_{M-1}(0.95) / z(0.95) * sqrt((M + 1)
+/ (M - 1))`` for ``M`` errors (a quantile read from a handful of errors is too narrow; the
+factor tends to 1 as ``M`` grows). The point prediction stays the selector's (curves pass
+through it); the interval is read from the replicates and may be asymmetric around it.
+
+**Too few runs.** With fewer than :data:`MIN_ERRORS` errors (or no back-test the selector
+can run) the distribution is unknown: intervals are ``[0, inf)`` and P(best) is uniform,
+and :attr:`Predictive.note` says why. Never narrow, never silently.
+
+Torch-free; sizes are numbers of examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+from scipy.stats import t as student_t
+
+from lensllm.exceptions import InputError, LensLLMError
+from lensllm.selection._base import NotApplicable, Selection
+from lensllm.selection.p_best import p_best
+
+__all__ = ["GROWTH", "MIN_ERRORS", "MAX_POSITIONS", "N_REPLICATES", "Predictive",
+           "backtest_errors", "calibrate", "from_errors", "small_sample_factor", "unknown"]
+
+#: Exponent of the widening from the distance back-tested to the distance asked.
+GROWTH = 1.5
+#: Fewer back-test errors than this and the predictive distribution is unknown.
+MIN_ERRORS = 3
+#: Back-test positions at most (``D_max``, then the next smaller paid sizes).
+MAX_POSITIONS = 4
+#: Replicates of the joint distribution.
+N_REPLICATES = 4000
+
+
+@dataclass(frozen=True, eq=False)
+class Predictive:
+    """A joint predictive distribution of ``log L(D*)`` over the candidates.
+
+    Attributes:
+        center: the selector's point prediction ``log L(D*)`` ``(C,)`` (NaN: none).
+        replicates: joint replicates of ``log L(D*)`` ``(C, R)``; None when unknown.
+        ratio_asked: ``D* / D_max``.
+        ratio_tested: the ratio of the back-test (None: no back-test).
+        widening: per candidate, the factor the errors were scaled by ``(C,)``.
+        n_errors: back-test errors behind the distribution.
+        note: one sentence saying how the distribution was made (or why it is unknown).
+    """
+
+    center: np.ndarray
+    replicates: np.ndarray | None
+    ratio_asked: float
+    ratio_tested: float | None
+    widening: np.ndarray
+    n_errors: int
+    note: str
+
+    @property
+    def known(self) -> bool:
+        """Whether the distribution was measured (False: intervals are ``[0, inf)``)."""
+        return self.replicates is not None
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """The point prediction ``L(D*)`` ``(C,)``."""
+        return np.exp(self.center)
+
+    def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Central ``level`` interval of ``L(D*)`` per candidate: ``(lower, upper)``."""
+        if not 0 < level < 1:
+            raise InputError(f"`level` must be in (0, 1), got {level}")
+        n = self.center.size
+        if self.replicates is None:
+            return np.zeros(n), np.full(n, np.inf)
+        a = (1 - level) / 2
+        lo, hi = np.quantile(self.replicates, [a, 1 - a], axis=1)
+        return np.exp(lo), np.exp(hi)
+
+    def p_best(self) -> np.ndarray:
+        """Each candidate's probability of the lowest ``L(D*)`` ``(C,)``, summing to 1."""
+        if self.replicates is None:
+            return np.full(self.center.size, 1.0 / self.center.size)
+        return p_best(self.replicates)
+
+    def log_errors(self, d: np.ndarray, d_max: np.ndarray, target: float) -> np.ndarray:
+        """Replicate errors of ``log L`` at sizes ``d`` ``(C, R, m)`` (0 up to each ``d_max``).
+
+        The error at ``D*`` is that of :attr:`replicates`; at another size beyond a
+        candidate's largest paid run ``d_max`` it scales with the distance reached,
+        ``(log(d / d_max) / log(D* / d_max)) ** GROWTH``, so curves and their bands pass
+        through the distribution at ``D*`` (the data plan reads them).
+        """
+        if self.replicates is None:
+            raise InputError("the predictive distribution is unknown (no back-test)")
+        d = np.asarray(d, float)[None, :]
+        d_max = np.asarray(d_max, float)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.log(np.maximum(d, d_max) / d_max) / np.log(target / d_max)
+        frac = np.nan_to_num(np.maximum(frac, 0.0)) ** GROWTH
+        dev = self.replicates - self.center[:, None]
+        return dev[:, :, None] * frac[:, None, :]
+
+    def subset(self, idx) -> Predictive:
+        """The distribution of some candidates (rows ``idx``), jointly."""
+        idx = np.asarray(idx, int)
+        reps = None if self.replicates is None else self.replicates[idx]
+        return Predictive(self.center[idx], reps, self.ratio_asked, self.ratio_tested,
+                          self.widening[idx], self.n_errors, self.note)
+
+    def to_dict(self, level: float = 0.9) -> dict[str, Any]:
+        """JSON-ready summary (without the replicates)."""
+        return {"known": self.known, "ratio_asked": self.ratio_asked,
+                "ratio_tested": self.ratio_tested, "n_errors": self.n_errors,
+                "level": level, "note": self.note}
+
+
+def unknown(center: np.ndarray, ratio: float, why: str) -> Predictive:
+    """A distribution that is not known (intervals ``[0, inf)``, uniform P(best))."""
+    center = np.asarray(center, float)
+    return Predictive(center, None, ratio, None, np.full(center.size, np.nan), 0,
+                      f"not calibrated: {why}; intervals are unbounded and P(best) is "
+                      f"uniform")
+
+
+def small_sample_factor(m: int) -> float:
+    """``t_{M-1}(0.95) / z(0.95) * sqrt((M + 1) / (M - 1))``: widens quantiles of few errors."""
+    z = NormalDist().inv_cdf(0.95)
+    return float(student_t.ppf(0.95, m - 1) / z * np.sqrt((m + 1) / (m - 1)))
+
+
+def _shared_draws(errors: list[np.ndarray], n_rep: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Draws of the error shared by all candidates ``(n_rep,)``.
+
+    With ``J >= 2`` positions, their means are a sample of the shared drift at different
+    places of the curves: a new place (``D*``) gets the prediction interval of a new draw,
+    ``mean + sd * sqrt(1 + 1/J) * T_{J-1}``. With one position, the bootstrap of its mean.
+    """
+    means = np.array([e.mean() for e in errors])
+    if means.size >= 2:
+        scale = means.std(ddof=1) * np.sqrt(1 + 1 / means.size)
+        return means.mean() + scale * rng.standard_t(means.size - 1, size=n_rep)
+    e = errors[0]
+    return e[rng.integers(e.size, size=(n_rep, e.size))].mean(axis=1)
+
+
+def from_errors(center: np.ndarray, errors: list[np.ndarray], widening: np.ndarray, *,
+                ratio_asked: float, ratio_tested: float, n_rep: int = N_REPLICATES,
+                seed: int = 0) -> Predictive:
+    """The joint replicates of the module docstring from back-test errors.
+
+    Args:
+        center: point predictions ``log L(D*)`` ``(C,)``.
+        errors: per back-test position, the errors ``log(predicted / observed)`` of its
+            candidates ``(M_j,)``.
+        widening: per-candidate scale ``s_i`` ``(C,)``.
+        ratio_asked, ratio_tested: for the record.
+        n_rep: replicates.
+        seed: of the draws.
+    """
+    center = np.asarray(center, float)
+    errors = [e[np.isfinite(e)] for e in (np.asarray(x, float) for x in errors)]
+    errors = [e for e in errors if e.size >= 2]
+    m = sum(e.size for e in errors)
+    if m < MIN_ERRORS:
+        return unknown(center, ratio_asked, f"{m} back-test error(s), fewer than the "
+                                            f"{MIN_ERRORS} needed")
+    rng = np.random.default_rng(seed)
+    shared = _shared_draws(errors, n_rep, rng)
+    own = np.concatenate([e - e.mean() for e in errors]) * small_sample_factor(m)
+    draws = own[rng.integers(own.size, size=(center.size, n_rep))]
+    reps = center[:, None] - np.asarray(widening, float)[:, None] * (shared[None, :] + draws)
+    how = (f"measured by back-testing the selector at {ratio_tested:.3g}x "
+           f"({m} errors at {len(errors)} position(s))")
+    if ratio_tested < ratio_asked * (1 - 1e-9):
+        how += (f", widened to the {ratio_asked:.3g}x asked by (log {ratio_asked:.3g} / "
+                f"log {ratio_tested:.3g})^{GROWTH:g}")
+    else:
+        how += f", the {ratio_asked:.3g}x asked"
+    return Predictive(center, reps, ratio_asked, ratio_tested, np.asarray(widening, float),
+                      m, how)
+
+
+def _largest_paid(view: Any) -> np.ndarray:
+    """Each candidate's largest paid size ``(C,)`` (NaN: none)."""
+    paid = np.asarray(view.paid, bool)
+    sizes = np.where(paid, np.asarray(view.sizes, float)[None, :], -np.inf).max(axis=1)
+    return np.where(np.isfinite(sizes), sizes, np.nan)
+
+
+def _one_backtest(make_selector, make_view, budgets, target: float, ratio: float,
+                  notes: list[str]):
+    """The selector refitted on the smallest of ``budgets`` whose ratio ``target / budget``
+    is at most ``ratio`` and where it runs: ``(selection, ratio)`` or ``(None, None)``."""
+    for budget in budgets:
+        r_test = target / budget
+        if r_test > ratio * (1 + 1e-9) or budget >= target:
+            continue
+        try:
+            return make_selector().select(make_view(float(budget), target)), r_test
+        except (NotApplicable, LensLLMError) as exc:
+            notes.append(f"at {r_test:.3g}x: {str(exc).splitlines()[0]}")
+    return None, None
+
+
+def backtest_errors(make_selector: Callable[[], Any], view: Any,
+                    make_view: Callable[[float, float], Any]
+                    ) -> tuple[list[np.ndarray], float | None, str]:
+    """The selector's back-test errors at the ratio asked (module docstring).
+
+    The first position predicts ``D_max`` from the smallest budget ``D_max / r'`` (``r' <=
+    D* / D_max``) where the selector runs; the next positions (up to
+    :data:`MAX_POSITIONS`) predict the next smaller paid sizes from budgets at the same
+    ``r'``, while those are affordable sizes. At each position only the candidates the
+    selection itself paid for at that size give an error (no run is bought for the truth).
+
+    Args:
+        make_selector: a fresh selector configured as the one being calibrated.
+        view: the selection's view (``sizes``, ``target``, ``paid``, ``observe``).
+        make_view: ``(budget, target) -> view`` of the same candidates.
+
+    Returns:
+        ``(errors per position, r' or None, note)``.
+    """
+    sizes = np.asarray(view.sizes, float)
+    paid = np.asarray(view.paid, bool)
+    ratio = float(view.target) / float(sizes[-1])
+    notes: list[str] = []
+    out: list[np.ndarray] = []
+    r_first = None
+    for col in range(sizes.size - 1, 0, -1):
+        known = np.flatnonzero(paid[:, col])
+        if len(out) >= MAX_POSITIONS or known.size < 2:
+            break
+        target = float(sizes[col])
+        budgets = sizes[:col] if r_first is None else sizes[:col][
+            np.isclose(target / sizes[:col], r_first)]
+        sel, r_test = _one_backtest(make_selector, make_view, budgets, target,
+                                    ratio if r_first is None else r_first, notes)
+        if sel is None:
+            break
+        if sel.predicted is None:
+            return [], None, "the method predicts no loss"
+        r_first = r_first or r_test
+        observed = np.asarray(view.observe(known, target), float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.log(np.asarray(sel.predicted, float)[known] / observed)
+        out.append(err[np.isfinite(err)])
+    if r_first is None:
+        return [], None, ("no back-test possible within the budget" +
+                          (f" ({notes[-1]})" if notes else ""))
+    return out, r_first, ""
+
+
+def calibrate(selection: Selection, view: Any, make_selector: Callable[[], Any],
+              make_view: Callable[[float, float], Any], *, n_rep: int = N_REPLICATES,
+              seed: int = 0) -> Predictive:
+    """The predictive distribution of ``selection`` made on ``view`` (module docstring).
+
+    Args:
+        selection: the selector's result on ``view``.
+        view: its view (``sizes``, ``target``, ``paid``, ``observe``).
+        make_selector: a fresh selector configured as the one that made ``selection``.
+        make_view: ``(budget, target) -> view`` of the same candidates (the back-test pays
+            through it: a table view, or a run view restricted to smaller sizes).
+        n_rep, seed: replicates and their seed.
+    """
+    n = view.n_models
+    sizes = np.asarray(view.sizes, float)
+    ratio = float(view.target) / float(sizes[-1])
+    if selection.predicted is None:
+        return unknown(np.full(n, np.nan), ratio, "the method predicts no loss")
+    center = np.log(np.asarray(selection.predicted, float))
+    if not ratio > 1:
+        return unknown(center, ratio, "D* is not beyond the largest affordable size")
+    errors, r_test, why = backtest_errors(make_selector, view, make_view)
+    if r_test is None:
+        return unknown(center, ratio, why)
+    reach = float(view.target) / np.nan_to_num(_largest_paid(view), nan=sizes[-1])
+    widening = (np.log(np.maximum(reach, ratio)) / np.log(r_test)) ** GROWTH
+    return from_errors(center, errors, widening, ratio_asked=ratio, ratio_tested=r_test,
+                       n_rep=n_rep, seed=seed)

@@ -1,0 +1,116 @@
+"""The selector's predictive distribution, calibrated by back-tests at the ratio asked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lensllm.bench import load_table
+from lensllm.bench.budget import BudgetView
+from lensllm.selection import get_selector
+from lensllm.selection.predictive import (
+    GROWTH,
+    MAX_POSITIONS,
+    calibrate,
+    from_errors,
+    small_sample_factor,
+)
+
+
+def _calibrated(table, method, ratio, record=None):
+    target = float(table.sizes[-1])
+    view = BudgetView(table, target / ratio, target)
+    sel = get_selector(method).select(view)
+
+    def make_view(budget, tgt):
+        if record is not None:
+            record.append((budget, tgt))
+        return BudgetView(table, budget, tgt)
+
+    return view, sel, calibrate(sel, view, lambda: get_selector(method), make_view)
+
+
+def test_identical_errors_give_a_point_shifted_by_the_widened_error():
+    center = np.log([1.0, 2.0])
+    pred = from_errors(center, [np.full(5, 0.1)], np.array([1.0, 2.0]), ratio_asked=8,
+                       ratio_tested=4)
+    lo, hi = pred.interval(0.9)
+    assert lo == pytest.approx(np.exp(center - [0.1, 0.2]))
+    assert hi == pytest.approx(lo)
+
+
+def test_many_normal_errors_give_normal_quantiles():
+    rng = np.random.default_rng(0)
+    sigma = 0.05
+    errors = [rng.normal(0, sigma, 3000)]
+    pred = from_errors(np.zeros(1), errors, np.ones(1), ratio_asked=8, ratio_tested=8,
+                       n_rep=40000)
+    lo, hi = pred.interval(0.9)
+    # shared part ~ N(0, sigma^2 / M), own part ~ N(0, sigma^2): 1.645 sigma either side
+    assert np.log(hi[0]) == pytest.approx(1.645 * sigma, rel=0.05)
+    assert np.log(lo[0]) == pytest.approx(-1.645 * sigma, rel=0.05)
+
+
+def test_small_sample_factor_widens_few_errors_and_tends_to_one():
+    assert small_sample_factor(3) > 2.0
+    assert small_sample_factor(10_000) == pytest.approx(1.0, abs=0.01)
+
+
+def test_back_tests_stay_inside_the_budget_at_the_ratio_asked():
+    table = load_table("flan")
+    record = []
+    view, sel, pred = _calibrated(table, "rectified_fit", 8, record)
+    d_max = float(view.sizes[-1])
+    assert pred.known and pred.ratio_tested == pytest.approx(8.0)
+    assert all(t <= d_max and b < t and t / b == pytest.approx(8.0) for b, t in record)
+    assert len(record) == MAX_POSITIONS
+    assert pred.widening == pytest.approx(np.ones(table.n_models))  # every candidate at D_max
+    lo, hi = pred.interval(0.9)
+    assert (lo < hi).all() and np.isfinite(hi).all()
+
+
+def test_a_shorter_back_test_is_widened_to_the_distance_asked():
+    # Sizes 8..100 below D*/8 (the zoo tables' grid): adaptive needs 3 sizes, so the
+    # back-test reaches 100 from 32 (3.125x), widened to the 8x asked.
+    sizes = np.array([8, 16, 32, 64, 100, 200, 400, 800], float)
+    curves = np.array([3.0 * sizes ** -a + 0.5 for a in np.linspace(0.2, 0.5, 6)])
+    from lensllm.bench.table import LossTable
+
+    table = LossTable(name="synthetic", sizes=sizes, losses=curves,
+                      models=tuple(f"m{i}" for i in range(6)), n_params=np.full(6, 1e6),
+                      family=tuple("f" for _ in range(6)), zero_shot=None)
+    _, _, pred = _calibrated(table, "adaptive", 8)
+    assert pred.ratio_tested == pytest.approx(100 / 32)
+    expected = (np.log(8) / np.log(100 / 32)) ** GROWTH
+    assert pred.widening == pytest.approx(np.full(6, expected))
+    assert "widened" in pred.note
+
+
+def test_too_few_sizes_give_unbounded_intervals_and_uniform_p_best():
+    sizes = np.array([100, 200, 400, 800], float)
+    curves = np.array([3.0 * sizes ** -a + 0.5 for a in (0.2, 0.3, 0.4)])
+    from lensllm.bench.table import LossTable
+
+    table = LossTable(name="short", sizes=sizes, losses=curves, models=("a", "b", "c"),
+                      n_params=np.full(3, 1e6), family=("f",) * 3, zero_shot=None)
+    _, _, pred = _calibrated(table, "adaptive", 2)  # sizes 100..400 affordable
+    assert not pred.known and "not calibrated" in pred.note
+    lo, hi = pred.interval()
+    assert (lo == 0).all() and np.isinf(hi).all()
+    assert pred.p_best() == pytest.approx(np.full(3, 1 / 3))
+
+
+def test_shared_drift_across_positions_gets_a_new_draw_interval():
+    # Four positions whose errors are constant within each: the own part is 0, and the
+    # shared part is a new draw from N-ish(mean, sd^2 (1 + 1/J)) with t_{J-1} tails.
+    from scipy.stats import t as student_t
+
+    means = np.array([0.0, 0.1, 0.2, 0.3])
+    errors = [np.full(10, m) for m in means]
+    pred = from_errors(np.zeros(1), errors, np.ones(1), ratio_asked=8, ratio_tested=8,
+                       n_rep=200_000)
+    lo, hi = pred.interval(0.9)
+    half = means.std(ddof=1) * np.sqrt(1.25) * student_t.ppf(0.95, 3)
+    # log L = center - shared: the interval is -(mean +- half)
+    assert -np.log(lo[0]) == pytest.approx(means.mean() + half, rel=0.02)
+    assert -np.log(hi[0]) == pytest.approx(means.mean() - half, rel=0.05)
