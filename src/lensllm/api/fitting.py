@@ -16,7 +16,6 @@ from lensllm.exceptions import FitError, InputError
 from lensllm.laws import BatchFit, get_law
 from lensllm.laws.service import (
     DEFAULT_INTERVAL,
-    DEFAULT_LEVEL,
     Prediction,
     check_interval,
     data_needed,
