@@ -11,8 +11,8 @@ from typing import Any
 from lensllm.exceptions import CLIUsageError, LensLLMError
 from lensllm.outputs import json_text
 
-__all__ = ["as_option_error", "check_seed", "check_threads", "parse_number_list",
-           "parse_name_list", "print_json", "positive_number"]
+__all__ = ["as_option_error", "check_seed", "check_threads", "parse_number_list", "parse_name_list", "print_json",
+           "positive_number"]
 
 
 def parse_number_list(text: str, option: str) -> list[float]:

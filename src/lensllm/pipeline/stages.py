@@ -132,8 +132,7 @@ def skip_large(config: SelectConfig, candidates: tuple, failures: Failures
 
 
 def zero_shot(prepared: Any, store: Any, executor: Any, progress: Any,
-              failures: Failures, retry_failed: bool = False
-              ) -> tuple[list[CandidateRecord], float]:
+              failures: Failures, retry_failed: bool = False) -> tuple[list[CandidateRecord], float]:
     """Run the zero-shot evaluations; the candidates that passed and their FLOPs."""
     from lensllm.finetune.experiment import run_experiment
 
@@ -209,8 +208,8 @@ def add_spectra(candidates: list[CandidateRecord], prepared: Any, config: Select
     return alive, flops
 
 
-def select(config: SelectConfig, candidates: list[CandidateRecord],
-           make_view: Callable[..., RunView], failures: Failures) -> tuple[RunView, Any]:
+def select(config: SelectConfig, candidates: list[CandidateRecord], make_view: Callable[..., RunView],
+           failures: Failures) -> tuple[RunView, Any]:
     """Run the selector, dropping candidates whose runs fail; the final view and result."""
     method = config.selection.method
     selector = config.selection.selector
