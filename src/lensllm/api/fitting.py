@@ -16,7 +16,6 @@ from lensllm.exceptions import FitError, InputError
 from lensllm.laws import BatchFit, get_law
 from lensllm.laws.service import (
     DEFAULT_INTERVAL,
-    DEFAULT_LEVEL,
     Prediction,
     check_interval,
     data_needed,
@@ -134,11 +133,11 @@ def fit(data: Any, *, law: str = "rectified", max_data: float | None = None,
         >>> result.records[0]["model"], result.prediction.interval
         ('MBZUAI/LaMini-GPT-124M', 'calibrated')
     """
-    table = as_table(data, loss_unit=loss_unit)
     check_interval(interval, allow_none=False)
     _check_positive(max_data=max_data, target=target, loss_goal=loss_goal)
     if law not in FIT_LAWS:
         raise InputError(f"`law` must be one of {', '.join(FIT_LAWS)}, got {law!r}")
+    table = as_table(data, loss_unit=loss_unit)
     max_data = float(max_data if max_data is not None else table.sizes[-1])
     target = float(target if target is not None else table.sizes[-1])
     batch = _fit_table(table, law, max_data, ntk)

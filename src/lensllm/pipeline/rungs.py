@@ -2,11 +2,11 @@
 
 For ``lensllm select``'s report: a selector that prunes (``halving``) says per candidate the
 size where it stopped (:attr:`lensllm.selection.Selection.stopped_at`; the budget for a
-candidate that went all the way). Had every candidate gone on to the budget, each one stopped early would also
-have paid the runs above its stopping size up to the budget. Those runs were never made, so
-their cost is the training recipe's price (:meth:`RunView.estimate_run`); the cost paid is
-counted. A selector that says nothing of stopping is drawn with every candidate at the
-budget and nothing saved.
+candidate that went all the way). Had every candidate gone on to the budget, each one
+stopped early would also have paid the runs above its stopping size up to the budget.
+Those runs were never made, so their cost is the training recipe's price
+(:meth:`RunView.estimate_run`); the cost paid is counted. A selector that says nothing of
+stopping is drawn with every candidate at the budget and nothing saved.
 """
 
 from __future__ import annotations
