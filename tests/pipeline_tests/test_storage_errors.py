@@ -44,7 +44,7 @@ def _run_stage(monkeypatch, error):
     said: list[str] = []
     failures = stages.Failures(said.append)
     config = SimpleNamespace(ntk=SimpleNamespace(enabled=True, n=4, params="all"))
-    cands = [stages.Candidate("good", ""), stages.Candidate("bad", "")]
+    cands = [stages.CandidateRecord(stages.Candidate(m, "")) for m in ("good", "bad")]
     return stages.add_spectra(cands, None, config, None, 1, failures), failures
 
 

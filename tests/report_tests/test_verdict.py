@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from lensllm.report.rung_plot import CHARS_PER_INCH, runs_title
 from lensllm.report.trust_report import backtest_cost_words
@@ -81,9 +82,21 @@ def test_the_loss_panels_range_over_the_data_not_a_wild_interval():
     from lensllm.report.select_report import _loss_range
 
     view = SimpleNamespace(zero_shot=np.array([3.0, 3.2]), target=800.0)
-    sel = SimpleNamespace(predicted=np.array([1.0, 1.1]))
+    sel = SimpleNamespace(predicted=np.array([1.0, 1.1]), lower=None, upper=None)
     outcome = SimpleNamespace(view=view, selection=sel, trust=None,
                               observed=[(np.array([50.0]), np.array([2.0])),
                                         (np.array([50.0]), np.array([2.2]))])
     lo, hi = _loss_range(outcome, [0, 1])
-    assert lo == 1.0 - 0.15 * 2.2 and hi == 3.2 + 0.15 * 2.2  # from 1.0 to 3.2, padded
+    assert (lo, hi) == pytest.approx((1.0 - 0.15 * 2.2, 3.2 + 0.15 * 2.2))  # 1.0-3.2, padded
+
+
+def test_intervals_widen_the_panels_up_to_a_factor_two():
+    from lensllm.report.select_report import _loss_range
+
+    view = SimpleNamespace(zero_shot=None, target=800.0)
+    sel = SimpleNamespace(predicted=np.array([1.0]), lower=np.array([0.8]),
+                          upper=np.array([30.0]))  # an upper end far off the data
+    outcome = SimpleNamespace(view=view, selection=sel, trust=None,
+                              observed=[(np.array([50.0]), np.array([2.0]))])
+    lo, hi = _loss_range(outcome, [0])
+    assert (lo, hi) == pytest.approx((0.8 - 0.15 * 3.2, 4.0 + 0.15 * 3.2))  # 30 cut at 2 x 2

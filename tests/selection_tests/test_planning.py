@@ -71,7 +71,10 @@ def test_pool_calibrates_and_exact_curves_need_no_warp():
     pool = [(SIZES, rectified_loss(SIZES, *p), rectified_loss(0.0, *p)) for p in pool_params]
     zero = [rectified_loss(0.0, *TRUE[n]) for n in names]
     alone = plan_candidates(names, [observed(TRUE[n]) for n in names], zero, TARGET)
-    assert alone["calibration"].startswith("none: the rectified law's back-tests need")  # 8 < 10
+    # 2 x 4 back-tests < 10, and the sentence says what is needed
+    assert alone["calibration"].startswith("none: the rectified law's back-tests need at "
+                                           "least 6 points per candidate")
+    assert "give 8;" in alone["calibration"]
     plan = plan_candidates(names, [observed(TRUE[n]) for n in names], zero, TARGET,
                            loss_goal=1.2, pool=pool)
     # 9 points each (with D = 0), 4 parameters: 4 back-tests per curve; D*/D_max = 2 keeps

@@ -225,8 +225,9 @@ def _unit_label(view) -> str:
 
 def _loss_range(outcome: SelectOutcome, shown) -> tuple[float, float] | None:
     """The y-range of the curve panels: the observed, zero-shot, predicted and true losses
-    of the candidates shown, with a margin (an interval or a law far off the data is cut
-    at the edge rather than stretching every panel)."""
+    of the candidates shown and their intervals up to a factor 2 beyond those, with a
+    margin (an interval or a law further off is cut at the edge rather than stretching
+    every panel)."""
     view, sel = outcome.view, outcome.selection
     vals = [np.asarray(outcome.observed[i][1], float) for i in shown]
     if view.zero_shot is not None:
@@ -241,6 +242,13 @@ def _loss_range(outcome: SelectOutcome, shown) -> tuple[float, float] | None:
     if v.size == 0:
         return None
     lo, hi = float(v.min()), float(v.max())
+    if sel.lower is not None and sel.upper is not None:  # intervals, within a factor 2
+        ends = np.concatenate([np.asarray(sel.lower, float)[list(shown)],
+                               np.asarray(sel.upper, float)[list(shown)]])
+        ends = ends[np.isfinite(ends) & (ends > 0)]
+        if ends.size:
+            lo, hi = min(lo, max(float(ends.min()), lo / 2)), max(hi, min(float(ends.max()),
+                                                                          2 * hi))
     pad = 0.15 * (hi - lo) if hi > lo else 0.1 * hi
     return max(0.0, lo - pad), hi + pad
 

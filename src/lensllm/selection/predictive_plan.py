@@ -138,7 +138,7 @@ def plan_from_predictive(names: Sequence[str], curve: Callable[[np.ndarray], np.
         if reps is None:
             lo, hi = np.zeros(grid.size), np.full(grid.size, np.inf)
         else:
-            lo, hi = np.quantile(reps[i], [a, 1 - a], axis=0)
+            lo, hi = np.exp(np.quantile(np.log(reps[i]), [a, 1 - a], axis=0))  # as ranked
         plan["candidates"].append({"model": name, "predicted": values[i].tolist(),
                                    "lower": lo.tolist(), "upper": [_finite(v) for v in hi]})
     crossings = (find_crossings(grid, values) if reps is None else
