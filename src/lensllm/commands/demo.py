@@ -81,10 +81,7 @@ test_size = {n_test}
 method = "full"
 learning_rate = 2e-3
 batch_size = 8
-epochs = 2
-min_steps = 20
-eval_every_epochs = 0.5
-patience_epochs = 1.0
+# the default recipe: a constant rate until the validation loss stops improving
 max_length = 48
 attn_implementation = "eager"
 
