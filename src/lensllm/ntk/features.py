@@ -39,6 +39,7 @@ def measure_ntk(
     engine: str = "auto",
     precision: str = "auto",
     curvature: bool = False,
+    device: str = "auto",
 ) -> NTKSpectrum:
     """NTK features of ``model_id`` on the probe examples, with their counted cost.
 
@@ -61,20 +62,32 @@ def measure_ntk(
         precision: precision of the passes (see :func:`lensllm.ntk.empirical_ntk`).
         curvature: also measure the Hessian diagnostics
             (:func:`lensllm.ntk.hessian_curvature`, defaults) into ``meta["curvature"]``.
+        device: where the passes run, a ``finetune.device`` setting (``"auto"``: CUDA when
+            present, else the CPU), as the fine-tuning runs; the kernel comes back on the
+            host.
 
     Returns:
         The spectrum; ``meta`` gains ``wall_time_s`` (with the curvature's, when asked),
-        ``tokens`` and ``flops`` (the kernel's count).
+        ``tokens``, ``flops`` (the kernel's count) and ``device``.
+
+    Raises:
+        ConfigError: ``device`` names a device this machine lacks.
+
+    The model is loaded with ``sdpa`` attention: the batched engine (LoRA) runs its fused
+    kernels, and the passes that need eager attention (``vmap`` per-example gradients, the
+    curvature's double backward) switch to it for their duration.
     """
     start = time.perf_counter()
     import torch
 
     from lensllm.finetune.data import encode_examples
-    from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
+    from lensllm.finetune.engine import resolve_device
+    from lensllm.finetune.models import count_parameters, is_encoder_decoder
     from lensllm.ntk._kernel import compute_ntk_features
 
-    model, tokenizer = load_model(model_id, attn_implementation="eager",
-                                  dtype=getattr(torch, dtype))
+    where = resolve_device(device)  # a missing device fails before the model is loaded
+    model, tokenizer = _load_fused(model_id, getattr(torch, dtype))
+    model.to(where)
     encdec = is_encoder_decoder(model)
     batch = encode_examples(tokenizer, probe, kind, max_length=max_length,
                             is_encoder_decoder=encdec)
@@ -96,7 +109,20 @@ def measure_ntk(
     wall = time.perf_counter() - start
     return NTKSpectrum(spectrum.eigenvalues, spectrum.proj_sq, eta=spectrum.eta,
                        meta={**spectrum.meta, "wall_time_s": round(wall, 3), "tokens": tokens,
-                             "flops": flops, **extra})
+                             "flops": flops, "device": str(where), **extra})
+
+
+def _load_fused(model_id: str, dtype: Any):
+    """The model with ``sdpa`` attention, or ``eager`` for an architecture without it."""
+    from lensllm.exceptions import ConfigError
+    from lensllm.finetune.models import load_model
+
+    try:
+        return load_model(model_id, attn_implementation="sdpa", dtype=dtype)
+    except ConfigError as exc:
+        if "sdpa" not in str(exc).lower() and "attention" not in str(exc).lower():
+            raise
+        return load_model(model_id, attn_implementation="eager", dtype=dtype)
 
 
 def record_ntk(store: BaseStore, spectrum: NTKSpectrum, *, dataset: str) -> None:
