@@ -1,0 +1,121 @@
+"""What one process keeps between runs: pristine weights in host memory, tokenised rows.
+
+A selection is dozens of small runs, most of them of a candidate already run in the same
+process (``lensllm run`` and ``lensllm select`` execute their runs one after another in one
+process; a Ray worker keeps its process between tasks). Loading a model from disk, building
+it and tokenising the validation and test splits cost the same for a 16-example run as for
+a 16k-example one, so every run would pay them again. Here they are paid once:
+
+- :func:`fresh_model` keeps the first load of each model on the host, untouched, and
+  gives every run a deep copy of it (a memory copy instead of reading and building the
+  weights again; ``deepcopy`` keeps tied weights tied). The run moves its copy to its
+  device, wraps it with LoRA, trains it; the kept model never changes. Models are evicted
+  least recently used first once they hold more than :data:`MAX_HOST_BYTES`.
+- :func:`token_rows` tokenises each example once per tokenizer and setting
+  (``kind``, ``max_length``, encoder-decoder or not) and returns the cached rows after;
+  the nested subsets of a candidate's runs and its fixed validation and test splits are
+  the same examples run after run.
+
+Both are exact: a run gets the weights and rows it would have loaded and tokenised itself
+(tested), so results do not depend on what ran before in the process.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["MAX_HOST_BYTES", "fresh_model", "token_rows", "clear", "cached_models"]
+
+
+def _host_budget() -> int:
+    """A quarter of the machine's memory, at most 32 GiB."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 * 2**30
+    return int(min(total // 4, 32 * 2**30))
+
+
+#: Bytes of pristine models kept on the host (least recently used evicted first).
+MAX_HOST_BYTES = _host_budget()
+#: Tokenisation settings whose rows are kept (least recently used evicted first).
+MAX_ROW_TABLES = 16
+
+_models: OrderedDict[tuple, tuple[torch.nn.Module, Any, int]] = OrderedDict()
+_rows: OrderedDict[tuple, dict[int, tuple[Mapping, tuple[list[int], list[int]]]]] = \
+    OrderedDict()
+
+
+def _nbytes(model: torch.nn.Module) -> int:
+    tensors = {t.data_ptr(): t for t in (*model.parameters(), *model.buffers())}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def fresh_model(key: tuple, load: Callable[[], tuple[torch.nn.Module, Any]]):
+    """A run's own copy of a model as loaded, and its tokenizer.
+
+    Args:
+        key: what identifies the loaded weights (model id, fingerprint, attention, dtype).
+        load: ``load() -> (model, tokenizer)``, called only when ``key`` is not kept; the
+            model must be on the host.
+
+    Returns:
+        ``(model, tokenizer)``: a deep copy of the kept model (in eval mode, on the host)
+        and the shared tokenizer (tokenizers are not modified by runs).
+    """
+    entry = _models.get(key)
+    if entry is None:
+        model, tokenizer = load()
+        entry = (model, tokenizer, _nbytes(model))
+        _models[key] = entry
+        _evict()
+    else:
+        _models.move_to_end(key)
+    model, tokenizer, _ = entry
+    return copy.deepcopy(model), tokenizer
+
+
+def _evict() -> None:
+    while len(_models) > 1 and sum(e[2] for e in _models.values()) > MAX_HOST_BYTES:
+        _models.popitem(last=False)
+    if _models and next(reversed(_models.values()))[2] > MAX_HOST_BYTES:
+        _models.popitem()  # one model over the budget alone is not kept
+
+
+def token_rows(key: tuple, examples: Sequence[Mapping],
+               tokenize: Callable[[Sequence[Mapping]], list]) -> list:
+    """Rows of ``examples`` as ``tokenize`` gives them, each example tokenised once per
+    ``key`` (the tokenizer's model key and the tokenisation settings).
+
+    Examples are recognised by identity (the task's example dicts, which a process keeps);
+    the cache holds a reference to each, so an identity is never reused for another.
+    """
+    table = _rows.get(key)
+    if table is None:
+        table = _rows[key] = {}
+        while len(_rows) > MAX_ROW_TABLES:
+            _rows.popitem(last=False)
+    else:
+        _rows.move_to_end(key)
+    missing = [ex for ex in examples if id(ex) not in table]
+    if missing:
+        for ex, row in zip(missing, tokenize(missing), strict=True):
+            table[id(ex)] = (ex, row)
+    return [table[id(ex)][1] for ex in examples]
+
+
+def cached_models() -> list[tuple]:
+    """Keys of the models kept, least recently used first."""
+    return list(_models)
+
+
+def clear() -> None:
+    """Forget every kept model and row."""
+    _models.clear()
+    _rows.clear()
