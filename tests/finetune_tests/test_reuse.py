@@ -75,3 +75,24 @@ def test_cached_rows_are_the_fresh_rows_and_each_example_is_tokenised_once(task)
     assert nested == tokenize_rows(tok, task.examples[:20], "seq2seq", max_length=24,
                                    is_encoder_decoder=False)
     assert nested[:10] == first
+
+
+def test_copy_to_keeps_tied_weights_tied_and_copies_every_tensor():
+    model, _ = load_model("tiny:gpt2")  # GPT-2 ties its output layer to the embedding
+    copy = reuse.copy_to(model, torch.device("cpu"))
+    assert copy.get_output_embeddings().weight is copy.get_input_embeddings().weight
+    for (name, a), (_, b) in zip(model.state_dict().items(), copy.state_dict().items()):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr(), name
+    with torch.no_grad():
+        copy.get_input_embeddings().weight.add_(1.0)
+    assert not torch.equal(copy.get_input_embeddings().weight,
+                           model.get_input_embeddings().weight)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_copy_to_cuda_equals_the_host_model():
+    model, _ = load_model("tiny:llama")
+    copy = reuse.copy_to(model, torch.device("cuda"))
+    assert {p.device.type for p in copy.parameters()} == {"cuda"}
+    for (name, a), (_, b) in zip(model.state_dict().items(), copy.state_dict().items()):
+        assert torch.equal(a, b.cpu()), name

@@ -6,11 +6,12 @@ process; a Ray worker keeps its process between tasks). Loading a model from dis
 it and tokenising the validation and test splits cost the same for a 16-example run as for
 a 16k-example one, so every run would pay them again. Here they are paid once:
 
-- :func:`fresh_model` keeps the first load of each model on the host, untouched, and
-  gives every run a deep copy of it (a memory copy instead of reading and building the
-  weights again; ``deepcopy`` keeps tied weights tied). The run moves its copy to its
-  device, wraps it with LoRA, trains it; the kept model never changes. Models are evicted
-  least recently used first once they hold more than :data:`MAX_HOST_BYTES`.
+- :func:`fresh_model` keeps the first load of each model on the host, untouched (in
+  pinned memory when a CUDA device is present), and gives every run a deep copy of it
+  whose tensors are copied straight to the run's device (a memory copy instead of reading
+  and building the weights again; no second host copy; tied weights stay tied). The run
+  wraps its copy with LoRA and trains it; the kept model never changes. Models are
+  evicted least recently used first once they hold more than :data:`MAX_HOST_BYTES`.
 - :func:`token_rows` tokenises each example once per tokenizer and setting
   (``kind``, ``max_length``, encoder-decoder or not) and returns the cached rows after;
   the nested subsets of a candidate's runs and its fixed validation and test splits are
@@ -23,6 +24,7 @@ Both are exact: a run gets the weights and rows it would have loaded and tokenis
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +32,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["MAX_HOST_BYTES", "fresh_model", "token_rows", "clear", "cached_models"]
+__all__ = ["MAX_HOST_BYTES", "fresh_model", "copy_to", "token_rows", "clear", "cached_models"]
 
 
 def _host_budget() -> int:
@@ -57,28 +59,55 @@ def _nbytes(model: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
-def fresh_model(key: tuple, load: Callable[[], tuple[torch.nn.Module, Any]]):
-    """A run's own copy of a model as loaded, and its tokenizer.
+def fresh_model(key: tuple, load: Callable[[], tuple[torch.nn.Module, Any]],
+                device: torch.device | str = "cpu"):
+    """A run's own copy of a model as loaded, on ``device``, and its tokenizer.
 
     Args:
         key: what identifies the loaded weights (model id, fingerprint, attention, dtype).
         load: ``load() -> (model, tokenizer)``, called only when ``key`` is not kept; the
             model must be on the host.
+        device: where the copy's parameters and buffers are put.
 
     Returns:
-        ``(model, tokenizer)``: a deep copy of the kept model (in eval mode, on the host)
-        and the shared tokenizer (tokenizers are not modified by runs).
+        ``(model, tokenizer)``: a deep copy of the kept model (in eval mode) and the shared
+        tokenizer (tokenizers are not modified by runs).
     """
     entry = _models.get(key)
     if entry is None:
         model, tokenizer = load()
+        if torch.cuda.is_available():
+            _pin(model)
         entry = (model, tokenizer, _nbytes(model))
         _models[key] = entry
         _evict()
     else:
         _models.move_to_end(key)
     model, tokenizer, _ = entry
-    return copy.deepcopy(model), tokenizer
+    return copy_to(model, torch.device(device)), tokenizer
+
+
+def copy_to(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A deep copy of ``model`` whose parameters and buffers are copied to ``device``
+    directly (``deepcopy`` with those tensors in its memo: one copy each, shared tensors
+    stay shared)."""
+    memo: dict[int, Any] = {}
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if id(tensor) in memo:
+            continue
+        moved = tensor.detach().to(device, copy=True, non_blocking=tensor.is_pinned())
+        if isinstance(tensor, torch.nn.Parameter):
+            moved = torch.nn.Parameter(moved, requires_grad=tensor.requires_grad)
+        memo[id(tensor)] = moved
+    return copy.deepcopy(model, memo)
+
+
+def _pin(model: torch.nn.Module) -> None:
+    """Page-lock the kept weights, so that copies to a GPU are fast and asynchronous."""
+    with torch.no_grad():
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            if tensor.device.type == "cpu" and not tensor.is_pinned():
+                tensor.data = tensor.data.pin_memory()
 
 
 def _evict() -> None:

@@ -248,8 +248,9 @@ class _RunSetup:
         LoRA-wrapped when the run trains adapters, on the run's device."""
         attn = config.attn_implementation
         key = (model_id, model_fingerprint(model_id), attn, "float32")
-        model, tokenizer = fresh_model(key, lambda: load_model(model_id,
-                                                               attn_implementation=attn))
+        device = resolve_device(config.device)
+        model, tokenizer = fresh_model(
+            key, lambda: load_model(model_id, attn_implementation=attn), device)
         base_params = count_parameters(model)
         encdec = is_encoder_decoder(model)
         if encdec and task.kind != "seq2seq":
@@ -265,8 +266,7 @@ class _RunSetup:
             model = add_lora(model, config, encdec)
         if not training:
             model.requires_grad_(False)
-        device = resolve_device(config.device)
-        model.to(device)
+        model.to(device)  # anything the copy or the wrapping left elsewhere
         trainable = count_parameters(model, trainable_only=True) if training else 0
         return cls(model, tokenizer, config, task.kind, encdec, device, family, base_params,
                    trainable, key)
