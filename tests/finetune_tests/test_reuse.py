@@ -96,3 +96,11 @@ def test_copy_to_cuda_equals_the_host_model():
     assert {p.device.type for p in copy.parameters()} == {"cuda"}
     for (name, a), (_, b) in zip(model.state_dict().items(), copy.state_dict().items()):
         assert torch.equal(a, b.cpu()), name
+
+
+def test_a_model_over_the_budget_is_used_but_not_kept(monkeypatch):
+    reuse.clear()
+    monkeypatch.setattr(reuse, "MAX_HOST_BYTES", 1000)
+    loaded = load_model("tiny:gpt2")
+    model, _ = reuse.fresh_model(("big",), lambda: loaded)
+    assert model is loaded[0] and reuse.cached_models() == []

@@ -76,9 +76,12 @@ def fresh_model(key: tuple, load: Callable[[], tuple[torch.nn.Module, Any]],
     entry = _models.get(key)
     if entry is None:
         model, tokenizer = load()
+        size = _nbytes(model)
+        if size > MAX_HOST_BYTES:  # too large to keep: the run takes the loaded model itself
+            return model.to(device), tokenizer
         if torch.cuda.is_available():
             _pin(model)
-        entry = (model, tokenizer, _nbytes(model))
+        entry = (model, tokenizer, size)
         _models[key] = entry
         _evict()
     else:
@@ -113,8 +116,6 @@ def _pin(model: torch.nn.Module) -> None:
 def _evict() -> None:
     while len(_models) > 1 and sum(e[2] for e in _models.values()) > MAX_HOST_BYTES:
         _models.popitem(last=False)
-    if _models and next(reversed(_models.values()))[2] > MAX_HOST_BYTES:
-        _models.popitem()  # one model over the budget alone is not kept
 
 
 def token_rows(key: tuple, examples: Sequence[Mapping],
