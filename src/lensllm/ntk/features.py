@@ -1,7 +1,7 @@
 """The one entry point to NTK features: load a model, encode a probe set, measure the kernel's
 spectrum and its cost; ``lensllm ntk`` and the ``lensllm select`` pipeline both call it.
 
-Cost is counted one way for every caller, as the selection's cost counts runs: one forward and one backward
+Cost is counted one way for every caller (DESIGN section 6): one forward and one backward
 pass through the whole model per probe token, ``flops = 6 * n_params * tokens``, where
 ``tokens`` counts the source tokens and, for an encoder-decoder, the scored target tokens
 too. It is stored in the spectrum's ``meta`` (``flops``, ``tokens``, ``wall_time_s``) and,
