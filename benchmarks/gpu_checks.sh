@@ -13,8 +13,8 @@ run() {  # name, timeout (s), command...
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
   echo "exit $? | $(tail -n 1 "$out/$name.log")" | tee -a "$out/summary.txt"
 }
-run cuda_tests 120 "$py" -m pytest -q -x tests/ntk_tests tests/finetune_tests/test_engine.py \
-  -k "cuda or scored_positions" -p no:cacheprovider
+run cuda_tests 180 "$py" -m pytest -q -x tests/ntk_tests tests/finetune_tests/test_engine.py tests/finetune_tests/test_reuse.py \
+  -k "cuda" -p no:cacheprovider
 run ntk_cost 150 "$py" benchmarks/bench_ntk_cost.py --model 300m --device cuda \
   --skip engines,precision,curvature
 run run_overhead 120 "$py" benchmarks/bench_run_overhead.py --model 300m --device cuda

@@ -44,3 +44,34 @@ def test_small_run_reports_what_the_store_holds(tmp_path, capsys):
     # the selection paid for nothing at D*: its runs stop at the budget
     paid = {r.key.size for r in runs if r.key.size != target}
     assert paid and max(paid) <= target // bench.SETTINGS["small"]["ratio"]
+
+
+def test_gpu_zoo_and_configs_are_what_the_script_promises(tmp_path):
+    # six candidates of 20M-300M parameters (counted on the meta device from the configs
+    # the zoo builds), and configs that `lensllm run` and `lensllm select` accept
+    import torch
+    import transformers
+
+    from lensllm.finetune.config import load_config
+    from lensllm.pipeline import load_select_config
+    from lensllm.zoo.build import _model_config
+
+    bench = load_bench("gpu_select")
+    specs = bench.zoo_specs(small=False)
+    tokenizer = type("Tok", (), {"pad_token_id": 0, "eos_token_id": 1,
+                                 "__len__": lambda self: 1024})()
+    counts = []
+    for spec in specs:
+        with torch.device("meta"):
+            model = transformers.AutoModelForCausalLM.from_config(_model_config(spec, tokenizer))
+        counts.append(sum(p.numel() for p in model.parameters()))
+    assert len(specs) >= 6 and len({s.arch for s in specs}) == 3
+    assert min(counts) >= 20e6 and max(counts) <= 300e6, counts
+    paths = {s.name: tmp_path / s.name for s in specs}
+    settings = bench.SETTINGS["gpu"]
+    run_cfg, sel_cfg = bench.write_configs(tmp_path, paths, settings, "cuda")
+    run = load_config(run_cfg)
+    assert list(run.sizes) == [settings["target"]] and run.finetune.device == "cuda"
+    select = load_select_config(sel_cfg)
+    assert select.selection.target == settings["target"]
+    assert select.selection.max_data == settings["target"] // settings["ratio"] == 64

@@ -208,3 +208,19 @@ def test_micro_batches_group_a_steps_rows_by_length_and_keep_them():
     evaluation = split.batches(3, by_length=True)
     assert sum(b.inputs["input_ids"].numel() for b in evaluation) < sum(
         b.inputs["input_ids"].numel() for b in split.batches(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("model_id", ["tiny:llama", "tiny:t5"])
+def test_cuda_scored_positions_give_the_full_logits_loss(model_id):
+    from lensllm.finetune.engine import Scorer
+
+    model, _ = load_model(model_id)
+    model = model.to("cuda").eval()
+    encdec = model.config.is_encoder_decoder
+    split = TokenizedSplit(_source_target_rows(6, encdec), pad_id=0, encoder_decoder=encdec)
+    batch = split.batch(range(6)).to(torch.device("cuda"))
+    with torch.no_grad():
+        ours = Scorer(model, "fp32", torch.device("cuda")).loss_sum(batch)
+        ref = _reference_loss_sum(model, batch)
+    assert float(ours) == pytest.approx(float(ref), rel=1e-4)
