@@ -1,6 +1,6 @@
 """End to end on a GPU: a zoo of six 20M-300M models, `lensllm select` against brute force.
 
-1. Builds a zoo of six causal LMs (GPT-2, Llama and OPT shapes, 21M to 289M parameters)
+1. Builds a zoo of six causal LMs (GPT-2, Llama and OPT shapes, 22M to 292M parameters)
    with :func:`lensllm.zoo.build_zoo` on the device: the zoo's BPE tokenizer, a few hundred
    steps of pretraining each on the standard library's ``pydoc_data.topics`` (offline),
    different step counts so that the candidates differ in quality.
@@ -49,12 +49,12 @@ def zoo_specs(small: bool) -> list:
         return [ZooModel("gpt2", 32, 2, 40), ZooModel("llama", 32, 2, 40),
                 ZooModel("opt", 32, 2, 20), ZooModel("gpt2", 48, 2, 60, heads=4),
                 ZooModel("llama", 48, 2, 20, heads=4), ZooModel("opt", 64, 2, 60, heads=4)]
-    return [ZooModel("llama", 384, 12, 300, heads=6),     # ~21M parameters
-            ZooModel("gpt2", 512, 8, 300, heads=8),       # ~25M
-            ZooModel("opt", 640, 10, 150, heads=10),      # ~49M
-            ZooModel("llama", 768, 12, 300, heads=12),    # ~85M
-            ZooModel("gpt2", 1024, 12, 150, heads=16),    # ~151M
-            ZooModel("llama", 1024, 23, 300, heads=16)]   # ~289M
+    return [ZooModel("llama", 384, 12, 300, heads=6),     # 22.0M parameters
+            ZooModel("gpt2", 512, 8, 300, heads=8),       # 25.9M
+            ZooModel("opt", 640, 10, 150, heads=10),      # 50.1M
+            ZooModel("llama", 768, 12, 300, heads=12),    # 86.5M
+            ZooModel("gpt2", 1024, 12, 150, heads=16),    # 152.5M
+            ZooModel("llama", 1024, 23, 300, heads=16)]   # 291.5M
 
 
 #: Per mode: D*, the selector's subset sizes, validation and test sizes, budget ratio,
