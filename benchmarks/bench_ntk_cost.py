@@ -144,21 +144,17 @@ def _worker_finetune(args: argparse.Namespace) -> dict:
 
 
 def _load_probe(args: argparse.Namespace):
-    """Task, probe set, model and encoded probes, loaded and placed as
-    :func:`lensllm.ntk.measure_ntk` does (``sdpa`` attention, the run's device)."""
-    from lensllm.finetune.data import encode_examples, load_task_data
-    from lensllm.finetune.engine import resolve_device
-    from lensllm.finetune.models import is_encoder_decoder
+    """Task, probe set, model and encoded probes, loaded and placed by the code
+    :func:`lensllm.ntk.measure_ntk` runs (``sdpa`` attention, the run's device)."""
+    from lensllm.finetune.data import load_task_data
     from lensllm.ntk import select_probe
-    from lensllm.ntk.features import _load_fused
+    from lensllm.ntk.features import _load_probe as load_like_the_command
 
     task = load_task_data(args.data)  # the runner gets the task already loaded too
     start = time.perf_counter()
     probe = select_probe(task.examples, args.n, 0)
-    model, tokenizer = _load_fused(args.model, __import__("torch").float32)
-    batch = encode_examples(tokenizer, probe, task.kind, max_length=args.tokens,
-                            is_encoder_decoder=is_encoder_decoder(model))
-    model.to(resolve_device(args.device))
+    model, batch, _, _ = load_like_the_command(args.model, probe, task.kind, dtype="float32",
+                                               device=args.device, max_length=args.tokens)
     return start, model, batch
 
 

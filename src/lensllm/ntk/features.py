@@ -73,24 +73,15 @@ def measure_ntk(
     Raises:
         ConfigError: ``device`` names a device this machine lacks.
 
-    The model is loaded with ``sdpa`` attention: the batched engine (LoRA) runs its fused
-    kernels, and the passes that need eager attention (``vmap`` per-example gradients, the
-    curvature's double backward) switch to it for their duration.
+    The model is loaded with ``sdpa`` attention; the passes that need eager attention
+    (``vmap``, the curvature's double backward) switch to it for their duration.
     """
     start = time.perf_counter()
-    import torch
-
-    from lensllm.finetune.data import encode_examples
-    from lensllm.finetune.engine import resolve_device
-    from lensllm.finetune.models import count_parameters, is_encoder_decoder
+    from lensllm.finetune.models import count_parameters
     from lensllm.ntk._kernel import compute_ntk_features
 
-    where = resolve_device(device)  # a missing device fails before the model is loaded
-    model, tokenizer = _load_fused(model_id, getattr(torch, dtype))
-    model.to(where)
-    encdec = is_encoder_decoder(model)
-    batch = encode_examples(tokenizer, probe, kind, max_length=max_length,
-                            is_encoder_decoder=encdec)
+    model, batch, encdec, where = _load_probe(model_id, probe, kind, dtype=dtype,
+                                              device=device, max_length=max_length)
     lora_config = lora(model) if (params == "lora" and lora is not None) else None
     spectrum = compute_ntk_features(
         model, batch, params=params, dim=dim, chunk_size=chunk_size, seed=seed, eta=eta,
@@ -110,6 +101,26 @@ def measure_ntk(
     return NTKSpectrum(spectrum.eigenvalues, spectrum.proj_sq, eta=spectrum.eta,
                        meta={**spectrum.meta, "wall_time_s": round(wall, 3), "tokens": tokens,
                              "flops": flops, "device": str(where), **extra})
+
+
+def _load_probe(model_id: str, probe: Sequence[Mapping[str, str]], kind: str, *, dtype: str,
+                device: str, max_length: int):
+    """``(model, encoded probes, is encoder-decoder, device)``: the model loaded with
+    ``sdpa`` attention (see :func:`_load_fused`) and put on the device (a missing device
+    fails before the model is loaded), the probes encoded as the runs encode them."""
+    import torch
+
+    from lensllm.finetune.data import encode_examples
+    from lensllm.finetune.engine import resolve_device
+    from lensllm.finetune.models import is_encoder_decoder
+
+    where = resolve_device(device)
+    model, tokenizer = _load_fused(model_id, getattr(torch, dtype))
+    model.to(where)
+    encdec = is_encoder_decoder(model)
+    batch = encode_examples(tokenizer, probe, kind, max_length=max_length,
+                            is_encoder_decoder=encdec)
+    return model, batch, encdec, where
 
 
 def _load_fused(model_id: str, dtype: Any):
