@@ -104,3 +104,18 @@ def test_a_model_over_the_budget_is_used_but_not_kept(monkeypatch):
     loaded = load_model("tiny:gpt2")
     model, _ = reuse.fresh_model(("big",), lambda: loaded)
     assert model is loaded[0] and reuse.cached_models() == []
+
+
+def test_a_full_row_table_starts_again(task, monkeypatch):
+    reuse.clear()
+    monkeypatch.setattr(reuse, "MAX_ROWS_PER_TABLE", 15)
+    seen = []
+
+    def tokenize(part):
+        seen.append(len(part))
+        return [len(ex["source"]) for ex in part]
+
+    reuse.token_rows(("k",), task.examples[:10], tokenize)
+    rows = reuse.token_rows(("k",), task.examples[10:20], tokenize)
+    assert seen == [10, 10] and rows == [len(ex["source"]) for ex in task.examples[10:20]]
+    assert reuse.token_rows(("k",), task.examples[10:20], tokenize) == rows and seen == [10, 10]

@@ -48,6 +48,9 @@ def _host_budget() -> int:
 MAX_HOST_BYTES = _host_budget()
 #: Tokenisation settings whose rows are kept (least recently used evicted first).
 MAX_ROW_TABLES = 16
+#: Rows kept per setting; a table that would grow past it starts again (a long-lived
+#: process that reloads its task data gets new example objects each time).
+MAX_ROWS_PER_TABLE = 200_000
 
 _models: OrderedDict[tuple, tuple[torch.nn.Module, Any, int]] = OrderedDict()
 _rows: OrderedDict[tuple, dict[int, tuple[Mapping, tuple[list[int], list[int]]]]] = \
@@ -134,6 +137,9 @@ def token_rows(key: tuple, examples: Sequence[Mapping],
     else:
         _rows.move_to_end(key)
     missing = [ex for ex in examples if id(ex) not in table]
+    if missing and len(table) + len(missing) > MAX_ROWS_PER_TABLE:
+        table.clear()
+        missing = list(examples)
     if missing:
         for ex, row in zip(missing, tokenize(missing), strict=True):
             table[id(ex)] = (ex, row)
