@@ -121,3 +121,106 @@ def test_padded_causal_batch_scores_like_each_row_alone(model_id):
         batched = float(scorer.loss_sum(split.batch(range(6))))
         alone = sum(float(scorer.loss_sum(split.batch([i]))) for i in range(6))
     assert batched == pytest.approx(alone, rel=1e-5)
+
+
+def _source_target_rows(n: int, encdec: bool) -> list[tuple[list[int], list[int]]]:
+    """Rows of uneven source and target lengths; decoder-only rows score the target only."""
+    gen = torch.Generator().manual_seed(1)
+    rows = []
+    for i in range(n):
+        src = torch.randint(3, 300, (4 + 5 * (i % 3),), generator=gen).tolist()
+        tgt = torch.randint(3, 300, (2 + i % 4,), generator=gen).tolist()
+        rows.append((src, tgt) if encdec else (src + tgt, [-100] * len(src) + tgt))
+    return rows
+
+
+def _reference_loss_sum(model, batch) -> torch.Tensor:
+    """Summed token loss from the model's full logits, the way transformers scores it:
+    an encoder-decoder given ``labels`` (its own decoder inputs), a causal LM's logits at
+    every position against the shifted targets."""
+    logits = model(**batch.inputs).logits
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1), ignore_index=-100,
+        reduction="sum")
+
+
+@pytest.mark.parametrize("model_id", ["tiny:gpt2", "tiny:llama", "tiny:opt", "tiny:t5",
+                                      "tiny:bart"])
+def test_scored_positions_only_give_the_full_logits_loss_and_gradient(model_id):
+    from lensllm.finetune.engine import Scorer
+
+    model, _ = load_model(model_id)
+    model.eval()
+    encdec = model.config.is_encoder_decoder
+    split = TokenizedSplit(_source_target_rows(6, encdec), pad_id=0, encoder_decoder=encdec)
+    batch = split.batch(range(6))
+    head_rows = []
+    hook = model.get_output_embeddings().register_forward_hook(
+        lambda m, i, out: head_rows.append(out.shape[:-1].numel()))
+    ours = Scorer(model, "fp32", torch.device("cpu")).loss_sum(batch)
+    hook.remove()
+    # the output layer saw the scored positions only (targets, no prompt, no padding)
+    assert head_rows == [batch.scored] and batch.scored < batch.targets.numel()
+    ours_grad = torch.autograd.grad(ours, [model.get_input_embeddings().weight])[0]
+    ref = _reference_loss_sum(model, batch)
+    ref_grad = torch.autograd.grad(ref, [model.get_input_embeddings().weight])[0]
+    assert float(ours) == pytest.approx(float(ref), rel=1e-5)
+    torch.testing.assert_close(ours_grad, ref_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_a_model_with_unusual_logits_is_scored_from_its_full_logits():
+    # A model whose output layer sees something other than one hidden state per position
+    # falls back to the full logits on the first batch, and gives the same loss.
+    from lensllm.finetune.engine import Scorer
+
+    class Pooled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(300, 8)
+            self.head = torch.nn.Linear(8, 300)
+
+        def get_output_embeddings(self):
+            return self.head
+
+        def forward(self, input_ids):
+            h = self.emb(input_ids)
+            pooled = self.head(h.mean(dim=1, keepdim=True))  # (batch, 1, vocab)
+            return type("Out", (), {"logits": pooled.expand(-1, input_ids.shape[1], -1)})
+
+    torch.manual_seed(0)
+    model = Pooled()
+    batch = TokenizedSplit(_rows(4), pad_id=0, encoder_decoder=False).batch(range(4))
+    scorer = Scorer(model, "fp32", torch.device("cpu"))
+    assert float(scorer.loss_sum(batch)) == pytest.approx(
+        float(_reference_loss_sum(model, batch)), rel=1e-6)
+    assert scorer._head is None
+
+
+def test_micro_batches_group_a_steps_rows_by_length_and_keep_them():
+    split = TokenizedSplit(_rows(8), pad_id=0, encoder_decoder=False)
+    step = [7, 0, 5, 2, 3, 6]
+    micro = split.micro_batches(step, 2)
+    lengths = [len(split.ids[i]) for i in step]
+    assert sum(b.inputs["input_ids"].shape[0] for b in micro) == len(step)
+    assert sum(b.scored for b in micro) == split.batch(step).scored
+    widths = [b.inputs["input_ids"].shape[1] for b in micro]
+    assert widths == sorted(sorted(lengths)[1::2])  # each pair padded to its longer row
+    evaluation = split.batches(3, by_length=True)
+    assert sum(b.inputs["input_ids"].numel() for b in evaluation) < sum(
+        b.inputs["input_ids"].numel() for b in split.batches(3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("model_id", ["tiny:llama", "tiny:t5"])
+def test_cuda_scored_positions_give_the_full_logits_loss(model_id):
+    from lensllm.finetune.engine import Scorer
+
+    model, _ = load_model(model_id)
+    model = model.to("cuda").eval()
+    encdec = model.config.is_encoder_decoder
+    split = TokenizedSplit(_source_target_rows(6, encdec), pad_id=0, encoder_decoder=encdec)
+    batch = split.batch(range(6)).to(torch.device("cuda"))
+    with torch.no_grad():
+        ours = Scorer(model, "fp32", torch.device("cuda")).loss_sum(batch)
+        ref = _reference_loss_sum(model, batch)
+    assert float(ours) == pytest.approx(float(ref), rel=1e-4)

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from lensllm.cli import main
 from lensllm.ntk.spectrum import NTKSpectrum
@@ -44,6 +45,7 @@ def test_ntk_command_writes_features_and_store(tmp_path, capsys):
                        "params": "lora", "dtype": "float32"}.items():
         assert spec.meta[key] == value
     assert spec.meta["lensllm_version"]
+    assert spec.meta["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
     from lensllm.store import open_store
 
     with open_store(store) as s:
@@ -112,6 +114,31 @@ def test_ntk_command_errors_are_one_line(tmp_path, capsys, setup, argv, match):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and match in err, err
     assert not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_ntk_command_without_cuda_says_so_in_one_line(tmp_path, capsys):
+    data = _write_causal(tmp_path / "task.jsonl", 8)
+    assert main(["ntk", "--model", "tiny:gpt2", "--data", str(data), "--n", "4", "--device",
+                 "cuda", "--out", str(tmp_path / "o.json"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no CUDA device" in err, err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("params", ["lora", "all"])
+def test_ntk_command_on_cuda_matches_the_cpu_features(tmp_path, params):
+    data = _write_causal(tmp_path / "task.jsonl", 12)
+    spectra = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / f"{device}.json"
+        assert main(["ntk", "--model", "tiny:llama", "--data", str(data), "--n", "6", "--dim",
+                     "64", "--params", params, "--precision", "float32", "--max-length", "16",
+                     "--device", device, "--out", str(out), "--no-progress"]) == 0
+        spectra[device] = NTKSpectrum.load(out)
+    assert spectra["cuda"].meta["device"].startswith("cuda")
+    np.testing.assert_allclose(spectra["cuda"].eigenvalues, spectra["cpu"].eigenvalues,
+                               rtol=1e-3, atol=1e-6 * spectra["cpu"].eigenvalues[0])
 
 
 def test_help_does_not_import_torch():

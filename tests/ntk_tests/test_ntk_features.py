@@ -124,21 +124,27 @@ def test_no_lora_targets_for_a_model_without_linear_layers():
         compute_ntk_features(Odd(), make_batch("gpt2", [3, 3]))
 
 
-def test_non_eager_attention_is_refused_by_vmap_with_a_hint():
+def test_sdpa_model_gives_the_eager_kernel_with_either_engine():
     import transformers as tf
+
+    from lensllm.ntk import per_sample_gradients
 
     cfg = tf.GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, bos_token_id=2,
                         eos_token_id=2)
     model = tf.GPT2LMHeadModel._from_config(cfg, attn_implementation="sdpa").eval()
-    with pytest.raises(ConfigError, match="attn_implementation='eager'"):
-        compute_ntk_features(model, make_batch("gpt2", [4, 5]), engine="vmap")
-    # the batched engine runs no vmap: sdpa is fine there, and gives the eager kernel
     batch = make_batch("gpt2", [4, 5])
-    sdpa = empirical_ntk(model, batch, dim=None, engine="batched")
+    # the bare per-example gradients need eager attention and say how to get it
+    with pytest.raises(ConfigError, match="attn_implementation='eager'"):
+        next(per_sample_gradients(model, batch))
+    # the kernel switches the model to eager for the vmap passes and back afterwards
+    vmapped = empirical_ntk(model, batch, dim=None, engine="vmap")
+    assert model.config._attn_implementation == "sdpa"
+    batched = empirical_ntk(model, batch, dim=None, engine="batched")
     model.set_attn_implementation("eager")
     eager = empirical_ntk(model, batch, dim=None, engine="vmap")
-    assert sdpa.engine == "batched" and eager.engine == "vmap"
-    torch.testing.assert_close(sdpa.theta, eager.theta, rtol=1e-4, atol=1e-9)
+    assert vmapped.engine == eager.engine == "vmap" and batched.engine == "batched"
+    torch.testing.assert_close(vmapped.theta, eager.theta, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(batched.theta, eager.theta, rtol=1e-4, atol=1e-9)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -12,7 +12,7 @@ EPILOG = """\
 examples:
   lensllm ntk --model tiny:gpt2 --data task.jsonl --out gpt2.ntk.json     # seconds on a CPU
   lensllm ntk --model ./my-model --data train.csv --n 64 --dim 4096 --params lora \\
-      --eta 2e-4 --out my-model.ntk.json --store runs.sqlite
+      --eta 2e-4 --device cuda --out my-model.ntk.json --store runs.sqlite
 
 The output is JSON: the kernel's eigenvalues and the squared projections of the initial
 residual on its eigenvectors (2n numbers), with the model id, probe seed, n, d, parameter
@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="matrix products of the passes; the kernel is accumulated in float64 "
                         "('auto': bfloat16 autocast on CUDA, else the model's dtype) "
                         "(default: %(default)s)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                   help="where the passes run: 'auto' is CUDA when present, else the CPU, "
+                        "as `[finetune] device` of the runs (default: %(default)s)")
     p.add_argument("--curvature", action="store_true",
                    help="also measure the Hessian of the probe loss: top eigenvalue "
                         "(Lanczos) and per-layer traces (exact up to 1024 parameters, else "
@@ -170,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
     from lensllm.finetune.data import load_task_data
     from lensllm.ntk import measure_ntk, record_ntk, select_probe
 
+    from lensllm.finetune.engine import resolve_device
+
+    resolve_device(args.device)  # a missing device: one line, before the data is read
     torch.set_num_threads(args.threads)
     task = load_task_data(args.data)
     if len(task) < args.n:
@@ -187,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             params=args.params, dim=args.dim or None, seed=args.seed, eta=args.eta,
             max_length=args.max_length, chunk_size=args.chunk_size, dtype=args.dtype,
             lora=_recording(lora, meta), progress=progress, meta=meta, engine=args.engine,
-            precision=args.precision, curvature=args.curvature)
+            precision=args.precision, curvature=args.curvature, device=args.device)
     finally:
         if bar is not None:
             bar.close()
@@ -201,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.model}: n={spectrum.n} d={args.dim or 'exact'} params={args.params} "
           f"({spectrum.meta['n_params']:,} differentiated) lambda_max={lam[0]:.4g} "
           f"trace={lam.sum():.4g} F(0)={spectrum.residual_sq:.4g} in "
-          f"{spectrum.meta['wall_time_s']:.1f} s -> {out}")
+          f"{spectrum.meta['wall_time_s']:.1f} s on {spectrum.meta['device']} -> {out}")
     return 0
 
 

@@ -8,7 +8,10 @@ learn them.
 
 For causal models the targets are shifted here, once, on the host: position ``j`` of
 ``targets`` is the token the model should predict after reading position ``j``, and the
-last position is never scored. The loss then reads the logits unsliced.
+last position is never scored. The scored positions are also listed here, as flat indices
+into ``(batch, length)`` with their target tokens, so that the loss can compute the output
+layer at those positions only (:class:`lensllm.finetune.engine.Scorer`) without the device
+having to count them.
 """
 
 from __future__ import annotations
@@ -34,20 +37,34 @@ class Batch:
             aligned with the logits.
         tokens: tokens processed (non-padding inputs, plus targets for encoder-decoders).
         scored: positions that count in the loss.
+        positions: flat indices (into ``targets.reshape(-1)``) of the scored positions,
+            shape ``(scored,)``.
+        scored_targets: the target tokens at ``positions``, shape ``(scored,)``.
     """
 
     inputs: dict[str, torch.Tensor]
     targets: torch.Tensor
     tokens: int
     scored: int
+    positions: torch.Tensor | None = None
+    scored_targets: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.positions is None:
+            self.positions = (self.targets.reshape(-1) != IGNORE).nonzero().reshape(-1)
+            self.scored_targets = self.targets.reshape(-1)[self.positions]
 
     def to(self, device: torch.device) -> Batch:
         """The batch on ``device`` (asynchronous from pinned memory)."""
         if device.type == "cpu":
             return self
-        move = {k: v.pin_memory().to(device, non_blocking=True) for k, v in self.inputs.items()}
-        targets = self.targets.pin_memory().to(device, non_blocking=True)
-        return Batch(move, targets, self.tokens, self.scored)
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.pin_memory().to(device, non_blocking=True)
+
+        return Batch({k: move(v) for k, v in self.inputs.items()}, move(self.targets),
+                     self.tokens, self.scored, move(self.positions),
+                     move(self.scored_targets))
 
 
 class TokenizedSplit:
@@ -90,10 +107,23 @@ class TokenizedSplit:
         inputs = {"input_ids": ids}
         return Batch(inputs, targets, tokens, int((targets != IGNORE).sum()))
 
-    def batches(self, batch_size: int) -> list[Batch]:
-        """The whole split in order, ``batch_size`` rows a batch (for evaluation)."""
-        return [self.batch(range(i, min(i + batch_size, len(self))))
-                for i in range(0, len(self), batch_size)]
+    def batches(self, batch_size: int, *, by_length: bool = False) -> list[Batch]:
+        """The whole split, ``batch_size`` rows a batch (for evaluation): in order, or, with
+        ``by_length``, rows sorted by length first (stable), so that a batch pads little."""
+        order = list(range(len(self)))
+        if by_length:
+            order.sort(key=lambda i: len(self.ids[i]))
+        return [self.batch(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
+
+    def micro_batches(self, indices: Sequence[int], micro_batch_size: int) -> list[Batch]:
+        """The rows of one optimizer step as micro-batches of ``micro_batch_size`` rows,
+        grouped by length (the step's summed loss and gradient do not depend on which of
+        its rows share a micro-batch, so the step is the same, with less padding)."""
+        order = sorted(indices, key=lambda i: len(self.ids[i]))
+        if len(order) <= micro_batch_size:
+            return [self.batch(list(indices))]
+        return [self.batch(order[j : j + micro_batch_size])
+                for j in range(0, len(order), micro_batch_size)]
 
 
 def _pad(rows: Sequence[torch.Tensor], value: int) -> torch.Tensor:

@@ -10,6 +10,11 @@ What makes it fast on a GPU, each measured by ``benchmarks/bench_train_throughpu
   only at evaluation points, token counts come from the host-side batches;
 - gradient accumulation over micro-batches, each weighted by the step's scored positions,
   so a step is the same token-mean loss whatever the micro-batch size;
+- the output layer computed at the scored positions only (:class:`Scorer`): a source/target
+  or chat example scores its target tokens, not its prompt, and no padded position is
+  scored, so a 262k-token head (Gemma-3) costs in proportion to the target tokens only;
+- encoder-decoders are given their decoder inputs, not ``labels``, so the model does not
+  compute a second, full-vocabulary loss of its own;
 - gradient clipping with the fused norm, warmup and a decaying schedule over the run's
   planned steps, optional gradient checkpointing.
 
@@ -81,6 +86,11 @@ class Scorer:
         self.model = model
         self.device = device
         self.dtype = resolve_precision(precision, device)
+        self._decoder_inputs = getattr(model, "prepare_decoder_input_ids_from_labels", None)
+        self._head = _output_layer(model)
+        if self._decoder_inputs is None and _is_encoder_decoder(model):
+            self._head = None  # it computes its own loss from full logits given labels
+        self._verified = False
 
     def autocast(self):
         """The forward pass's precision context."""
@@ -89,12 +99,58 @@ class Scorer:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def loss_sum(self, batch: Batch) -> torch.Tensor:
-        """Summed cross-entropy (nats) over the batch's scored positions, in fp32."""
-        logits = self.model(**batch.inputs).logits
+        """Summed cross-entropy (nats) over the batch's scored positions, in fp32.
+
+        The model's output layer sees the hidden states of the scored positions only (a
+        forward pre-hook gathers them at ``batch.positions``), so the logits are
+        ``(scored, vocab)``, not ``(batch, length, vocab)``. A model whose output layer does
+        not take ``(batch, length, hidden)`` hidden states, or which reshapes its logits, is
+        detected on the first batch (shapes only, no device synchronisation) and scored
+        from its full logits from then on.
+        """
+        inputs = self._inputs(batch)
+        if self._head is not None:
+            try:
+                logits = self._scored_logits(inputs, batch)
+            except _NotPerPosition:
+                logits = None
+            if logits is not None and logits.dim() == 2 and logits.shape[0] == batch.scored:
+                self._verified = True
+                return torch.nn.functional.cross_entropy(
+                    logits.float(), batch.scored_targets, reduction="sum")
+            if self._verified:
+                raise RuntimeError("the output layer's logits lost their per-position shape")
+            self._head = None
+        logits = self.model(**inputs).logits
         return torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(), batch.targets.reshape(-1),
             ignore_index=IGNORE, reduction="sum",
         )
+
+    def _inputs(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The forward's inputs: an encoder-decoder's ``labels`` become its decoder inputs
+        (shifted right, as the model would), so that it computes no loss of its own."""
+        if "labels" not in batch.inputs or self._decoder_inputs is None:
+            return batch.inputs
+        inputs = dict(batch.inputs)
+        inputs["decoder_input_ids"] = self._decoder_inputs(labels=inputs.pop("labels"))
+        return inputs
+
+    def _scored_logits(self, inputs: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
+        n_positions = batch.targets.numel()
+
+        def gather(_module, args):
+            hidden = args[0]
+            if hidden.numel() != n_positions * hidden.shape[-1]:
+                raise _NotPerPosition
+            flat = hidden.reshape(n_positions, hidden.shape[-1])
+            return (flat.index_select(0, batch.positions), *args[1:])
+
+        handle = self._head.register_forward_pre_hook(gather)
+        try:
+            return self.model(**inputs).logits
+        finally:
+            handle.remove()
 
     @torch.no_grad()
     def evaluate(self, batches: Sequence[Batch]) -> float:
@@ -183,6 +239,22 @@ class TrainEngine(Scorer):
         """Put a :meth:`snapshot` back."""
         with torch.no_grad():
             torch._foreach_copy_(self.params, state)
+
+
+class _NotPerPosition(Exception):
+    """The output layer's input is not one hidden state per target position."""
+
+
+def _output_layer(model: torch.nn.Module) -> torch.nn.Module | None:
+    try:
+        head = model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    return head if isinstance(head, torch.nn.Module) else None
+
+
+def _is_encoder_decoder(model: torch.nn.Module) -> bool:
+    return bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
 
 
 def check_finite(what: str, value: float, step: int) -> None:

@@ -43,8 +43,14 @@ from lensllm.finetune.data import (
 )
 from lensllm.finetune.engine import Scorer, TrainEngine, check_finite, resolve_device
 from lensllm.finetune.lora import add_lora
-from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
+from lensllm.finetune.models import (
+    count_parameters,
+    is_encoder_decoder,
+    load_model,
+    model_fingerprint,
+)
 from lensllm.finetune.recipe import TrainingPlan
+from lensllm.finetune.reuse import fresh_model, token_rows
 from lensllm.store import LossPoint, RunFailure, RunResult
 
 __all__ = ["finetune", "subset_examples", "ProgressCallback", "RunFailed"]
@@ -188,8 +194,7 @@ def _finetune(model_id, task, size, seed, config, splits, family, threads, callb
         task, size, seed, validation_size=validation_size, test_size=test_size,
         split_seed=split_seed,
     )
-    torch.manual_seed(seed)
-    run = _RunSetup.load(model_id, task, config, family, training=size > 0)
+    run = _RunSetup.load(model_id, task, config, family, training=size > 0, seed=seed)
     loaded.append(run)
     test_batches = run.eval_batches(test)
     best_step = 0
@@ -235,12 +240,20 @@ class _RunSetup:
     family: str
     base_params: int
     n_trainable: int
+    model_key: tuple = ()
     _engine: TrainEngine | None = None
 
     @classmethod
     def load(cls, model_id: str, task: TaskData, config: FinetuneConfig, family: str,
-             *, training: bool) -> _RunSetup:
-        model, tokenizer = load_model(model_id, attn_implementation=config.attn_implementation)
+             *, training: bool, seed: int) -> _RunSetup:
+        """The run's model: its own copy of the weights the process keeps on the host
+        (loaded from disk on the model's first run only; see :mod:`lensllm.finetune.reuse`),
+        LoRA-wrapped when the run trains adapters, on the run's device."""
+        attn = config.attn_implementation
+        key = (model_id, model_fingerprint(model_id), attn, "float32")
+        device = resolve_device(config.device)
+        model, tokenizer = fresh_model(
+            key, lambda: load_model(model_id, attn_implementation=attn), device)
         base_params = count_parameters(model)
         encdec = is_encoder_decoder(model)
         if encdec and task.kind != "seq2seq":
@@ -249,30 +262,40 @@ class _RunSetup:
                 f"'{task.path}' has {task.kind} data"
             )
         family = family or str(getattr(model.config, "model_type", "")) or model_id
+        # seeded after loading, so that LoRA's initialisation and dropout do not depend on
+        # whether the weights came from disk or from the process's kept copy
+        torch.manual_seed(seed)
         if config.method == "lora" and training:
             model = add_lora(model, config, encdec)
         if not training:
             model.requires_grad_(False)
-        device = resolve_device(config.device)
-        model.to(device)
+        model.to(device)  # anything the copy or the wrapping left elsewhere
         trainable = count_parameters(model, trainable_only=True) if training else 0
         return cls(model, tokenizer, config, task.kind, encdec, device, family, base_params,
-                   trainable)
+                   trainable, key)
+
+    def _settings(self) -> tuple:
+        return (*self.model_key, self.kind, self.config.max_length, self.encoder_decoder)
 
     def split(self, examples: list[dict]) -> TokenizedSplit:
-        rows = tokenize_rows(self.tokenizer, examples, self.kind,
-                             max_length=self.config.max_length,
-                             is_encoder_decoder=self.encoder_decoder)
+        """The examples tokenised (each once per process, see :func:`token_rows`)."""
+        rows = token_rows(self._settings(), examples, lambda part: tokenize_rows(
+            self.tokenizer, part, self.kind, max_length=self.config.max_length,
+            is_encoder_decoder=self.encoder_decoder))
         return TokenizedSplit(rows, pad_token_id(self.tokenizer), self.encoder_decoder)
 
     def truncated(self, examples: list[dict]) -> int:
         """Examples whose scored tokens ``max_length`` cuts."""
-        return truncated_examples(self.tokenizer, examples, self.kind,
-                                  max_length=self.config.max_length,
-                                  is_encoder_decoder=self.encoder_decoder)
+        flags = token_rows((*self._settings(), "truncated"), examples, lambda part: [
+            truncated_examples(self.tokenizer, [ex], self.kind,
+                               max_length=self.config.max_length,
+                               is_encoder_decoder=self.encoder_decoder) for ex in part])
+        return int(sum(flags))
 
     def eval_batches(self, examples: list[dict]) -> list[Batch]:
-        return self.split(examples).batches(self.config.eval_batch_size)
+        """Evaluation batches of rows of similar lengths (less padding; a loss summed over
+        the split does not depend on which rows share a batch)."""
+        return self.split(examples).batches(self.config.eval_batch_size, by_length=True)
 
     def engine(self, plan: TrainingPlan) -> TrainEngine:
         if self._engine is None:
@@ -342,7 +365,9 @@ def _step_batches(data: TokenizedSplit, plan: TrainingPlan, config: FinetuneConf
                   seed: int):
     """Yield the micro-batches of each optimizer step, ``plan.planned_steps`` times: a new
     seeded permutation of the subset every epoch, ``batch_size`` examples a step (the last
-    step of an epoch may be short), split into micro-batches of ``micro_batch_size``."""
+    step of an epoch may be short), split into micro-batches of ``micro_batch_size`` rows of
+    similar lengths (which rows share a step is the permutation's; grouping them by length
+    inside the step changes only the padding)."""
     rng = np.random.default_rng([seed, 1])
     micro = config.micro_batch_size or config.batch_size
     steps = 0
@@ -350,7 +375,7 @@ def _step_batches(data: TokenizedSplit, plan: TrainingPlan, config: FinetuneConf
         order = rng.permutation(len(data))
         for i in range(0, len(order), config.batch_size):
             chunk = order[i : i + config.batch_size]
-            yield [data.batch(chunk[j : j + micro]) for j in range(0, len(chunk), micro)]
+            yield data.micro_batches(chunk, micro)
             steps += 1
             if steps >= plan.planned_steps:
                 return

@@ -13,7 +13,12 @@ from torch.func import grad_and_value, vmap
 
 from lensllm._version import __version__
 from lensllm.exceptions import ConfigError, InputError
-from lensllm.ntk._batched import batched_sketch_rows, linear_taps, resolve_precision
+from lensllm.ntk._batched import (
+    attention_implementation,
+    batched_sketch_rows,
+    linear_taps,
+    resolve_precision,
+)
 from lensllm.ntk._memory import auto_chunk_size
 from lensllm.ntk._outputs import make_output_fn, prepare_batch
 from lensllm.ntk._params import prepare_model, trainable_parameters
@@ -162,10 +167,12 @@ def per_sample_gradients(
 
 
 def _vmap_rows(module, batch, params, sketch, chunk_size, amp_dtype):
-    """``(start, rows, outputs)`` per chunk from :func:`per_sample_gradients`."""
+    """``(start, rows, outputs)`` per chunk from :func:`per_sample_gradients`, with the
+    model switched to eager attention for the passes (``vmap`` cannot trace the fused
+    kernels' mask helpers) and back to its own afterwards."""
     device = next(module.parameters()).device
-    with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
-                        enabled=amp_dtype is not None):
+    with attention_implementation(module, "eager"), torch.autocast(
+            device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
         for chunk in per_sample_gradients(module, batch, params=params, chunk_size=chunk_size):
             if sketch is None:
                 rows = torch.cat([g.reshape(g.shape[0], -1) for g in chunk.grads.values()], 1)
@@ -188,8 +195,6 @@ def _plan(module, batch, params, engine, precision, chunk_size):
             "engine='batched' needs every differentiated tensor to be a torch.nn.Linear "
             "weight or bias (LoRA adapters are); use engine='vmap' or 'auto'."
         )
-    if taps is None:
-        _check_attention(module)  # vmap cannot trace the sdpa mask helpers; batched can
     if chunk_size is None:
         chunk_size = auto_chunk_size(module, prepared, theta_params, amp_dtype)
     n_params = sum(t.numel() for t in theta_params.values())

@@ -39,6 +39,7 @@ def measure_ntk(
     engine: str = "auto",
     precision: str = "auto",
     curvature: bool = False,
+    device: str = "auto",
 ) -> NTKSpectrum:
     """NTK features of ``model_id`` on the probe examples, with their counted cost.
 
@@ -61,23 +62,26 @@ def measure_ntk(
         precision: precision of the passes (see :func:`lensllm.ntk.empirical_ntk`).
         curvature: also measure the Hessian diagnostics
             (:func:`lensllm.ntk.hessian_curvature`, defaults) into ``meta["curvature"]``.
+        device: where the passes run, a ``finetune.device`` setting (``"auto"``: CUDA when
+            present, else the CPU), as the fine-tuning runs; the kernel comes back on the
+            host.
 
     Returns:
         The spectrum; ``meta`` gains ``wall_time_s`` (with the curvature's, when asked),
-        ``tokens`` and ``flops`` (the kernel's count).
+        ``tokens``, ``flops`` (the kernel's count) and ``device``.
+
+    Raises:
+        ConfigError: ``device`` names a device this machine lacks.
+
+    The model is loaded with ``sdpa`` attention; the passes that need eager attention
+    (``vmap``, the curvature's double backward) switch to it for their duration.
     """
     start = time.perf_counter()
-    import torch
-
-    from lensllm.finetune.data import encode_examples
-    from lensllm.finetune.models import count_parameters, is_encoder_decoder, load_model
+    from lensllm.finetune.models import count_parameters
     from lensllm.ntk._kernel import compute_ntk_features
 
-    model, tokenizer = load_model(model_id, attn_implementation="eager",
-                                  dtype=getattr(torch, dtype))
-    encdec = is_encoder_decoder(model)
-    batch = encode_examples(tokenizer, probe, kind, max_length=max_length,
-                            is_encoder_decoder=encdec)
+    model, batch, encdec, where = _load_probe(model_id, probe, kind, dtype=dtype,
+                                              device=device, max_length=max_length)
     lora_config = lora(model) if (params == "lora" and lora is not None) else None
     spectrum = compute_ntk_features(
         model, batch, params=params, dim=dim, chunk_size=chunk_size, seed=seed, eta=eta,
@@ -96,7 +100,40 @@ def measure_ntk(
     wall = time.perf_counter() - start
     return NTKSpectrum(spectrum.eigenvalues, spectrum.proj_sq, eta=spectrum.eta,
                        meta={**spectrum.meta, "wall_time_s": round(wall, 3), "tokens": tokens,
-                             "flops": flops, **extra})
+                             "flops": flops, "device": str(where), **extra})
+
+
+def _load_probe(model_id: str, probe: Sequence[Mapping[str, str]], kind: str, *, dtype: str,
+                device: str, max_length: int):
+    """``(model, encoded probes, is encoder-decoder, device)``: the model loaded with
+    ``sdpa`` attention (see :func:`_load_fused`) and put on the device (a missing device
+    fails before the model is loaded), the probes encoded as the runs encode them."""
+    import torch
+
+    from lensllm.finetune.data import encode_examples
+    from lensllm.finetune.engine import resolve_device
+    from lensllm.finetune.models import is_encoder_decoder
+
+    where = resolve_device(device)
+    model, tokenizer = _load_fused(model_id, getattr(torch, dtype))
+    model.to(where)
+    encdec = is_encoder_decoder(model)
+    batch = encode_examples(tokenizer, probe, kind, max_length=max_length,
+                            is_encoder_decoder=encdec)
+    return model, batch, encdec, where
+
+
+def _load_fused(model_id: str, dtype: Any):
+    """The model with ``sdpa`` attention, or ``eager`` for an architecture without it."""
+    from lensllm.exceptions import ConfigError
+    from lensllm.finetune.models import load_model
+
+    try:
+        return load_model(model_id, attn_implementation="sdpa", dtype=dtype)
+    except ConfigError as exc:
+        if "sdpa" not in str(exc).lower() and "attention" not in str(exc).lower():
+            raise
+        return load_model(model_id, attn_implementation="eager", dtype=dtype)
 
 
 def record_ntk(store: BaseStore, spectrum: NTKSpectrum, *, dataset: str) -> None:

@@ -61,7 +61,7 @@ def candidate_spectrum(model_id: str, prepared: Any, settings: Any, store: BaseS
         params=params, dim=settings.dim or None, seed=settings.seed, eta=eta,
         max_length=config.finetune.max_length, chunk_size=settings.chunk_size,
         lora=lambda model: run_lora_config(config.finetune, is_encoder_decoder(model)),
-        curvature=settings.curvature,
+        curvature=settings.curvature, device=config.finetune.device,
         meta={"model_id": model_id, "probe_seed": settings.seed,
               "config_hash": prepared.config_hash, "max_length": config.finetune.max_length})
     record_ntk(store, spectrum, dataset=dataset)

@@ -158,8 +158,10 @@ def _model_config(spec: ZooModel, tokenizer):
                         **common)
 
 
-def _pretrain_trunk(specs: Sequence[ZooModel], root: Path, threads: int) -> dict[str, float]:
-    """One pretraining run for models sharing a trunk; saves each requested checkpoint."""
+def _pretrain_trunk(specs: Sequence[ZooModel], root: Path, threads: int,
+                    device: str = "cpu") -> dict[str, float]:
+    """One pretraining run for models sharing a trunk, on ``device``; saves each requested
+    checkpoint (as float32 weights on the host, whatever the device)."""
     import numpy as np
     import torch
     import transformers as tf
@@ -178,7 +180,7 @@ def _pretrain_trunk(specs: Sequence[ZooModel], root: Path, threads: int) -> dict
     spec = specs[0]
     config = _model_config(spec, tokenizer)
     torch.manual_seed(zlib.crc32(spec.trunk.encode()))
-    model = tf.AutoModelForCausalLM.from_config(config)
+    model = tf.AutoModelForCausalLM.from_config(config).to(device)
     ids = np.asarray(tokenizer(pretraining_text())["input_ids"], dtype=np.int64)
     seq, batch = PRETRAIN["seq_len"], PRETRAIN["batch_size"]
     rng = np.random.default_rng([spec.seed, 7])
@@ -200,7 +202,7 @@ def _pretrain_trunk(specs: Sequence[ZooModel], root: Path, threads: int) -> dict
     for target in todo:
         while step < target:
             starts = rng.integers(0, ids.size - seq - 1, size=batch)
-            x = torch.from_numpy(np.stack([ids[s : s + seq] for s in starts]))
+            x = torch.from_numpy(np.stack([ids[s : s + seq] for s in starts])).to(device)
             lr = PRETRAIN["learning_rate"] * min(1.0, (step + 1) / PRETRAIN["warmup"])
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -229,6 +231,7 @@ def build_zoo(
     threads: int = 1,
     workers: int = 1,
     log: Callable[[str], None] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Path]:
     """Pretrain (or find in the cache) every model; return ``{name: checkpoint dir}``.
 
@@ -238,6 +241,8 @@ def build_zoo(
         threads: torch threads per pretraining process.
         workers: trunks pretrained in parallel (separate processes).
         log: receives one line per trunk.
+        device: where pretraining runs (``"cuda"`` for a GPU zoo); the checkpoints are the
+            same ordinary folders either way.
     """
     root = zoo_dir(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -257,7 +262,7 @@ def build_zoo(
             pending.sort(key=lambda s: -s[0].hidden ** 2 * s[0].layers * max(
                 x.pretrain_steps for x in s))
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_pretrain_trunk, specs, root, threads)
+                futures = [pool.submit(_pretrain_trunk, specs, root, threads, device)
                            for specs in pending]
                 for fut in futures:
                     for name, sec in fut.result().items():
@@ -265,7 +270,7 @@ def build_zoo(
                             log(f"pretrained {name} ({sec:.0f} s)")
         else:
             for specs in pending:
-                for name, sec in _pretrain_trunk(specs, root, threads).items():
+                for name, sec in _pretrain_trunk(specs, root, threads, device).items():
                     if log:
                         log(f"pretrained {name} ({sec:.0f} s)")
         if log:
