@@ -422,8 +422,9 @@ def last_line(bench: dict) -> dict:
             continue
         tag = f"{'zs_' if rec['method'] == 'zero_shot' else ''}d{rec['budget_ratio']}"
         keys = (("pearcorr",) if rec["method"] == "zero_shot" else
-                ("relacc", "pearcorr", "cost_fraction_total", "rmse_pretrained", "coverage",
-                 "interval_median_log_width", "converged_share"))
+                ("relacc", "pearcorr", "cost_fraction_total", "rmse_pretrained",
+                 "calibrated_coverage", "calibrated_width", "brier_p_best", "brier_uniform",
+                 "converged_share"))
         out.update({f"{tag}_{k}": rec.get(k) for k in keys})
     return out
 
