@@ -146,9 +146,9 @@ def _connect_read_only(path: str | Path, timeout_s: float) -> sqlite3.Connection
     """A read-only connection to an existing store, which changes no file.
 
     With no ``-wal`` (nor ``-journal``) file beside the store, no process has it open in
-    WAL mode and every committed row is in the file: it is opened ``immutable`` (no locks, no ``-shm`` or
-    ``-wal`` created, so reading leaves the folder as it was, and a read-only folder or
-    filesystem reads too). Otherwise ``mode=ro``, which reads the WAL through its index;
+    WAL mode and every committed row is in the file: it is opened ``immutable`` (no locks,
+    no ``-shm`` or ``-wal`` created, so reading leaves the folder as it was, and a
+    read-only folder or filesystem reads too). Otherwise ``mode=ro``, which reads the WAL through its index;
     when that index cannot be created (a read-only folder) and the WAL holds changes not
     yet in the store, reading without them would silently lose the newest runs: refused.
     """
