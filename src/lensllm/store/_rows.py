@@ -60,7 +60,10 @@ def parse_json(text: Any, path: str, where: str, column: str, kind: type) -> Any
     if not isinstance(text, str):
         raise StoreError(f"store '{path}': {where}: `{column}` is {text!r:.60}, not JSON "
                          f"text; {_DAMAGED}")
-    value = loads_strict(text, f"store '{path}': {where}: `{column}`", error=StoreError)
+    try:
+        value = loads_strict(text, f"store '{path}': {where}: `{column}`", error=StoreError)
+    except StoreError as exc:
+        raise StoreError(f"{exc}; {_DAMAGED}") from None
     if not isinstance(value, kind):
         raise StoreError(f"store '{path}': {where}: `{column}` is {type(value).__name__}, not "
                          f"a JSON {'object' if kind is dict else 'array'}; {_DAMAGED}")
