@@ -22,7 +22,8 @@ plain CSV (pandas.read_csv(path, index_col=0) reads it); the header's first cell
 Per byte, a loss is divided by the UTF-8 bytes of the scored test text instead of its
 tokens, so candidates with different tokenizers are compared on the same bytes. `bench`
 refuses tables of different units in one call; `fit` shows the unit it fitted.
-The store is opened read-only and never changed (a read-only file can be exported). A model
+The store is opened read-only and never changed (a read-only file, folder or filesystem can
+be exported), and --out may not be the store or one of its -wal/-shm/-journal files. A model
 with a failed run is left out and each missing cell is listed on stderr with the reason.
 """
 

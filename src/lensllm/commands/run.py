@@ -22,7 +22,8 @@ examples:
   lensllm export --store runs.sqlite --out table.csv     # then: lensllm bench --table table.csv
 
 Kill it at any time and run the same command again: finished runs are kept and not
-repeated, the run that was interrupted starts over (Ctrl-C or SIGTERM give it back at once).
+repeated, the run that was interrupted starts over (Ctrl-C, SIGTERM or SIGHUP give it back
+at once).
 A run that fails (non-finite loss, an error inside the model, out of memory) is stored as
 failed with its reason and cost; the others go on, and the command exits 1 with a summary.
 Failed runs are not retried unless you pass --retry-failed. A local model whose files

@@ -49,8 +49,8 @@ _WORDS = {"loss": "a finite number > 0", "count": "an integer >= 0",
           "amount": "a finite number >= 0"}
 
 
-def _bad(path: str, table: str, row: Mapping[str, Any], what: str, column: str,
-         value: Any, rule: str) -> StoreError:
+def _bad(path: str, table: str, what: str, column: str, value: Any, rule: str
+         ) -> StoreError:
     return StoreError(f"store '{path}': {table} row {what}: `{column}` is {value!r:.60}, not "
                       f"{rule}; {_DAMAGED}")
 
@@ -60,7 +60,10 @@ def parse_json(text: Any, path: str, where: str, column: str, kind: type) -> Any
     if not isinstance(text, str):
         raise StoreError(f"store '{path}': {where}: `{column}` is {text!r:.60}, not JSON "
                          f"text; {_DAMAGED}")
-    value = loads_strict(text, f"store '{path}': {where}: `{column}`", error=StoreError)
+    try:
+        value = loads_strict(text, f"store '{path}': {where}: `{column}`", error=StoreError)
+    except StoreError as exc:
+        raise StoreError(f"{exc}; {_DAMAGED}") from None
     if not isinstance(value, kind):
         raise StoreError(f"store '{path}': {where}: `{column}` is {type(value).__name__}, not "
                          f"a JSON {'object' if kind is dict else 'array'}; {_DAMAGED}")
@@ -78,17 +81,17 @@ def check_run_row(row: Mapping[str, Any], path: str) -> str:
     what = f"{row['id']} ({row['model']!r:.80} size {row['size']!r} seed {row['seed']!r})"
     for column in ("model", "dataset", "config_hash"):
         if not isinstance(row[column], str):
-            raise _bad(path, "runs", row, what, column, row[column], "text")
+            raise _bad(path, "runs", what, column, row[column], "text")
     for column in ("size", "seed", "attempts"):
         if not _ok(row[column], "count"):
-            raise _bad(path, "runs", row, what, column, row[column], _WORDS["count"])
+            raise _bad(path, "runs", what, column, row[column], _WORDS["count"])
     if row["status"] == "finished":
         keys = row.keys()
         for column, rule, optional in _RESULT_RULES:
             if column not in keys or (optional and row[column] is None):
                 continue
             if not _ok(row[column], rule):
-                raise _bad(path, "runs", row, what, column, row[column], _WORDS[rule])
+                raise _bad(path, "runs", what, column, row[column], _WORDS[rule])
     return what
 
 
@@ -97,13 +100,14 @@ def check_loss_row(row: Mapping[str, Any], path: str, run_id: int) -> None:
     what = f"of run {run_id} at step {row['step']!r}"
     for column, rule in (("step", "count"), ("tokens", "count"), ("loss", "amount")):
         if not _ok(row[column], rule):
-            raise _bad(path, "loss_points", row, what, column, row[column], _WORDS[rule])
+            raise _bad(path, "loss_points", what, column, row[column], _WORDS[rule])
 
 
 def check_ntk_row(row: Mapping[str, Any], path: str) -> tuple[list, list, dict]:
     """An ``ntk_features`` row: eigenvalues and projections as equal-length lists of finite
     numbers (>= 0 projections), ``extra`` a JSON object. Returns the three parsed."""
-    where = f"ntk_features row {row['id']} ({row['model']!r:.80})"
+    what = f"{row['id']} ({row['model']!r:.80})"
+    where = f"ntk_features row {what}"
     lam = parse_json(row["eigenvalues"], path, where, "eigenvalues", list)
     proj = parse_json(row["projections"], path, where, "projections", list)
     extra = parse_json(row["extra"], path, where, "extra", dict)
@@ -120,7 +124,7 @@ def check_ntk_row(row: Mapping[str, Any], path: str) -> tuple[list, list, dict]:
                          f"projections; {_DAMAGED}")
     for column in ("n", "d", "probe_seed"):
         if not _ok(row[column], "count"):
-            raise _bad(path, "ntk_features", row, where, column, row[column], _WORDS["count"])
+            raise _bad(path, "ntk_features", what, column, row[column], _WORDS["count"])
     return lam, proj, extra
 
 
@@ -129,4 +133,4 @@ def check_cost_row(row: Mapping[str, Any], path: str) -> None:
     what = f"{row['id']} ({row['kind']!r:.40} of {row['model']!r:.80})"
     for column, rule in (("flops", "amount"), ("wall_time", "amount"), ("tokens", "count")):
         if not _ok(row[column], rule):
-            raise _bad(path, "costs", row, what, column, row[column], _WORDS[rule])
+            raise _bad(path, "costs", what, column, row[column], _WORDS[rule])

@@ -143,15 +143,24 @@ def _key_params(key: RunKey) -> tuple:
 
 
 def _connect_read_only(path: str | Path, timeout_s: float) -> sqlite3.Connection:
-    """A read-only connection to an existing store.
+    """A read-only connection to an existing store, which changes no file.
 
-    ``mode=ro`` first. A store in WAL mode on a read-only folder or filesystem cannot be
-    opened that way when its WAL index (``-shm``) is missing, since SQLite would have to
-    create it; the file is then opened ``immutable`` (no locks, no WAL), which reads every
-    committed row as long as no WAL content is pending. When it is (a non-empty ``-wal``
-    beside the store), reading without it would silently lose the newest runs: refused.
+    With no ``-wal`` (nor ``-journal``) file beside the store, no process has it open in
+    WAL mode and every committed row is in the file: it is opened ``immutable`` (no locks,
+    no ``-shm`` or ``-wal`` created, so reading leaves the folder as it was, and a
+    read-only folder or filesystem reads too). Otherwise ``mode=ro``, which reads the WAL through its index;
+    when that index cannot be created (a read-only folder) and the WAL holds changes not
+    yet in the store, reading without them would silently lose the newest runs: refused.
     """
     uri = Path(path).resolve().as_uri()
+    if not any(Path(f"{path}{side}").exists() for side in ("-wal", "-journal")):
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=timeout_s,
+                               isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.DatabaseError:  # a writer switching it to WAL right now: go on
+            conn.close()
     conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout_s,
                            isolation_level=None, check_same_thread=False)
     try:
@@ -169,22 +178,6 @@ def _connect_read_only(path: str | Path, timeout_s: float) -> sqlite3.Connection
             "writable folder and read the copy")
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=timeout_s,
                            isolation_level=None, check_same_thread=False)
-
-
-def _connect_to_inspect(path: Path) -> sqlite3.Connection:
-    """A connection for one look at the schema that leaves the folder as it was: with no
-    WAL file beside the store (no process has it open in WAL mode), an ``immutable`` open,
-    which creates no ``-shm``/``-wal`` files; otherwise (or if that read fails) the
-    ordinary read-only open."""
-    wal = Path(f"{path}-wal")
-    if not wal.exists():
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.DatabaseError:
-            conn.close()
-    return _connect_read_only(path, 60)
 
 
 def _check_regular(path: Path) -> bool:
@@ -222,7 +215,7 @@ def inspect_store(path: str | Path) -> int | None:
         if handle.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
             raise StoreError(f"store '{path}' is not a lensllm store (not an SQLite file)")
     try:
-        conn = _connect_to_inspect(path)
+        conn = _connect_read_only(path, 60)
         try:
             tables = {r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
