@@ -67,3 +67,16 @@ def bpe_gpt2_dir(tmp_path_factory):
     transformers.GPT2LMHeadModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path, tokenizer
+
+
+@pytest.fixture(scope="session")
+def addition_task(tmp_path_factory):
+    """Every sum a+b of two-digit numbers (8100 examples), as task data."""
+    import json
+
+    from lensllm.finetune.data import load_task_data
+
+    path = tmp_path_factory.mktemp("add") / "add.jsonl"
+    path.write_text("".join(json.dumps({"text": f"{a}+{b}={a + b}"}) + "\n"
+                            for a in range(10, 100) for b in range(10, 100)))
+    return load_task_data(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from fractions import Fraction
 
@@ -120,17 +119,6 @@ def test_default_recipe_has_no_step_floor_and_a_constant_rate():
         plan = config.plan(size)
         # the horizon is the same number of epochs at every size: no floor in steps
         assert plan.planned_epochs == pytest.approx(config.epochs, rel=0.01)
-
-
-@pytest.fixture(scope="module")
-def addition_task(tmp_path_factory):
-    """Every sum a+b of two-digit numbers (8100 examples)."""
-    from lensllm.finetune.data import load_task_data
-
-    path = tmp_path_factory.mktemp("add") / "add.jsonl"
-    path.write_text("".join(json.dumps({"text": f"{a}+{b}={a + b}"}) + "\n"
-                            for a in range(10, 100) for b in range(10, 100)))
-    return load_task_data(path)
 
 
 def test_no_run_stops_before_the_guaranteed_epochs(addition_task):

@@ -18,34 +18,24 @@ OLD = dict(epochs=3.0, min_steps=50, lr_schedule="cosine", warmup_ratio=0.05,
 COMMON = dict(learning_rate=3e-3, batch_size=16, max_length=32, eval_batch_size=64)
 
 
-@pytest.fixture(scope="module")
-def addition(tmp_path_factory):
-    from lensllm.finetune.data import load_task_data
-
-    path = tmp_path_factory.mktemp("add") / "add.jsonl"
-    path.write_text("".join(json.dumps({"text": f"{a}+{b}={a + b}"}) + "\n"
-                            for a in range(10, 100) for b in range(10, 100)))
-    return load_task_data(path)
-
-
 def _validation(result):
     return [(p.step, p.loss) for p in result.loss_points if p.split == "validation"]
 
 
 @pytest.mark.parametrize("size", [32, 128])
-def test_old_recipe_ends_still_improving_the_plateau_recipe_converges(addition, size):
+def test_old_recipe_ends_still_improving_the_plateau_recipe_converges(addition_task, size):
     from lensllm.finetune.config import FinetuneConfig
     from lensllm.finetune.train import finetune
 
     kwargs = dict(size=size, seed=0, validation_size=64, test_size=64)
-    old = finetune("tiny:gpt2", addition, config=FinetuneConfig(**COMMON, **OLD), **kwargs)
+    old = finetune("tiny:gpt2", addition_task, config=FinetuneConfig(**COMMON, **OLD), **kwargs)
     val = _validation(old)
     # the old run's best validation is its last one: the point measured the step floor
     assert old.early_stop_step == old.steps == max(50, 3 * size // 16)
     assert min(val, key=lambda p: p[1])[0] == old.steps
 
     new_config = FinetuneConfig(**COMMON)
-    new = finetune("tiny:gpt2", addition, config=new_config, **kwargs)
+    new = finetune("tiny:gpt2", addition_task, config=new_config, **kwargs)
     val = _validation(new)
     plan = new_config.plan(size)
     assert new.early_stop_step < new.steps < plan.planned_steps  # stopped on a plateau

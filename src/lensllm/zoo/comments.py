@@ -14,11 +14,10 @@ records. Unlike the docstrings, the comments are not in the zoo's pretraining te
 from __future__ import annotations
 
 import re
-import sys
 import sysconfig
 from pathlib import Path
 
-import numpy as np
+from lensllm.zoo._draw import draw_nested
 
 __all__ = ["comment_pairs", "make_comment_task"]
 
@@ -88,9 +87,5 @@ def make_comment_task(n_examples: int, *, seed: int = 0) -> list[dict[str, str]]
     Raises:
         ValueError: more examples asked for than this Python's standard library has.
     """
-    pairs = comment_pairs()
-    if n_examples > len(pairs):
-        raise ValueError(f"the comments task has {len(pairs)} examples on Python "
-                         f"{sys.version.split()[0]}; {n_examples} were asked for")
-    order = np.random.default_rng([seed, 31337]).permutation(len(pairs))[:n_examples]
-    return [{"source": f"{pairs[i][0]}\n#", "target": f" {pairs[i][1]}"} for i in order]
+    return draw_nested(comment_pairs(), n_examples, seed=seed, salt=31337, task="comments",
+                       source_suffix="\n#")

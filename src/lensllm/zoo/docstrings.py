@@ -20,10 +20,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-import sys
 import warnings
 
-import numpy as np
+from lensllm.zoo._draw import draw_nested
 
 __all__ = ["DOC_MODULES", "docstring_pairs", "make_docstring_task"]
 
@@ -86,9 +85,5 @@ def make_docstring_task(n_examples: int, *, seed: int = 0) -> list[dict[str, str
     Raises:
         ValueError: more examples asked for than this Python's standard library has.
     """
-    pairs = docstring_pairs()
-    if n_examples > len(pairs):
-        raise ValueError(f"the docstring task has {len(pairs)} examples on Python "
-                         f"{sys.version.split()[0]}; {n_examples} were asked for")
-    order = np.random.default_rng([seed, 20251]).permutation(len(pairs))[:n_examples]
-    return [{"source": f"{pairs[i][0]}:", "target": f" {pairs[i][1]}"} for i in order]
+    return draw_nested(docstring_pairs(), n_examples, seed=seed, salt=20251,
+                       task="docstring", source_suffix=":")
