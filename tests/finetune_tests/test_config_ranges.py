@@ -36,7 +36,8 @@ def test_a_plan_is_finite_at_the_largest_accepted_values():
     config = FinetuneConfig(epochs=1e6, eval_every_epochs=1e6, patience_epochs=1e6,
                             min_train_epochs=1e6, batch_size=1, max_steps=0)
     plan = config.plan(10**6)
-    assert plan.planned_steps == 10**12 and plan.warmup_steps == 5 * 10**10
+    # warmup: 10% (the default warmup_ratio) of the first epoch of 10**6 steps
+    assert plan.planned_steps == 10**12 and plan.warmup_steps == 10**5
 
 
 @pytest.mark.parametrize(("kwargs", "word"), [

@@ -31,7 +31,7 @@ def _load_table(path):
 
 
 def _load_features(path):
-    from lensllm.commands._features import read_spectra
+    from lensllm.ntk.files import read_spectra
 
     return read_spectra(path)
 

@@ -191,5 +191,5 @@ def test_a_wal_store_on_a_read_only_filesystem_exports(tmp_path, pending_wal):
         assert done.stderr.count("\n") == 1
     else:
         assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines()[1].startswith("config name,")
-        assert len(done.stdout.splitlines()) == 3  # header line, columns, model m
+        assert done.stdout.splitlines()[0].startswith("config name")  # the header, unit in it
+        assert len(done.stdout.splitlines()) == 2  # the header (unit in its first cell), model m
