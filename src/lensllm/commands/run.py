@@ -29,7 +29,11 @@ failed with its reason and cost; the others go on, and the command exits 1 with 
 Failed runs are not retried unless you pass --retry-failed. A local model whose files
 changed (size or modification time) gets new runs. Several `lensllm run` processes (or
 machines sharing the store file) may work on the same config and store at once.
-Config keys, the FLOPs definition and Ray: docs/running.md.
+Each run trains until its validation loss stops improving (the default recipe: a constant
+learning rate, patience of one epoch, no step floor), keeps its best weights and prints
+"best step b of s"; one still improving at its end is flagged NOT converged (raise
+`finetune.epochs` or `max_steps`).
+Config keys, the recipe, the FLOPs definition and Ray: docs/running.md.
 """
 
 

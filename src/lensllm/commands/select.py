@@ -24,7 +24,9 @@ example config (examples/select_tiny.toml is a runnable one):
   [finetune]
   learning_rate = 1e-3
   [selection]
-  method = "adaptive"                  # or lensllm, rectified_fit, subtuning, nlp_metrics...
+  method = "halving"                   # or adaptive, lensllm, rectified_fit, subtuning...
+                                       # (left out: halving with 4+ sizes within the
+                                       # budget and 3+ candidates, else adaptive)
   target = 100000                      # D*: the full data size to predict at
   max_data = 800                       # budget: the largest subset a run may use
   max_params = 1.4e9                   # optional: skip larger candidates before any run
@@ -38,7 +40,10 @@ examples:
 Every report checks itself: a back-test per candidate (the selector refitted without its
 largest paid run predicts it), candidates tied with the leader (intervals overlap), and the
 true losses with RelAcc, PearCorr and log-RMSE when the store has runs above the budget
-(`lensllm validate` pays for some).
+(`lensllm validate` pays for some). It also says how many of the runs behind its points
+converged (best validation before the last step), and warns naming any that did not.
+The cost fraction counts everything paid (runs with their evaluations, zero-shot, NTK
+features, back-tests) over the training FLOPs of fine-tuning every candidate on D*.
 
 Runs already in the store are reused (a second invocation runs nothing new). A candidate
 that cannot be loaded or whose run fails is reported as failed with the reason; the others
