@@ -162,7 +162,7 @@ def _bad_wrong_fields(tmp: Path) -> str:
 
 
 BAD_CONFIGS = {
-    "unknown key": (lambda tmp: _tiny_text().replace("patience_epochs = 1", "patience_epochs = 1\npatiense = 4"),
+    "unknown key": (lambda tmp: _tiny_text().replace("[finetune]", "[finetune]\npatiense = 4"),
                     "unknown key `finetune.patiense`"),
     "missing data file": (lambda tmp: _tiny_text().replace("tiny_addition.jsonl", "nope.jsonl"),
                           "nope.jsonl' does not exist"),
