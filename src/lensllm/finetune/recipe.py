@@ -48,13 +48,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["TrainingPlan", "plan_training", "examples_processed", "estimate_run_flops",
-           "STOP_PLATEAU", "STOP_HORIZON", "stop_reason"]
-
-#: Why a run ended: its validation loss stopped improving (patience ran out) ...
-STOP_PLATEAU = "plateau"
-#: ... or it reached its horizon (still improving, or only just stopped improving).
-STOP_HORIZON = "horizon"
+__all__ = ["TrainingPlan", "plan_training", "examples_processed", "estimate_run_flops"]
 
 
 @dataclass(frozen=True)
@@ -108,12 +102,6 @@ class TrainingPlan:
     def validation_count(self, available: int) -> int:
         """Validation examples of the run when the split has ``available``."""
         return min(available, self.validation_examples or available)
-
-
-def stop_reason(plan: TrainingPlan, steps: int) -> str:
-    """:data:`STOP_HORIZON` when a run of ``plan`` trained to its horizon, else
-    :data:`STOP_PLATEAU` (patience ran out before it)."""
-    return STOP_HORIZON if steps >= plan.planned_steps else STOP_PLATEAU
 
 
 def plan_training(

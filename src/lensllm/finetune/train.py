@@ -129,7 +129,7 @@ def finetune(
     ``min_improvement`` counts) is ``patience_steps`` old, and the weights of the best
     validation (its step is ``early_stop_step``) are put back before the test loss is
     measured. ``early_stop_step < steps`` means the run converged; ``steps`` at the
-    horizon means it may not have (:func:`lensllm.finetune.recipe.stop_reason`).
+    horizon (``plan.planned_steps``) means it may not have.
 
     Args:
         model_id: any id :func:`lensllm.finetune.models.load_model` accepts.

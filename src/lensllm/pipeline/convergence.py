@@ -33,8 +33,6 @@ class PointConvergence:
         best_step: the step whose weights were kept (best validation loss).
         steps: steps trained.
         horizon_steps: the recipe's horizon at this size.
-        converged: ``best_step < steps``.
-        horizon_hit: ``steps >= horizon_steps``.
     """
 
     model: str
@@ -43,14 +41,26 @@ class PointConvergence:
     best_step: int
     steps: int
     horizon_steps: int
-    converged: bool
-    horizon_hit: bool
+
+    @property
+    def converged(self) -> bool:
+        """The run kept training after its best validation: ``best_step < steps``."""
+        return self.best_step < self.steps
+
+    @property
+    def horizon_hit(self) -> bool:
+        """The run trained to its horizon: ``steps >= horizon_steps``."""
+        return self.steps >= self.horizon_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's entry in ``--json``, the derived flags included."""
+        return {**asdict(self), "converged": self.converged, "horizon_hit": self.horizon_hit}
 
 
 def convergence(view: Any) -> list[PointConvergence]:
     """Every finished training run behind the paid points of ``view`` (a
     :class:`~lensllm.pipeline.view.RunView`), ordered by candidate and size."""
-    recipe = view._prepared.config.finetune
+    recipe = view.recipe
     out = []
     for model, size in sorted(view.paid_runs, key=lambda p: (view.models.index(p[0]), p[1])):
         if size <= 0:
@@ -59,11 +69,10 @@ def convergence(view: Any) -> list[PointConvergence]:
         for rec in view.records(model, int(size)):
             if rec.status != "finished" or rec.result is None:
                 continue
-            res = rec.result
             out.append(PointConvergence(
-                model=model, size=int(size), seed=rec.key.seed, best_step=res.early_stop_step,
-                steps=res.steps, horizon_steps=horizon,
-                converged=res.early_stop_step < res.steps, horizon_hit=res.steps >= horizon))
+                model=model, size=int(size), seed=rec.key.seed,
+                best_step=rec.result.early_stop_step, steps=rec.result.steps,
+                horizon_steps=horizon))
     return out
 
 
@@ -72,7 +81,7 @@ def convergence_record(points: list[PointConvergence]) -> dict[str, Any]:
     bad = [p for p in points if not p.converged]
     return {"points_used": len(points), "converged": len(points) - len(bad),
             "share_converged": (len(points) - len(bad)) / len(points) if points else None,
-            "unconverged": [asdict(p) for p in bad]}
+            "unconverged": [p.to_dict() for p in bad]}
 
 
 def convergence_text(points: list[PointConvergence], *, limit: int = 6) -> str:

@@ -77,13 +77,18 @@ class SelectOutcome:
     calibration_flops: float = 0.0
 
     @property
+    def extra_flops(self) -> float:
+        """FLOPs of the smaller runs the back-tests and the calibration paid for that the
+        selection itself did not."""
+        trust = self.trust.extra_flops if self.trust is not None else 0.0
+        return trust + self.calibration_flops
+
+    @property
     def total_cost_flops(self) -> float:
         """Every FLOP the selection paid: its fine-tuning runs (training and every
         evaluation pass), zero-shot evaluations, NTK features, and the runs its
         calibration and its back-tests paid for."""
-        extra = self.trust.extra_flops if self.trust is not None else 0.0
-        return (self.view.cost() + self.zero_shot_flops + self.ntk_flops + extra
-                + self.calibration_flops)
+        return self.view.cost() + self.zero_shot_flops + self.ntk_flops + self.extra_flops
 
     @property
     def cost_fraction(self) -> float:

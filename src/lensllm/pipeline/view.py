@@ -174,6 +174,12 @@ class RunView:
 
     # ------------------------------------------------------------------ extras
     @property
+    def recipe(self) -> Any:
+        """The fine-tuning settings every run of this view trains with
+        (:class:`lensllm.finetune.config.FinetuneConfig`)."""
+        return self._prepared.config.finetune
+
+    @property
     def store_path(self) -> Path:
         """The store file the runs are in (reopened read-only by readers after a selection,
         for example to log loss curves)."""
@@ -331,7 +337,7 @@ class RunView:
         of the least-squares slope of ``log epochs`` on ``log D`` through their three
         largest sizes below ``D*``, clamped to ``[-1, 0]`` (a larger subset never trains
         fewer steps, nor more epochs, under a plateau rule). 0 without two sizes."""
-        batch = self._prepared.config.finetune.batch_size
+        batch = self.recipe.batch_size
         slopes = []
         for i in range(self.n_models):
             below = [r for r in runs.get(self.models[i], []) if 0 < r.key.size < self.target]
@@ -362,7 +368,7 @@ class RunView:
         zero = [r for r in self.records(model, 0) if r.status == "finished"]
         if not largest or not zero:
             return None
-        recipe = self._prepared.config.finetune
+        recipe = self.recipe
         plan = recipe.plan(size)
         test_tokens = zero[0].result.eval_tokens  # zero-shot scores the test split only
         per_example, validation, epochs = [], [], []

@@ -185,18 +185,12 @@ def format_outcome(outcome: SelectOutcome) -> str:
         f"({view.full_cost():.3g} FLOPs, {_source_words(view)}): fine-tuning runs "
         f"{view.cost():.3g} (evaluations included), zero-shot "
         f"{outcome.zero_shot_flops:.3g}, NTK {outcome.ntk_flops:.3g}, back-tests and "
-        f"calibration {_extra_flops(outcome):.3g}; {outcome.ran} runs executed now, "
+        f"calibration {outcome.extra_flops:.3g}; {outcome.ran} runs executed now, "
         f"{outcome.wall_time:.0f} s",
         convergence_text(outcome.convergence)]
         + ([f"runs: {saved_words(outcome)}"] if outcome.ladder is not None else [])
         + _calibration_lines(outcome)
         + list(plan_lines(outcome_plan(outcome))))
-
-
-def _extra_flops(outcome: SelectOutcome) -> float:
-    """FLOPs of the smaller runs the back-tests and the calibration paid for."""
-    trust = outcome.trust.extra_flops if outcome.trust is not None else 0.0
-    return trust + outcome.calibration_flops
 
 
 def _calibration_lines(outcome: SelectOutcome) -> list[str]:
