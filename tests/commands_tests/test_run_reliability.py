@@ -227,6 +227,15 @@ def _start(args, cwd):
                             text=True)
 
 
+def _running(store: Path) -> int:
+    """Training runs in progress; 0 while the store file exists but its tables are still
+    being created by the process under test (a poll can land in that window)."""
+    try:
+        return rows(store, "SELECT COUNT(*) FROM runs WHERE status='running' AND size > 0")[0][0]
+    except sqlite3.OperationalError:
+        return 0
+
+
 def test_sigterm_gives_the_current_run_back_with_a_message(tmp_path):
     config = write_config(tmp_path, ["tiny:gpt2", "tiny:llama"], sizes="[32, 64]")
     store = tmp_path / "t.sqlite"
@@ -234,8 +243,7 @@ def test_sigterm_gives_the_current_run_back_with_a_message(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline:  # wait for a training run in progress
         time.sleep(0.2)
-        if store.exists() and rows(store, "SELECT COUNT(*) FROM runs WHERE status="
-                                          "'running' AND size > 0")[0][0]:
+        if store.exists() and _running(store):
             break
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
