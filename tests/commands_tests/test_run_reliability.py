@@ -237,7 +237,9 @@ def _running(store: Path) -> int:
 
 
 def test_sigterm_gives_the_current_run_back_with_a_message(tmp_path):
-    config = write_config(tmp_path, ["tiny:gpt2", "tiny:llama"], sizes="[32, 64]")
+    # subsets large enough that a training run lasts seconds under the plateau recipe, so
+    # the poll sees one in progress before the whole experiment has finished
+    config = write_config(tmp_path, ["tiny:gpt2", "tiny:llama"], sizes="[256, 512]")
     store = tmp_path / "t.sqlite"
     proc = _start(["run", "--config", str(config), "--store", str(store)], tmp_path)
     deadline = time.time() + 120
