@@ -6,9 +6,10 @@
    different step counts so that the candidates differ in quality.
 2. Writes the zoo's docstring task (:mod:`lensllm.zoo.docstrings`: a callable's name -> the
    first sentence of its docstring) with ``D*`` training examples, and two configs sharing
-   one store and one recipe.
+   one store and one recipe (the default plateau recipe; only the learning rate, batch size,
+   ``max_length`` and device set).
 3. Brute force: ``lensllm run`` fine-tunes every candidate on ``D*`` examples (the truth).
-4. ``lensllm select --json`` (adaptive selection, budget ``D*/ratio``, NTK features of the
+4. ``lensllm select --json`` (the default selector, budget ``D*/ratio``, NTK features of the
    LoRA adapters) on the same store: it pays for its own runs only, and its report checks
    itself against the runs at ``D*`` it finds there.
 
@@ -60,7 +61,7 @@ def zoo_specs(small: bool) -> list:
 #: Per mode: D*, the selector's subset sizes, validation and test sizes, budget ratio,
 #: NTK probes and dimension, and the recipe's learning rate.
 SETTINGS = {
-    "gpu": {"target": 512, "sizes": [16, 32, 64], "val": 64, "test": 128, "ratio": 8,
+    "gpu": {"target": 512, "sizes": [8, 16, 32, 64], "val": 128, "test": 128, "ratio": 8,
             "ntk_n": 32, "ntk_dim": 4096, "lr": "3e-4"},
     "small": {"target": 96, "sizes": [12, 24, 48], "val": 32, "test": 48, "ratio": 2,
               "ntk_n": 8, "ntk_dim": 256, "lr": "1e-3"},
@@ -87,12 +88,6 @@ method = "full"
 learning_rate = {s["lr"]}
 batch_size = 8
 max_length = 128
-epochs = 4.0
-min_steps = 20
-eval_every_epochs = 0.5
-min_eval_interval = 2
-patience_epochs = 1.0
-min_train_epochs = 1.0
 device = "{device}"
 """
     run_cfg = work / "brute_force.toml"
@@ -113,7 +108,6 @@ threads = 1
 
 {common}
 [selection]
-method = "adaptive"
 target = {s["target"]}
 max_data = {s["target"] // s["ratio"]}
 
@@ -181,11 +175,13 @@ def _run(work: Path, device: str, s: dict, *, small: bool) -> dict:
     select_s, out = _cli(["select", "--config", str(sel_cfg), "--json", "--quiet"],
                          work / "select.log")
     record = json.loads(out)
+    (work / "select.json").write_text(out)
     truth = record.get("truth") or {}
     relacc = truth.get("relacc")
-    print(f"select (adaptive, budget D*/{s['ratio']} = {s['target'] // s['ratio']}): "
+    print(f"select ({record.get('method')}, budget D*/{s['ratio']} = {s['target'] // s['ratio']}): "
           f"{select_s:.1f} s, selected {Path(record['selected']).name}, cost source "
-          f"{record['full_cost_source']}, PearCorr {truth.get('pearcorr')}", flush=True)
+          f"{record['full_cost_source']}, PearCorr {truth.get('pearcorr')}, converged "
+          f"{(record.get('convergence') or {}).get('share_converged')}; {record.get('headline')}", flush=True)
     print(f"select_wall_s={select_s:.1f} brute_force_wall_s={brute_s:.1f} "
           f"cost_fraction={record['cost_fraction']:.4f} "
           f"relacc={'nan' if relacc is None else format(relacc, '.4f')}", flush=True)
