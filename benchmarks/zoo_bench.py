@@ -331,8 +331,11 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
         for method in REGISTRY:
             max_data = TARGET / ratio
             view = ZooView(table, max_data, TARGET, ntk=spectra)
-            opts = {"interval": "bootstrap"} if method in ("vanilla_fit", "rectified_fit",
-                                                     "lensllm") else {}
+            # built as `lensllm select` builds it (the method's report options), with the
+            # fits' raw bootstrap intervals (calibrated separately below)
+            opts = {**REGISTRY[method].report_options,
+                    **({"interval": "bootstrap"} if method in ("vanilla_fit", "rectified_fit",
+                                                               "lensllm") else {})}
             t0 = time.perf_counter()
             try:
                 if method == "nlp_metrics" and method in cache:

@@ -67,6 +67,8 @@ def test_a_config_without_a_method_gets_halving_where_it_pays(sizes, candidates,
     config = select_config_from_dict(raw)
     assert config.selection.method == want
     assert type(config.selection.selector).__name__.lower() == want
+    if want == "halving":  # select's halving prunes a 5-size grid (the tables' does not)
+        assert config.selection.selector.early_first_rung is True
     # a method named in the config is kept
     raw["selection"]["method"] = "rectified_fit"
     assert select_config_from_dict(raw).selection.method == "rectified_fit"

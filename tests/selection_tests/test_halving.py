@@ -121,7 +121,39 @@ def test_is_ats_where_no_rung_can_prune(name):
     assert (ours.paid == theirs.paid).all()
 
 
+def test_early_first_rung_prunes_five_sizes_in_closed_form():
+    """Five sizes (200-3200 at 1/512): by default no rung can prune (AtS, above); with
+    ``early_first_rung`` the first rung is the 3rd size (a line through 200-800), the 4th
+    prunes, and on exact lines only the ``keep`` best reach the budget. Every candidate pays
+    200-1600; the finalists also 3200."""
+    slopes = np.array([-0.05, -0.08, -0.11, -0.06, -0.07, -0.09])
+    icpt = np.array([1.5, 1.8, 2.1, 1.4, 1.9, 2.0])
+    n_params = np.array([1e8, 2e8, 3e8, 4e8, 5e8, 6e8])
+    view = BudgetView(power_law_table(slopes, icpt, n_params), TARGET / 512, TARGET)
+    assert view.sizes.tolist() == [200, 400, 800, 1600, 3200]
+    sel = get_selector("halving", keep=2, early_first_rung=True).select(view)
+    truth = np.exp(icpt + slopes * np.log(TARGET))
+    best2 = np.argsort(truth)[:2]
+    others = np.setdiff1d(np.arange(6), best2)
+    assert sorted(sel.info["finalists"]) == sorted(best2.tolist())
+    assert sel.selected == int(np.argmin(truth))
+    np.testing.assert_allclose(sel.predicted, truth, rtol=1e-9)  # exact lines on every rung
+    assert view.paid[others, :4].all() and not view.paid[others, 4].any()
+    assert view.paid[best2].all()
+    expected = n_params.sum() * 3000.0 + n_params[best2].sum() * 3200.0
+    assert view.cost() == pytest.approx(expected, rel=1e-12)
+    assert [sel.stopped_at[m] for m in others] == [1600.0] * 4
+
+
+@pytest.mark.parametrize("n_sizes, first", [(4, 3), (5, 2), (6, 3), (9, 3)])
+def test_first_rung_by_grid_length(n_sizes, first):
+    """The early rung only changes the 5-size case; 4 sizes stay AtS, 6+ start at the 4th."""
+    assert get_selector("halving", early_first_rung=True).first_rung(n_sizes) == first
+    assert get_selector("halving").first_rung(n_sizes) == (n_sizes - 1 if n_sizes < 6 else 3)
+
+
 @pytest.mark.parametrize("kwargs, match", [
+    (dict(early_first_rung="yes"), "`early_first_rung`"),
     (dict(k=1), "`k`"), (dict(delta=0.0), "`delta`"), (dict(keep=0), "`keep`"),
     (dict(min_chance=1.5), "`min_chance`"), (dict(cost_power=-1.0), "`cost_power`"),
     (dict(growth=0.0), "`growth`"),
