@@ -223,8 +223,8 @@ class Halving(BaseSelector):
 
     def select(self, view):
         n, n_models, k = view.sizes.size, view.n_models, self.k
-        if n < k + 1:
-            raise NotApplicable(f"needs {k + 1} sizes within the budget, got {n}")
+        if n < k:  # with no pruning rung (n < k + 3) halving is AtS, which needs k sizes
+            raise NotApplicable(f"needs {k} sizes within the budget, got {n}")
         pred = np.full((n_models, n), np.nan)
         active = np.ones(n_models, bool)
         stopped = np.full(n_models, n - 1)

@@ -266,8 +266,10 @@ def backtest_errors(make_selector: Callable[[], Any], view: Any,
     r_first = None
     for col in range(sizes.size - 1, 0, -1):
         known = np.flatnonzero(paid[:, col])
-        if len(out) >= MAX_POSITIONS or known.size < 2:
+        if len(out) >= MAX_POSITIONS:
             break
+        if known.size < 2:  # a size that a pruning selector paid for one candidate only
+            continue
         target = float(sizes[col])
         budgets = sizes[:col] if r_first is None else sizes[:col][
             np.isclose(target / sizes[:col], r_first)]
