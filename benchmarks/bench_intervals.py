@@ -23,6 +23,7 @@ selector's own intervals) are untouched.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -30,12 +31,15 @@ import numpy as np
 
 from lensllm.bench import load_table
 from lensllm.bench.budget import BudgetView
-from lensllm.selection import NotApplicable, get_selector
+from lensllm.pipeline.config import default_method
+from lensllm.selection import REGISTRY, NotApplicable, get_selector
 from lensllm.selection.p_best import brier_score
 from lensllm.selection.predictive import calibrate
 
 HERE = Path(__file__).parent
-ZOO = (HERE / "results/zoo/zoo_table.csv", HERE / "results/zoo/smollm2-only/zoo_table.csv")
+#: The zoo tables of the plateau-recipe rerun (docs/zoo.md), one per task.
+ZOO = tuple(HERE / f"results/zoo/plateau/{task}/zoo_table.csv"
+            for task in ("docstrings", "comments"))
 SELECTORS = ("adaptive", "rectified_fit", "vanilla_fit", "ats", "halving")
 RATIOS = (8, 16, 32, 64)
 
@@ -47,8 +51,12 @@ def evaluate(table, method: str, ratio: float) -> dict | None:
     if budget < table.sizes[0]:
         return None
     view = BudgetView(table, budget, target)
+
+    def make_selector():  # as `lensllm select` builds it (the method's report options)
+        return get_selector(method, **REGISTRY[method].report_options)
+
     try:
-        sel = get_selector(method).select(view)
+        sel = make_selector().select(view)
     except NotApplicable:
         return None
     extra = []
@@ -58,7 +66,7 @@ def evaluate(table, method: str, ratio: float) -> dict | None:
         extra.append(v)
         return v
 
-    pred = calibrate(sel, view, lambda: get_selector(method), make_view)
+    pred = calibrate(sel, view, make_selector, make_view)
     truth = table.column(target)
     lo, hi = pred.interval(0.9)
     prob = pred.p_best()
@@ -72,7 +80,9 @@ def evaluate(table, method: str, ratio: float) -> dict | None:
                 paid.add((m, col))
                 bt += table.n_params[m] * v.sizes[j]
     c = table.n_models
+    default = default_method(view.sizes.size, table.n_models) == method
     return {"table": table.name, "method": method, "ratio": ratio, "known": pred.known,
+            "default": default,
             "ratio_tested": pred.ratio_tested, "n_errors": pred.n_errors,
             "coverage": float(np.mean((lo <= truth) & (truth <= hi))),
             "width": float(np.median(hi / lo)) if pred.known else None,
@@ -126,7 +136,8 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, help="write the reliability diagram (PNG)")
     args = ap.parse_args()
     tables = [load_table("flan"), load_table("gigaword")]
-    tables += [load_table(p) for p in ZOO if p.exists()]
+    tables += [dataclasses.replace(load_table(p), name=f"zoo {p.parent.name}")
+               for p in ZOO if p.exists()]
     rows = []
     print(f"{'table':14} {'method':14} {'ratio':>5} {'tested':>6} {'M':>3} {'cover':>6} "
           f"{'width':>6} {'brier':>6} {'unif':>5} {'pick':>5} {'p_sel':>6} {'p_true':>6} "
@@ -140,11 +151,17 @@ def main() -> None:
                 rows.append(row)
                 width = "-" if row["width"] is None else f"{row['width']:6.3f}"
                 tested = "-" if row["ratio_tested"] is None else f"{row['ratio_tested']:6.3g}"
-                print(f"{table.name[:14]:14} {method:14} {ratio:5g} {tested:>6} "
+                mark = "*" if row["default"] else " "
+                print(f"{table.name[:14]:14} {method + mark:14} {ratio:5g} {tested:>6} "
                       f"{row['n_errors']:3d} {row['coverage']:6.2f} {width:>6} "
                       f"{row['brier']:6.3f} {row['brier_uniform']:5.2f} "
                       f"{row['brier_pick']:5.2f} {row['p_selected']:6.3f} "
                       f"{row['p_true_best']:6.3f} {row['backtest_cost']:7.4f}")
+    print("\n* = the selector `lensllm select` uses by default on that table and budget")
+    defaults = [r for r in rows if r["default"] and r["ratio"] == 8]
+    print("default selector at D*/8: " + ", ".join(
+        f"{r['table']} {r['method']} coverage {r['coverage']:.2f} width "
+        f"{'-' if r['width'] is None else format(r['width'], '.2f')}" for r in defaults))
     print("\nmean Brier per selector (P(best) / uniform / 0-1 pick) and coverage at D*/8:")
     for method in args.methods:
         rs = [r for r in rows if r["method"] == method]

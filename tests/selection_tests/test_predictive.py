@@ -114,3 +114,61 @@ def test_shared_drift_across_positions_gets_a_new_draw_interval():
     # log L = center - shared: the interval is -(mean +- half)
     assert -np.log(lo[0]) == pytest.approx(means.mean() + half, rel=0.02)
     assert -np.log(hi[0]) == pytest.approx(means.mean() - half, rel=0.05)
+
+
+def _synthetic(sizes, exponents, name="synthetic"):
+    from lensllm.bench.table import LossTable
+
+    sizes = np.asarray(sizes, float)
+    curves = np.array([3.0 * sizes ** -a + 0.5 for a in exponents])
+    c = len(exponents)
+    return LossTable(name=name, sizes=sizes, losses=curves,
+                     models=tuple(f"m{i}" for i in range(c)), n_params=np.full(c, 1e6),
+                     family=("f",) * c, zero_shot=None)
+
+
+def test_halving_on_four_sizes_is_calibrated_by_a_three_size_back_test():
+    # 8..64 within D*/8 = 64 of 512 (the GPU benchmark's grid): halving is AtS there, and
+    # its back-test refits on 8..32 (3 sizes, AtS's minimum) to predict 64: 2x, widened.
+    table = _synthetic([8, 16, 32, 64, 128, 256, 512], np.linspace(0.2, 0.5, 6))
+    _, _, pred = _calibrated(table, "halving", 8)
+    assert pred.known and pred.ratio_tested == pytest.approx(2.0)
+    assert pred.widening == pytest.approx(np.full(6, (np.log(8) / np.log(2)) ** GROWTH))
+
+
+def test_a_lone_finalist_does_not_stop_the_back_test():
+    # Halving with early_first_rung on five sizes stops all but the keep = 1 leader at the
+    # 4th size; the back-test starts at that size (paid by every candidate), not at the
+    # budget (paid by one), and the candidates stopped early are widened for their reach.
+    table = _synthetic([6, 12, 25, 50, 100, 200, 400, 800], np.linspace(0.2, 0.5, 9))
+    target = 800.0
+    view = BudgetView(table, 100, target)
+    make = lambda: get_selector("halving", early_first_rung=True)  # noqa: E731
+    sel = make().select(view)
+    assert view.paid[:, -1].sum() == 1 and view.paid[:, -2].all()
+    pred = calibrate(sel, view, make, lambda b, t: BudgetView(table, b, t))
+    assert pred.known and pred.ratio_tested == pytest.approx(2.0)  # 50 from 6..25
+    reach = np.where(view.paid[:, -1], target / 100, target / 50)
+    assert pred.widening == pytest.approx((np.log(reach) / np.log(2.0)) ** GROWTH)
+
+
+def test_stopped_candidates_carry_their_skipped_change_with_one_shared_draw():
+    # FLAN at D*/8: halving stops most of the 30 candidates early. Their replicates are the
+    # ones without the skipped change, shifted by its mean plus its sd times one standard
+    # normal draw shared by every stopped candidate (they move together, rung by rung).
+    import dataclasses
+
+    table = load_table("flan")
+    view, sel, pred = _calibrated(table, "halving", 8)
+    bare = calibrate(dataclasses.replace(sel, skipped_change=None), view,
+                     lambda: get_selector("halving"),
+                     lambda b, t: BudgetView(table, b, t))
+    skipped = sel.skipped_change
+    moving = np.flatnonzero(skipped[:, 1] > 0)
+    assert moving.size >= 10 and (skipped[sel.info["finalists"]] == 0).all()
+    diff = pred.replicates - bare.replicates
+    z = (diff[moving] - skipped[moving, :1]) / skipped[moving, 1:]
+    np.testing.assert_allclose(z, np.broadcast_to(z[0], z.shape), atol=1e-9)
+    assert abs(z[0].mean()) < 0.1 and abs(z[0].std() - 1) < 0.1  # a standard normal
+    np.testing.assert_array_equal(diff[sel.info["finalists"]], 0.0)
+    assert "rungs skipped" in pred.note

@@ -90,6 +90,10 @@ class Selection:
         stopped_at: per-model size where a pruning selector stopped paying for runs
             ``(C,)`` (the budget for a model that went all the way); None: every model went
             to the budget.
+        skipped_change: for a pruning selector, per model the mean and standard deviation
+            of the change in ``log L(D*)`` its prediction would still have made on the
+            rungs it skipped ``(C, 2)`` (zeros for a model that reached the budget), by the
+            selector's own model of how predictions move; the calibration adds it.
     """
 
     score: np.ndarray
@@ -103,6 +107,7 @@ class Selection:
     transition: np.ndarray | None = None
     higher_is_better: bool = False
     stopped_at: np.ndarray | None = None
+    skipped_change: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not np.all(np.isfinite(self.score)):

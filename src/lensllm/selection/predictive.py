@@ -316,5 +316,29 @@ def calibrate(selection: Selection, view: Any, make_selector: Callable[[], Any],
         return unknown(center, ratio, why)
     reach = float(view.target) / np.nan_to_num(_largest_paid(view), nan=sizes[-1])
     widening = (np.log(np.maximum(reach, ratio)) / np.log(r_test)) ** GROWTH
-    return from_errors(center, errors, widening, ratio_asked=ratio, ratio_tested=r_test,
+    pred = from_errors(center, errors, widening, ratio_asked=ratio, ratio_tested=r_test,
                        n_rep=n_rep, seed=seed)
+    return _add_skipped_change(pred, selection.skipped_change, seed=seed)
+
+
+def _add_skipped_change(pred: Predictive, skipped: np.ndarray | None, *,
+                        seed: int) -> Predictive:
+    """A pruning selector's stopped candidates also carry the change their prediction would
+    still have made on the rungs they skipped (:attr:`Selection.skipped_change`): the back-
+    tests measure the error of a prediction made at the budget, and a candidate stopped
+    early was chosen for stopping by a prediction that had not finished moving."""
+    if not pred.known or skipped is None:
+        return pred
+    skipped = np.asarray(skipped, float)
+    moving = (skipped != 0).any(axis=1)
+    if not moving.any():
+        return pred
+    # one draw per replicate shared by every stopped candidate: the rungs' change moves
+    # their predictions together (independent draws would let the lowest of many stopped
+    # candidates undercut the finalists by chance alone)
+    z = np.random.default_rng(seed + 1).standard_normal(pred.replicates.shape[1])
+    extra = skipped[:, :1] + skipped[:, 1:] * z[None, :]
+    note = (pred.note + f"; {int(moving.sum())} candidate(s) stopped below the budget also "
+            "carry the change their prediction would still have made on the rungs skipped")
+    return Predictive(pred.center, pred.replicates + extra, pred.ratio_asked,
+                      pred.ratio_tested, pred.widening, pred.n_errors, note)
