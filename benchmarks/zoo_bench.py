@@ -380,7 +380,8 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
                 "pearcorr_zoo_only": pearson_corr(np.asarray(sel.score)[zoo], truth[zoo]),
                 "spearman": spearman(sel.score, truth),
                 "score": [float(v) for v in sel.score]}
-            rec.update(calibrated_scores(sel, view, method, opts, table, spectra, truth))
+            rec.update(calibrated_scores(sel, view, method, opts, table, spectra, truth,
+                                         pretrained))
             records.append(rec)
             log(f"1/{ratio} {method}: PearCorr {rec['pearcorr']} RelAcc {rec['relacc']:.3f} "
                 f"rmse {rec['rmse']} cost {rec['cost_fraction']:.4f}")
@@ -426,7 +427,8 @@ def last_line(bench: dict) -> dict:
         tag = f"{'zs_' if rec['method'] == 'zero_shot' else ''}d{rec['budget_ratio']}"
         keys = (("pearcorr",) if rec["method"] == "zero_shot" else
                 ("relacc", "pearcorr", "cost_fraction_total", "rmse_pretrained",
-                 "calibrated_coverage", "calibrated_width", "brier_p_best", "brier_uniform",
+                 "reported_rmse_pretrained", "reported_pearcorr", "calibrated_coverage",
+                 "calibrated_width", "brier_p_best", "brier_uniform",
                  "converged_share"))
         out.update({f"{tag}_{k}": rec.get(k) for k in keys})
     return out
@@ -511,11 +513,13 @@ def plot_bench(bench: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def calibrated_scores(sel, view, method, opts, table, spectra, truth) -> dict:
+def calibrated_scores(sel, view, method, opts, table, spectra, truth, pretrained) -> dict:
     """The calibrated 90% intervals and P(best) of ``select`` (lensllm.selection.predictive):
-    coverage, median width (upper / lower) and the Brier score of P(best), next to the
-    uniform prior's and the 0/1 pick's (see docs/select.md)."""
+    coverage, median width (upper / lower), the Brier score of P(best), next to the uniform
+    prior's and the 0/1 pick's (see docs/select.md), and the accuracy of the point
+    prediction ``select`` reports (the median of the calibrated distribution)."""
     from lensllm.bench.budget import BudgetView
+    from lensllm.bench.metrics import log_rmse, pearson_corr
     from lensllm.selection import get_selector
     from lensllm.selection.p_best import brier_score
     from lensllm.selection.predictive import calibrate
@@ -523,13 +527,17 @@ def calibrated_scores(sel, view, method, opts, table, spectra, truth) -> dict:
     pred = calibrate(sel, view, lambda: get_selector(method, **opts),
                      lambda b, t: BudgetView(table, b, t, ntk=spectra))
     if not pred.known:
-        return {"calibrated_coverage": None, "calibrated_width": None, "brier_p_best": None}
+        return {"calibrated_coverage": None, "calibrated_width": None, "brier_p_best": None,
+                "reported_rmse_pretrained": None, "reported_pearcorr": None}
     lo, hi = pred.interval(0.9)
     best, c = int(np.argmin(truth)), len(truth)
     return {"calibrated_coverage": float(np.mean((lo <= truth) & (truth <= hi))),
             "calibrated_width": float(np.median(hi / lo)),
             "brier_p_best": brier_score(pred.p_best(), best), "brier_uniform": 1 - 1 / c,
-            "brier_pick": brier_score(np.eye(c)[sel.selected], best)}
+            "brier_pick": brier_score(np.eye(c)[sel.selected], best),
+            "reported_rmse_pretrained": float(log_rmse(pred.predicted[pretrained],
+                                                       truth[pretrained])),
+            "reported_pearcorr": pearson_corr(pred.predicted, truth)}
 
 
 def format_summary(bench: dict) -> str:
@@ -559,6 +567,10 @@ def format_summary(bench: dict) -> str:
                                   "(runs, zero-shot, NTK)", 1),
                                  ("rmse_pretrained", "log-RMSE of predicted L(D*), pretrained "
                                   "candidates", 1),
+                                 ("reported_rmse_pretrained", "log-RMSE of the L(D*) select "
+                                  "reports (the calibrated median), pretrained candidates", 1),
+                                 ("reported_pearcorr", "PearCorr of the L(D*) select "
+                                  "reports", 1),
                                  ("coverage", "90% interval coverage of the true L(D*)", 1),
                                  ("interval_median_log_width", "median interval width "
                                   "(log upper/lower)", 1),

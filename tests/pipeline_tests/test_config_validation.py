@@ -72,3 +72,24 @@ def test_a_config_without_a_method_gets_halving_where_it_pays(sizes, candidates,
     # a method named in the config is kept
     raw["selection"]["method"] = "rectified_fit"
     assert select_config_from_dict(raw).selection.method == "rectified_fit"
+
+
+@pytest.mark.parametrize("sizes, budget, noted", [
+    ([8, 16, 32, 64], None, "with 5 or more"),    # halving is AtS on 4 sizes
+    ([4, 8, 16, 32, 64], None, None),             # 5: the early first rung prunes
+    ([8, 16, 32, 64, 128, 256], 64, "4 size(s)"),  # only 4 within the budget
+])
+def test_a_grid_too_short_to_prune_is_noted_before_any_run(sizes, budget, noted):
+    from lensllm.pipeline.config import select_config_from_dict
+    from lensllm.pipeline.stages import grid_note
+
+    raw = {"experiment": {"sizes": sizes}, "data": {"path": "task.jsonl"},
+           "candidates": [{"model": f"tiny:gpt2-{i}"} for i in range(3)],
+           "selection": {"target": 1024, **({"max_data": budget} if budget else {})}}
+    config = select_config_from_dict(raw)
+    note = grid_note(config, 3)
+    assert (note is None) == (noted is None)
+    if noted:
+        assert noted in note and "every candidate pays for every size" in note
+    raw["selection"]["method"] = "adaptive"  # a selector that does not prune: no note
+    assert grid_note(select_config_from_dict(raw), 3) is None

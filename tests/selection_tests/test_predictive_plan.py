@@ -8,6 +8,7 @@ import pytest
 
 from lensllm.bench import load_table
 from lensllm.bench.budget import BudgetView
+from lensllm.pipeline.predictive import calibrated_curve
 from lensllm.selection import get_selector
 from lensllm.selection.predictive import calibrate
 from lensllm.selection.predictive_plan import first_reach, plan_from_predictive, short
@@ -29,16 +30,22 @@ def test_plan_and_ranking_agree_at_d_star():
     sel = get_selector("rectified_fit").select(view)
     pred = calibrate(sel, view, lambda: get_selector("rectified_fit"),
                      lambda b, t: BudgetView(table, b, t))
+    # as `select` puts it on the selection: the curves moved to the calibrated prediction
+    largest = np.full(table.n_models, float(view.sizes[-1]))
+    curve = calibrated_curve(sel, pred, largest, target)
     top = [int(i) for i in sel.ranking()[:3]]
     plan = plan_from_predictive([table.models[i] for i in top],
-                                lambda d: sel.curve(d)[top], pred.subset(top),
-                                np.full(3, float(view.sizes[-1])), target,
+                                lambda d: curve(d)[top], pred.subset(top), largest[top], target,
                                 law="rectified_fit", loss_goal=1.0)
     k = plan["sizes"].index(target)
     lo, hi = pred.interval(0.9)
+    # over the paid sizes the curves are the selector's; at D* the calibrated median
+    np.testing.assert_allclose(curve(view.sizes), sel.curve(view.sizes), rtol=1e-12)
+    assert not np.allclose(pred.predicted, sel.predicted, rtol=1e-3)
     for j, i in enumerate(top):
         cand = plan["candidates"][j]
-        assert cand["predicted"][k] == pytest.approx(sel.predicted[i], rel=1e-12)
+        assert cand["predicted"][k] == pytest.approx(np.exp(np.median(pred.replicates[i])),
+                                                     rel=1e-9)
         assert cand["lower"][k] == pytest.approx(lo[i], rel=1e-6)  # same draws, float noise
         assert cand["upper"][k] == pytest.approx(hi[i], rel=1e-6)
     at_target = [s for s in plan["leaders"] if s["from"] <= target <= s["to"]]

@@ -12,7 +12,8 @@ __all__ = ["print_outcome", "register"]
 EPILOG = """\
 example config (examples/select_tiny.toml is a runnable one):
   [experiment]
-  sizes = [50, 100, 200, 400, 800]    # subset sizes a selector may ask for
+  sizes = [50, 100, 200, 400, 800]    # subset sizes a selector may ask for; give 5+
+                                       # within max_data, or halving cannot prune
   seeds = [0]
   store = "select.sqlite"
   [data]

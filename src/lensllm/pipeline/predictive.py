@@ -21,7 +21,7 @@ from lensllm.pipeline.view import RunView
 from lensllm.selection import Selection
 from lensllm.selection.next_run import DecisiveRun, decisive_run
 from lensllm.selection.p_best import CLEAR_WINNER
-from lensllm.selection.predictive import Predictive, calibrate
+from lensllm.selection.predictive import Predictive, calibrate, reach_fraction
 
 __all__ = ["CLEAR_WINNER", "LEVEL", "calibrate_outcome", "decide", "joint_ties",
            "largest_paid"]
@@ -59,8 +59,33 @@ def calibrate_outcome(view: RunView, selection: Selection, make_selector: Callab
         info["selector_interval"] = {"lower": selection.lower.tolist(),
                                      "upper": selection.upper.tolist(),
                                      "level": selection.level}
-    return dataclasses.replace(selection, lower=lo, upper=hi, level=LEVEL, info=info), \
-        pred, spent
+    changes = {"lower": lo, "upper": hi, "level": LEVEL}
+    if pred.known:  # the calibrated point prediction, and curves that pass through it
+        info["selector_predicted"] = np.asarray(selection.predicted, float).tolist()
+        changes["predicted"] = pred.predicted
+        changes["curve"] = calibrated_curve(selection, pred, largest_paid(view),
+                                            float(view.target))
+    return dataclasses.replace(selection, info=info, **changes), pred, spent
+
+
+def calibrated_curve(selection: Selection, pred: Predictive, largest: np.ndarray,
+                     target: float) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The selector's curves moved to the calibrated point prediction at ``D*``: the shift
+    ``log(calibrated / selector's)`` is carried with the share of the distance beyond each
+    candidate's largest paid run (:func:`~lensllm.selection.predictive.reach_fraction`), so
+    a curve is unchanged over the runs paid and reaches the calibrated value at ``D*``."""
+    if selection.curve is None:
+        return None
+    curve = selection.curve
+    shift = pred.center - np.log(np.asarray(selection.predicted, float))
+    d_max = np.where(np.isfinite(largest), largest, np.nanmax(largest))
+
+    def moved(d: np.ndarray) -> np.ndarray:
+        d = np.asarray(d, float)
+        return np.asarray(curve(d), float) * np.exp(shift[:, None]
+                                                    * reach_fraction(d, d_max, target))
+
+    return moved
 
 
 def joint_ties(pred: Predictive, leader: int, level: float = LEVEL) -> np.ndarray | None:

@@ -180,6 +180,9 @@ def run_select(
     experiment = dataclasses.replace(config.experiment, candidates=ok, zero_shot=True)
     prepared = prepare_experiment(experiment, store_path=store_path)
     stages.check_ntk_pool(config, prepared)
+    note = stages.grid_note(config, len(ok))
+    if note:
+        failures.say(note)
     counter = _RunCounter(log=failures.say)
     torch.set_num_threads(threads)
     store = open_store(prepared.store_path)

@@ -40,7 +40,7 @@ from lensllm.pipeline.view import CandidateFailed, RunView
 from lensllm.selection import NotApplicable
 
 __all__ = ["CandidateRecord", "Failures", "add_spectra", "check_ntk_pool", "choose_loss_unit",
-           "is_storage_error", "resolve_candidates", "select", "skip_large", "zero_shot"]
+           "grid_note", "is_storage_error", "resolve_candidates", "select", "skip_large", "zero_shot"]
 
 
 @dataclass
@@ -244,6 +244,19 @@ def check_ntk_pool(config: SelectConfig, prepared: Any) -> None:
                           f"holds {pool} (the data's {len(prepared.task)} examples less "
                           f"validation_size and test_size); lower `ntk.n` to at most {pool}")
 
+
+def grid_note(config: SelectConfig, n_candidates: int) -> str | None:
+    """A note, before any run, when the selector prunes but the sizes within the budget
+    leave it no rung to prune on (every candidate then pays for every size)."""
+    first_rung = getattr(config.selection.selector, "first_rung", None)
+    n = len(config.affordable_sizes)
+    if first_rung is None or n_candidates < 2 or first_rung(n) < n - 1:
+        return None
+    need = next(m for m in range(n + 1, n + 10) if first_rung(m) < m - 1)
+    return (f"note: {config.selection.method} has {n} size(s) within the budget "
+            f"(max_data {config.max_data:g}), too few to stop any candidate early: every "
+            f"candidate pays for every size; with {need} or more (add smaller sizes to "
+            f"[experiment] sizes) it can prune")
 
 
 def select(config: SelectConfig, candidates: list[CandidateRecord],

@@ -57,7 +57,8 @@ from lensllm.selection._base import NotApplicable, Selection
 from lensllm.selection.p_best import p_best
 
 __all__ = ["GROWTH", "MIN_ERRORS", "MAX_POSITIONS", "N_REPLICATES", "Predictive",
-           "backtest_errors", "calibrate", "from_errors", "small_sample_factor", "unknown"]
+           "backtest_errors", "calibrate", "from_errors", "reach_fraction", "recentered",
+           "small_sample_factor", "unknown"]
 
 #: Exponent of the widening from the distance back-tested to the distance asked.
 GROWTH = 1.5
@@ -128,11 +129,7 @@ class Predictive:
         """
         if self.replicates is None:
             raise InputError("the predictive distribution is unknown (no back-test)")
-        d = np.asarray(d, float)[None, :]
-        d_max = np.asarray(d_max, float)[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.log(np.maximum(d, d_max) / d_max) / np.log(target / d_max)
-        frac = np.nan_to_num(np.maximum(frac, 0.0)) ** GROWTH
+        frac = reach_fraction(d, d_max, target)
         dev = self.replicates - self.center[:, None]
         return dev[:, :, None] * frac[:, None, :]
 
@@ -148,6 +145,17 @@ class Predictive:
         return {"known": self.known, "ratio_asked": self.ratio_asked,
                 "ratio_tested": self.ratio_tested, "n_errors": self.n_errors,
                 "level": level, "note": self.note}
+
+
+def reach_fraction(d: np.ndarray, d_max: np.ndarray, target: float) -> np.ndarray:
+    """How much of the error at ``D*`` a curve carries at sizes ``d`` ``(C, m)``:
+    ``(log(d / d_max) / log(D* / d_max)) ** GROWTH`` beyond each candidate's largest paid
+    run ``d_max`` ``(C,)``, 0 up to it, 1 at ``D*``."""
+    d = np.asarray(d, float)[None, :]
+    d_max = np.asarray(d_max, float)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.log(np.maximum(d, d_max) / d_max) / np.log(target / d_max)
+    return np.nan_to_num(np.maximum(frac, 0.0)) ** GROWTH
 
 
 def unknown(center: np.ndarray, ratio: float, why: str) -> Predictive:
@@ -318,7 +326,18 @@ def calibrate(selection: Selection, view: Any, make_selector: Callable[[], Any],
     widening = (np.log(np.maximum(reach, ratio)) / np.log(r_test)) ** GROWTH
     pred = from_errors(center, errors, widening, ratio_asked=ratio, ratio_tested=r_test,
                        n_rep=n_rep, seed=seed)
-    return _add_skipped_change(pred, selection.skipped_change, seed=seed)
+    return recentered(_add_skipped_change(pred, selection.skipped_change, seed=seed))
+
+
+def recentered(pred: Predictive) -> Predictive:
+    """The distribution with its point prediction moved to the median of its replicates:
+    the selector's prediction corrected by the drift the back-tests measured (the
+    selector's own prediction is kept by :func:`lensllm.pipeline.predictive`)."""
+    if not pred.known:
+        return pred
+    return Predictive(np.median(pred.replicates, axis=1), pred.replicates, pred.ratio_asked,
+                      pred.ratio_tested, pred.widening, pred.n_errors,
+                      pred.note + "; the point prediction is the median of the replicates")
 
 
 def _add_skipped_change(pred: Predictive, skipped: np.ndarray | None, *,
