@@ -32,8 +32,13 @@ with ``c^(r)`` the mean of a bootstrap resample of the errors of a position draw
 from the centred errors of every position independently per candidate, ``s_i`` the
 widening above and ``t`` the small-sample factor ``t_{M-1}(0.95) / z(0.95) * sqrt((M + 1)
 / (M - 1))`` for ``M`` errors (a quantile read from a handful of errors is too narrow; the
-factor tends to 1 as ``M`` grows). The point prediction stays the selector's (curves pass
-through it); the interval is read from the replicates and may be asymmetric around it.
+factor tends to 1 as ``M`` grows). A pruning selector's stopped candidates also carry the
+change it expected on the rungs they skipped (:attr:`Selection.skipped_change`).
+
+**The point prediction** :func:`calibrate` returns is the median of the replicates: the
+selector's prediction corrected by the drift the back-tests measured (on the zoo's real runs
+this took the log-RMSE of ``L(D*)`` from 0.17-0.20 to 0.04-0.09; ``docs/select.md``). The
+interval is read from the same replicates.
 
 **Too few runs.** With fewer than :data:`MIN_ERRORS` errors (or no back-test the selector
 can run) the distribution is unknown: intervals are ``[0, inf)`` and P(best) is uniform,
@@ -75,7 +80,8 @@ class Predictive:
     """A joint predictive distribution of ``log L(D*)`` over the candidates.
 
     Attributes:
-        center: the selector's point prediction ``log L(D*)`` ``(C,)`` (NaN: none).
+        center: the point prediction ``log L(D*)`` ``(C,)`` (NaN: none): the selector's
+            (:func:`from_errors`), or the replicates' median (:func:`calibrate`).
         replicates: joint replicates of ``log L(D*)`` ``(C, R)``; None when unknown.
         ratio_asked: ``D* / D_max``.
         ratio_tested: the ratio of the back-test (None: no back-test).
