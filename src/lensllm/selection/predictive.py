@@ -332,8 +332,28 @@ def calibrate(selection: Selection, view: Any, make_selector: Callable[[], Any],
     widening = (np.log(np.maximum(reach, ratio)) / np.log(r_test)) ** GROWTH
     pred = from_errors(center, errors, widening, ratio_asked=ratio, ratio_tested=r_test,
                        n_rep=n_rep, seed=seed)
-    return recentered(_add_skipped_change(pred, selection.skipped_change, seed=seed))
+    pred = _add_skipped_change(pred, selection.skipped_change, seed=seed)
+    return recentered(_capped_by_observed(pred, view))
 
+
+def _capped_by_observed(pred: Predictive, view: Any) -> Predictive:
+    """Replicates no higher than each candidate's loss at its largest paid run: a converged
+    loss does not rise with more data of the same task under the same recipe (on the
+    published and zoo tables no true ``L(D*)`` is above it), while a drift measured over a
+    short back-test and widened to a long reach can put much of a distribution there."""
+    if not pred.known:
+        return pred
+    largest = _largest_paid(view)
+    have = np.flatnonzero(np.isfinite(largest))
+    if have.size == 0:
+        return pred
+    with np.errstate(divide="ignore"):
+        ceiling = np.log(np.asarray(view.observe(have, largest[have]), float))
+    reps = pred.replicates.copy()
+    reps[have] = np.minimum(reps[have], ceiling[:, None])
+    return Predictive(pred.center, reps, pred.ratio_asked, pred.ratio_tested, pred.widening,
+                      pred.n_errors, pred.note + "; no candidate above its loss at its "
+                      "largest paid run")
 
 def recentered(pred: Predictive) -> Predictive:
     """The distribution with its point prediction moved to the median of its replicates:
