@@ -178,10 +178,12 @@ def _run(work: Path, device: str, s: dict, *, small: bool) -> dict:
     (work / "select.json").write_text(out)
     truth = record.get("truth") or {}
     relacc = truth.get("relacc")
-    print(f"select ({record.get('method')}, budget D*/{s['ratio']} = {s['target'] // s['ratio']}): "
+    budget = s["target"] // s["ratio"]
+    print(f"select ({record.get('method')}, budget D*/{s['ratio']} = {budget}): "
           f"{select_s:.1f} s, selected {Path(record['selected']).name}, cost source "
           f"{record['full_cost_source']}, PearCorr {truth.get('pearcorr')}, converged "
-          f"{(record.get('convergence') or {}).get('share_converged')}; {record.get('headline')}", flush=True)
+          f"{(record.get('convergence') or {}).get('share_converged')}; "
+          f"{record.get('headline')}", flush=True)
     print(f"select_wall_s={select_s:.1f} brute_force_wall_s={brute_s:.1f} "
           f"cost_fraction={record['cost_fraction']:.4f} "
           f"relacc={'nan' if relacc is None else format(relacc, '.4f')}", flush=True)

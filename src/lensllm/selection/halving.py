@@ -29,7 +29,8 @@ Between rungs only the promising go on (design note and measurements: ``docs/hal
    on: the ranking of the finalists is what the method stands behind.
 
 The first rung is only paid for when a pruning rung follows it; otherwise (two
-rungs in all) the method is AtS. No constant is tied to a table: ``sigma`` is measured on the
+rungs in all) the method is AtS, unless ``early_first_rung`` (``lensllm select``) moves the
+first rung of a 5-size grid to the 3rd size. No constant is tied to a table: ``sigma`` is measured on the
 table at hand; ``min_chance = 0.3``, ``cost_power = 0`` and ``growth = 0.5`` were chosen once,
 by leave-one-table-out on the two bundled tables, and the leaders' tenth on those tables and
 their size-constrained subsets (15-30 candidates; ``docs/halving.md``).
@@ -171,9 +172,9 @@ class Halving(BaseSelector):
             raise InputError(f"`cost_power` must be >= 0, got {cost_power}")
         if not growth > 0:
             raise InputError(f"`growth` must be > 0, got {growth}")
-        self.k, self.delta, self.keep = k, delta, keep
         if not isinstance(early_first_rung, bool):
             raise InputError(f"`early_first_rung` must be true or false, got {early_first_rung!r}")
+        self.k, self.delta, self.keep = k, delta, keep
         self.min_chance, self.cost_power, self.growth = min_chance, cost_power, growth
         self.early_first_rung = early_first_rung
 
@@ -226,7 +227,7 @@ class Halving(BaseSelector):
         from the rung where it stopped to the last ``(C, 2)``: no shift, and the spread
         promotion assumed, ``sigma * R ** growth`` for ``R`` rungs skipped. (The shared drift
         of the candidates that went on is not added: they went on because their early lines
-        erred least, so their drift misstates the others'; docs/halving.md.)"""
+        erred least, so their drift misstates the others'; docs/select.md.)"""
         sigma = sigmas[-1] if sigmas else 0.0
         out = np.zeros((stopped.size, 2))
         out[:, 1] = sigma * np.maximum(n - 1 - stopped, 0) ** self.growth
