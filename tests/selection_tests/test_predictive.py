@@ -136,16 +136,18 @@ def test_halving_on_four_sizes_is_calibrated_by_a_three_size_back_test():
     assert pred.widening == pytest.approx(np.full(6, (np.log(8) / np.log(2)) ** GROWTH))
 
 
-def test_a_lone_finalist_does_not_stop_the_back_test():
-    # Halving with early_first_rung on five sizes stops all but the keep = 1 leader at the
+@pytest.mark.parametrize("keep", [1, 2])
+def test_a_few_finalists_do_not_stop_the_back_test(keep):
+    # Halving with early_first_rung on five sizes stops all but the `keep` leaders at the
     # 4th size; the back-test starts at that size (paid by every candidate), not at the
-    # budget (paid by one), and the candidates stopped early are widened for their reach.
+    # budget (paid by fewer than the 3 errors a distribution needs), and the candidates
+    # stopped early are widened for their reach.
     table = _synthetic([6, 12, 25, 50, 100, 200, 400, 800], np.linspace(0.2, 0.5, 9))
     target = 800.0
     view = BudgetView(table, 100, target)
-    make = lambda: get_selector("halving", early_first_rung=True)  # noqa: E731
+    make = lambda: get_selector("halving", early_first_rung=True, keep=keep)  # noqa: E731
     sel = make().select(view)
-    assert view.paid[:, -1].sum() == 1 and view.paid[:, -2].all()
+    assert view.paid[:, -1].sum() == keep and view.paid[:, -2].all()
     pred = calibrate(sel, view, make, lambda b, t: BudgetView(table, b, t))
     assert pred.known and pred.ratio_tested == pytest.approx(2.0)  # 50 from 6..25
     reach = np.where(view.paid[:, -1], target / 100, target / 50)

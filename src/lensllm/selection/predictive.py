@@ -282,8 +282,8 @@ def backtest_errors(make_selector: Callable[[], Any], view: Any,
         known = np.flatnonzero(paid[:, col])
         if len(out) >= MAX_POSITIONS:
             break
-        if known.size < 2:  # a size that a pruning selector paid for one candidate only
-            continue
+        if known.size < (2 if out else MIN_ERRORS):  # sizes a pruning selector paid for
+            continue                                   # too few candidates to start on
         target = float(sizes[col])
         budgets = sizes[:col] if r_first is None else sizes[:col][
             np.isclose(target / sizes[:col], r_first)]
