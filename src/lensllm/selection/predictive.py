@@ -7,8 +7,8 @@ largest affordable run. This module measures that error for the selector at hand
 nearly as the points allow) the same ratio, and turns it into one joint distribution that
 the ranking, P(best), the intervals, the data plan and the curves all read.
 
-**Back-test at the ratio asked.** With ``D_max`` the largest affordable size and ``r = D* /
-D_max``, the selector, unchanged, is run on a view whose budget is ``D_max / r'`` and whose
+**Back-test at the ratio asked.** With ``D_max`` the largest affordable size paid for by
+:data:`MIN_ERRORS` or more candidates and ``r = D* / D_max``, the selector, unchanged, is run on a view whose budget is ``D_max / r'`` and whose
 target is ``D_max``, with ``r'`` the largest ratio ``<= r`` that the affordable sizes allow
 and at which the selector still runs (the sizes are tried from the smallest up). Then, at
 the same ``r'``, the next smaller sizes are predicted the same way (up to
@@ -259,7 +259,9 @@ def backtest_errors(make_selector: Callable[[], Any], view: Any,
     """The selector's back-test errors at the ratio asked (module docstring).
 
     The first position predicts ``D_max`` from the smallest budget ``D_max / r'`` (``r' <=
-    D* / D_max``) where the selector runs; the next positions (up to
+    D* / D_max``) where the selector runs; when fewer than :data:`MIN_ERRORS` candidates
+    were paid for at ``D_max`` (a pruning selector's finalists), the largest size paid for
+    by that many takes its place. The next positions (up to
     :data:`MAX_POSITIONS`) predict the next smaller paid sizes from budgets at the same
     ``r'``, while those are affordable sizes. At each position only the candidates the
     selection itself paid for at that size give an error (no run is bought for the truth).
