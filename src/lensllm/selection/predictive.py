@@ -7,13 +7,15 @@ largest affordable run. This module measures that error for the selector at hand
 nearly as the points allow) the same ratio, and turns it into one joint distribution that
 the ranking, P(best), the intervals, the data plan and the curves all read.
 
-**Back-test at the ratio asked.** With ``D_max`` the largest affordable size paid for by
-:data:`MIN_ERRORS` or more candidates and ``r = D* / D_max``, the selector, unchanged, is run on a view whose budget is ``D_max / r'`` and whose
+**Back-test at the ratio asked.** With ``D_max`` the largest affordable size and ``r = D* /
+D_max``, the selector, unchanged, is run on a view whose budget is ``D_max / r'`` and whose
 target is ``D_max``, with ``r'`` the largest ratio ``<= r`` that the affordable sizes allow
 and at which the selector still runs (the sizes are tried from the smallest up). Then, at
 the same ``r'``, the next smaller sizes are predicted the same way (up to
 :data:`MAX_POSITIONS` positions): how much the errors shared by all candidates move from
-one position to the next is what a single back-test cannot show. At each position every
+one position to the next is what a single back-test cannot show. (A size paid for by fewer
+than :data:`MIN_ERRORS` candidates, a pruning selector's finalists, is passed over: the
+first position is the largest size that many reached.) At each position every
 candidate the selection itself paid for at the predicted size gives one error ``e_m =
 log(predicted_m / observed_m)``. When ``r' < r`` the errors are widened to the distance
 asked by ``(log r / log r') ** GROWTH`` (:data:`GROWTH`; the error of a straight line's
