@@ -40,7 +40,8 @@ from lensllm.pipeline.view import CandidateFailed, RunView
 from lensllm.selection import NotApplicable
 
 __all__ = ["CandidateRecord", "Failures", "add_spectra", "check_ntk_pool", "choose_loss_unit",
-           "grid_note", "is_storage_error", "resolve_candidates", "select", "skip_large", "zero_shot"]
+           "grid_note", "is_storage_error", "resolve_candidates", "select", "skip_large",
+           "zero_shot"]
 
 
 @dataclass
