@@ -31,9 +31,10 @@ Between rungs only the promising go on (design note and measurements: ``docs/hal
 The first rung is only paid for when a pruning rung follows it; otherwise (two rungs in
 all) the method is AtS, unless ``early_first_rung`` (``lensllm select``) moves the first
 rung of a 5-size grid to the 3rd size. No constant is tied to a table: ``sigma`` is
-measured on the table at hand; ``min_chance = 0.3``, ``cost_power = 0`` and ``growth = 0.5`` were chosen once,
-by leave-one-table-out on the two bundled tables, and the leaders' tenth on those tables and
-their size-constrained subsets (15-30 candidates; ``docs/halving.md``).
+measured on the table at hand; ``min_chance = 0.3``, ``cost_power = 0`` and ``growth =
+0.5`` were chosen once, by leave-one-table-out on the two bundled tables, and the leaders'
+tenth on those tables and their size-constrained subsets (15-30 candidates;
+``docs/halving.md``).
 """
 
 from __future__ import annotations
