@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lensllm.selection.predictive_plan import short
+
 __all__ = ["PointConvergence", "convergence", "convergence_record", "convergence_text"]
 
 
@@ -93,7 +95,7 @@ def convergence_text(points: list[PointConvergence], *, limit: int = 6) -> str:
             "(best validation before their last step)")
     if not bad:
         return head
-    names = ", ".join(f"{p.model.rsplit('/', 1)[-1]} D={p.size}"
+    names = ", ".join(f"{short(p.model)} D={p.size}"
                       + (" (horizon)" if p.horizon_hit else "") for p in bad[:limit])
     more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
     return (f"{head}; NOT converged, still improving at their end: {names}{more}. Their "

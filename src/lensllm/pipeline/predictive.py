@@ -21,7 +21,7 @@ from lensllm.pipeline.view import RunView
 from lensllm.selection import Selection
 from lensllm.selection.next_run import DecisiveRun, decisive_run
 from lensllm.selection.p_best import CLEAR_WINNER
-from lensllm.selection.predictive import Predictive, calibrate, reach_fraction
+from lensllm.selection.predictive import Predictive, calibrate, largest_paid, reach_fraction
 
 __all__ = ["CLEAR_WINNER", "LEVEL", "calibrate_outcome", "decide", "joint_ties",
            "largest_paid"]
@@ -98,12 +98,6 @@ def joint_ties(pred: Predictive, leader: int, level: float = LEVEL) -> np.ndarra
     tied = ahead >= (1 - level) / 2
     tied[leader] = False
     return tied
-
-
-def largest_paid(view: RunView) -> np.ndarray:
-    """Each candidate's largest paid size ``(C,)`` (NaN: none)."""
-    sizes = np.where(view.paid, np.asarray(view.sizes, float)[None, :], -np.inf).max(axis=1)
-    return np.where(np.isfinite(sizes), sizes, np.nan)
 
 
 def decide(view: RunView, pred: Predictive) -> DecisiveRun | None:

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lensllm.outputs import make_dir, plot_text, write_text
 from lensllm.pipeline import LAW_LABELS, SelectOutcome
 from lensllm.pipeline.convergence import convergence_record, convergence_text
-from lensllm.outputs import make_dir, plot_text, write_text
 from lensllm.pipeline.planning import outcome_plan, plan_lines
+from lensllm.pipeline.predictive import largest_paid
 from lensllm.report import trust_report
 from lensllm.report._plots import panels, pyplot, save_figure, short_name, top_panels
 from lensllm.report.planning_section import plan_section
@@ -44,6 +45,7 @@ def ranking_rows(outcome: SelectOutcome) -> list[dict]:
     view, sel = outcome.view, outcome.selection
     order = sel.ranking()
     prob = p_best_of(outcome)
+    largest = largest_paid(view)  # the size each prediction was made from
     rows = []
     for rank, i in enumerate(order, 1):
         rows.append({
@@ -53,17 +55,11 @@ def ranking_rows(outcome: SelectOutcome) -> list[dict]:
             "lower": None if sel.lower is None else float(sel.lower[i]),
             "upper": None if sel.upper is None else float(sel.upper[i]),
             "p_best": float(prob[i]),
-            "predicted_from_size": _predicted_from(view, i),
+            "predicted_from_size": (float(largest[i]) if np.isfinite(largest[i])
+                                    else None),
             "selected": bool(i == sel.selected), "runs": int(view.paid[i].sum()),
             "curvature": _curvature(view, i)})
     return rows
-
-
-def _predicted_from(view, i: int) -> float | None:
-    """The largest size candidate ``i``'s prediction was made from (its largest paid run;
-    below the budget for a candidate stopped on an earlier rung), None without runs."""
-    paid = np.asarray(view.paid[i], bool)
-    return float(np.asarray(view.sizes)[paid].max()) if paid.any() else None
 
 
 def rung_label(view, row: dict) -> str:

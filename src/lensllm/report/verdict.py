@@ -15,17 +15,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from lensllm.pipeline.predictive import CLEAR_WINNER
+from lensllm.report._plots import short_name as _name
 
 __all__ = ["decisive_record", "headline", "p_best_of"]
-
-
-def _name(model: str) -> str:
-    return Path(model.rstrip("/")).name or model
 
 
 def p_best_of(outcome) -> np.ndarray:

@@ -89,7 +89,7 @@ def decisive_run(predictive: Predictive, largest: np.ndarray, target: float,
     prob = p_best(reps)
     now = float(prob.max())
     order = np.argsort(-prob)
-    contenders = [int(i) for i in order if prob[i] >= CONTENDER] or []
+    contenders = [int(i) for i in order if prob[i] >= CONTENDER]
     contenders = sorted(set(contenders) | {int(i) for i in order[:3]})
     best: DecisiveRun | None = None
     options = sorted({float(s) for s in sizes} | {float(target)})

@@ -52,7 +52,7 @@ Torch-free; sizes are numbers of examples.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -64,8 +64,8 @@ from lensllm.selection._base import NotApplicable, Selection
 from lensllm.selection.p_best import p_best
 
 __all__ = ["GROWTH", "MIN_ERRORS", "MAX_POSITIONS", "N_REPLICATES", "Predictive",
-           "backtest_errors", "calibrate", "from_errors", "reach_fraction", "recentered",
-           "small_sample_factor", "unknown"]
+           "backtest_errors", "calibrate", "from_errors", "largest_paid", "reach_fraction",
+           "recentered", "small_sample_factor", "unknown"]
 
 #: Exponent of the widening from the distance back-tested to the distance asked.
 GROWTH = 1.5
@@ -145,8 +145,8 @@ class Predictive:
         """The distribution of some candidates (rows ``idx``), jointly."""
         idx = np.asarray(idx, int)
         reps = None if self.replicates is None else self.replicates[idx]
-        return Predictive(self.center[idx], reps, self.ratio_asked, self.ratio_tested,
-                          self.widening[idx], self.n_errors, self.note)
+        return replace(self, center=self.center[idx], replicates=reps,
+                       widening=self.widening[idx])
 
     def to_dict(self, level: float = 0.9) -> dict[str, Any]:
         """JSON-ready summary (without the replicates)."""
@@ -233,7 +233,7 @@ def from_errors(center: np.ndarray, errors: list[np.ndarray], widening: np.ndarr
                       m, how)
 
 
-def _largest_paid(view: Any) -> np.ndarray:
+def largest_paid(view: Any) -> np.ndarray:
     """Each candidate's largest paid size ``(C,)`` (NaN: none)."""
     paid = np.asarray(view.paid, bool)
     sizes = np.where(paid, np.asarray(view.sizes, float)[None, :], -np.inf).max(axis=1)
@@ -332,22 +332,22 @@ def calibrate(selection: Selection, view: Any, make_selector: Callable[[], Any],
     errors, r_test, why = backtest_errors(make_selector, view, make_view)
     if r_test is None:
         return unknown(center, ratio, why)
-    reach = float(view.target) / np.nan_to_num(_largest_paid(view), nan=sizes[-1])
+    largest = largest_paid(view)
+    reach = float(view.target) / np.nan_to_num(largest, nan=sizes[-1])
     widening = (np.log(np.maximum(reach, ratio)) / np.log(r_test)) ** GROWTH
     pred = from_errors(center, errors, widening, ratio_asked=ratio, ratio_tested=r_test,
                        n_rep=n_rep, seed=seed)
     pred = _add_skipped_change(pred, selection.skipped_change, seed=seed)
-    return recentered(_capped_by_observed(pred, view))
+    return recentered(_capped_by_observed(pred, view, largest))
 
 
-def _capped_by_observed(pred: Predictive, view: Any) -> Predictive:
+def _capped_by_observed(pred: Predictive, view: Any, largest: np.ndarray) -> Predictive:
     """Replicates no higher than each candidate's loss at its largest paid run: a converged
     loss does not rise with more data of the same task under the same recipe (on the
     published and zoo tables no true ``L(D*)`` is above it), while a drift measured over a
     short back-test and widened to a long reach can put much of a distribution there."""
     if not pred.known:
         return pred
-    largest = _largest_paid(view)
     have = np.flatnonzero(np.isfinite(largest))
     if have.size == 0:
         return pred
@@ -355,9 +355,8 @@ def _capped_by_observed(pred: Predictive, view: Any) -> Predictive:
         ceiling = np.log(np.asarray(view.observe(have, largest[have]), float))
     reps = pred.replicates.copy()
     reps[have] = np.minimum(reps[have], ceiling[:, None])
-    return Predictive(pred.center, reps, pred.ratio_asked, pred.ratio_tested, pred.widening,
-                      pred.n_errors, pred.note + "; no candidate above its loss at its "
-                      "largest paid run")
+    return replace(pred, replicates=reps,
+                   note=pred.note + "; no candidate above its loss at its largest paid run")
 
 def recentered(pred: Predictive) -> Predictive:
     """The distribution with its point prediction moved to the median of its replicates:
@@ -365,9 +364,8 @@ def recentered(pred: Predictive) -> Predictive:
     selector's own prediction is kept by :func:`lensllm.pipeline.predictive`)."""
     if not pred.known:
         return pred
-    return Predictive(np.median(pred.replicates, axis=1), pred.replicates, pred.ratio_asked,
-                      pred.ratio_tested, pred.widening, pred.n_errors,
-                      pred.note + "; the point prediction is the median of the replicates")
+    return replace(pred, center=np.median(pred.replicates, axis=1),
+                   note=pred.note + "; the point prediction is the median of the replicates")
 
 
 def _add_skipped_change(pred: Predictive, skipped: np.ndarray | None, *,
@@ -389,5 +387,4 @@ def _add_skipped_change(pred: Predictive, skipped: np.ndarray | None, *,
     extra = skipped[:, :1] + skipped[:, 1:] * z[None, :]
     note = (pred.note + f"; {int(moving.sum())} candidate(s) stopped below the budget also "
             "carry the change their prediction would still have made on the rungs skipped")
-    return Predictive(pred.center, pred.replicates + extra, pred.ratio_asked,
-                      pred.ratio_tested, pred.widening, pred.n_errors, note)
+    return replace(pred, replicates=pred.replicates + extra, note=note)

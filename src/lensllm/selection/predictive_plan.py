@@ -15,6 +15,7 @@ full cache path. Torch-free.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,7 @@ def _replicate_curves(curve: Callable, pred: Predictive, largest: np.ndarray,
     if not pred.known:
         return None
     base = np.log(np.maximum(curve(grid), 1e-300))
-    sub = Predictive(pred.center, pred.replicates[:, :n], pred.ratio_asked,
-                     pred.ratio_tested, pred.widening, pred.n_errors, pred.note)
+    sub = dataclasses.replace(pred, replicates=pred.replicates[:, :n])
     return np.exp(base[:, None, :] + sub.log_errors(grid, largest, target))
 
 
