@@ -218,3 +218,26 @@ def test_skipped_change_is_the_spread_promotion_assumed():
     np.testing.assert_array_equal(sel.skipped_change[:, 0], 0.0)
     np.testing.assert_allclose(sel.skipped_change[:, 1], sigma * np.sqrt(rungs_skipped),
                                rtol=1e-12)
+
+
+def test_rung_field_is_the_mean_and_variance_of_every_prediction_on_the_stopping_rung():
+    """A candidate stopped on a rung carries the mean and variance (ddof 1) of the
+    predictions of every candidate on that rung: each one's least-squares 3-point line in
+    log-log through the rung's three largest sizes, read at D*, computed here afresh."""
+    table = load_table("flan")
+    view = BudgetView(table, TARGET / 8, TARGET)
+    sel = get_selector("halving").select(view)
+    stop = np.searchsorted(view.sizes, sel.stopped_at)
+    finalists = stop == view.sizes.size - 1
+    assert np.isnan(sel.rung_field[finalists]).all()
+    assert (~finalists).sum() >= 10
+    for rung in np.unique(stop[~finalists]):
+        on_rung = np.flatnonzero(stop >= rung)  # every candidate still in at that rung
+        cols = np.searchsorted(table.sizes, view.sizes[rung - 2:rung + 1])
+        preds = []
+        for m in on_rung:
+            slope, icpt = np.polyfit(np.log(table.sizes[cols]), np.log(table.losses[m, cols]), 1)
+            preds.append(slope * np.log(TARGET) + icpt)
+        expect = [np.mean(preds), np.var(preds, ddof=1)]
+        np.testing.assert_allclose(sel.rung_field[stop == rung], [expect] * (stop == rung).sum(),
+                                   rtol=1e-9)

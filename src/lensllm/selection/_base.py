@@ -94,6 +94,12 @@ class Selection:
             of the change in ``log L(D*)`` its prediction would still have made on the
             rungs it skipped ``(C, 2)`` (zeros for a model that reached the budget), by the
             selector's own model of how predictions move; the calibration adds it.
+        rung_field: for a pruning selector, per model the mean and variance of the
+            predicted ``log L(D*)`` over every model on the rung where it stopped ``(C, 2)``
+            (NaN for a model that reached the budget): the field it was judged against,
+            which the calibration shrinks a stopped model's prediction towards (a model
+            stopped because its early line looked bad is, on average, less bad than that
+            line says).
     """
 
     score: np.ndarray
@@ -108,6 +114,7 @@ class Selection:
     higher_is_better: bool = False
     stopped_at: np.ndarray | None = None
     skipped_change: np.ndarray | None = None
+    rung_field: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not np.all(np.isfinite(self.score)):

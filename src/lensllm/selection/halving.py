@@ -17,8 +17,8 @@ Between rungs only the promising go on (design note and measurements: ``docs/hal
    ``Phi((L_keep - L_m) / (sqrt(2) * sigma * R ** growth))`` (both predictions still move).
 3. **Promotion.** The ``keep`` leaders always go on: by default the best tenth of the field,
    ``ceil(C / 10)`` of ``C`` candidates (3 of the tables' 30, 1 of up to 10 candidates, so a
-   small real ``select`` can prune; a fixed 3 protected 3 of 5). Any other candidate goes on when its
-   chance is at least ``min_chance * c_m ** cost_power``, where ``c_m`` is its parameter
+   small real ``select`` can prune; a fixed 3 protected 3 of 5). Any other candidate goes on
+   when its chance is at least ``min_chance * c_m ** cost_power``, where ``c_m`` is its parameter
    count over the median candidate's (a run of model ``m`` on ``D`` examples costs
    ``n_params[m] * D``, so ``c_m`` is what its next runs cost relative to a typical
    candidate's). The shipped ``cost_power = 0`` does not weigh cost: measured, weighing it
@@ -234,6 +234,17 @@ class Halving(BaseSelector):
         out[:, 1] = sigma * np.maximum(n - 1 - stopped, 0) ** self.growth
         return out
 
+    @staticmethod
+    def _rung_field(pred: np.ndarray, stopped: np.ndarray, n: int) -> np.ndarray:
+        """Per candidate stopped below the budget, the mean and variance of the predictions
+        of every candidate on its last rung ``(C, 2)``; NaN for the finalists."""
+        out = np.full((stopped.size, 2), np.nan)
+        for rung in np.unique(stopped[stopped < n - 1]):
+            field = pred[np.isfinite(pred[:, rung]), rung]
+            if field.size >= 2:
+                out[stopped == rung] = field.mean(), field.var(ddof=1)
+        return out
+
     def select(self, view):
         n, n_models, k = view.sizes.size, view.n_models, self.k
         if n < k:  # with no pruning rung (n < k + 3) halving is AtS, which needs k sizes
@@ -264,7 +275,7 @@ class Halving(BaseSelector):
         return Selection(
             score=score, selected=int(np.argmin(score)), predicted=np.exp(last),
             stopped_at=view.sizes[stopped].astype(float), curve=_line_curve(lines),
-            skipped_change=skipped,
+            skipped_change=skipped, rung_field=self._rung_field(pred, stopped, n),
             info={"runs_paid": paid.sum(1).tolist(),
                   "finalists": np.flatnonzero(stopped == n - 1).tolist(),
                   "sigma_per_rung": sigmas, "leaders": keep,
