@@ -137,3 +137,23 @@ def test_no_run_stops_before_the_guaranteed_epochs(addition_task):
         validations = [p.step for p in result.loss_points if p.split == "validation"]
         assert validations == [0] + [s for s in plan.eval_steps() if s <= result.steps]
         assert math.isfinite(result.test_loss)
+
+
+def test_patience_grows_with_the_steps_to_the_best_validation():
+    # 4096 examples in batches of 16: S = 256, I = 64, P = 256, G = 256. With a quarter of
+    # the steps to the best: a best at step 2000 needs ceil(500) = 500 steps, at 600 the
+    # fixed 256 (150 < 256), at 0 the fixed 256.
+    plan = plan_training(4096, batch_size=16, **{**RULE, "patience_fraction": 0.25})
+    assert plan.patience_at(2000) == 500 and plan.patience_at(600) == 256
+    assert plan.patience_at(0) == 256 and plan.patience_at(1025) == 257  # ceil(256.25)
+    assert not plan.should_stop(2499, 2000) and plan.should_stop(2500, 2000)
+    assert plan.should_stop(856, 600) and not plan.should_stop(855, 600)
+    fixed = plan_training(4096, batch_size=16, **RULE)  # the fraction defaults to 0 here
+    assert fixed.patience_at(2000) == 256 and fixed.should_stop(2256, 2000)
+
+
+def test_default_recipe_patience_is_a_quarter_of_the_run():
+    config = FinetuneConfig()
+    assert config.patience_fraction == 0.25
+    plan = config.plan(3200)  # S = 400: the fixed patience is one epoch
+    assert plan.patience_at(5800) == 1450 and plan.patience_at(400) == 400

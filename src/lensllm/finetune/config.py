@@ -107,6 +107,9 @@ class FinetuneConfig:
         eval_every_epochs: epochs between validation passes.
         min_eval_interval: floor of the validation interval, in steps.
         patience_epochs: epochs without a better validation loss before stopping.
+        patience_fraction: the patience grows with the run: at least this share of the
+            steps to the best validation so far (0.25: a run whose best is at step 4000
+            waits 1000 steps), so a slow run is not ended by one chance stall.
         min_improvement: relative drop of the validation loss below the best so far that
             counts as better (smaller changes are noise: they neither move the kept
             weights nor reset the patience).
@@ -143,6 +146,7 @@ class FinetuneConfig:
     eval_every_epochs: float = 0.5
     min_eval_interval: int = 5
     patience_epochs: float = 1.0
+    patience_fraction: float = 0.25
     min_improvement: float = 1e-3
     min_train_epochs: float = 1.0
     warmup_ratio: float = 0.1
@@ -174,6 +178,7 @@ class FinetuneConfig:
         for name, strict, high in (("weight_decay", False, 1e3), ("epochs", True, MAX_EPOCHS),
                                    ("eval_every_epochs", True, MAX_EPOCHS),
                                    ("patience_epochs", False, MAX_EPOCHS),
+                                   ("patience_fraction", False, 100.0),
                                    ("min_train_epochs", False, MAX_EPOCHS),
                                    ("validation_share", False, 1e3),
                                    ("max_grad_norm", False, 1e6), ("lora_alpha", True, 1e6)):
@@ -216,6 +221,7 @@ class FinetuneConfig:
             size, batch_size=self.batch_size, epochs=self.epochs, min_steps=self.min_steps,
             max_steps=self.max_steps, eval_every_epochs=self.eval_every_epochs,
             min_eval_interval=self.min_eval_interval, patience_epochs=self.patience_epochs,
+            patience_fraction=self.patience_fraction,
             min_train_epochs=self.min_train_epochs, warmup_ratio=self.warmup_ratio,
             validation_share=self.validation_share, min_validation=self.min_validation,
         )

@@ -126,7 +126,8 @@ def finetune(
     ``plan.validation_examples`` of the validation split: validation at step 0, every
     ``eval_interval`` steps and at the horizon; the run stops at an evaluation once it
     has trained its guaranteed steps and the best validation loss (a drop of at least
-    ``min_improvement`` counts) is ``patience_steps`` old, and the weights of the best
+    ``min_improvement`` counts) is ``plan.patience_at(best step)`` old (the patience grows
+    with the run), and the weights of the best
     validation (its step is ``early_stop_step``) are put back before the test loss is
     measured. ``early_stop_step < steps`` means the run converged; ``steps`` at the
     horizon (``plan.planned_steps``) means it may not have.
