@@ -276,6 +276,7 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
             out: Path, timings: dict[str, float]) -> None:
     from lensllm.bench.budget import BudgetView
     from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
+    from lensllm.finetune.config import FinetuneConfig
     from lensllm.finetune.models import load_model
     from lensllm.pipeline import fit_laws
     from lensllm.selection import REGISTRY, NotApplicable, get_selector
@@ -326,7 +327,12 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
     pretrained = np.array([not m.endswith("-p0") for m in models])
     zs_flops = np.array([runs[(m, 0)].flops for m in models])
     ntk_flops = np.array([float(sp.meta.get("flops", 0.0)) for sp in spectra])
-    converged = early < steps  # best validation before the last step
+    # converged: the recipe's plateau rule ended the run (TrainingPlan.converged), as in
+    # `lensllm select`'s convergence check
+    plans = {g: FinetuneConfig(**tomllib.loads(recipe(g))["finetune"]) for g in GROUP_RECIPE}
+    converged = np.array([[plans[REAL_GROUP.get(m, "zoo")].plan(int(s)).converged(
+        int(early[i, j]), int(steps[i, j])) if s > 0 else True
+        for j, s in enumerate(table.sizes)] for i, m in enumerate(models)])
     for ratio in RATIOS:
         for method in REGISTRY:
             max_data = TARGET / ratio

@@ -157,3 +157,16 @@ def test_default_recipe_patience_is_a_quarter_of_the_run():
     assert config.patience_fraction == 0.25
     plan = config.plan(3200)  # S = 400: the fixed patience is one epoch
     assert plan.patience_at(5800) == 1450 and plan.patience_at(400) == 400
+
+
+def test_converged_means_the_plateau_rule_ended_the_run():
+    # 4096 examples in batches of 16 with a cap of 3000 steps: S = 256, I = 64, P = 256,
+    # horizon 3000; the patience at a best step b is max(256, ceil(b / 4)).
+    plan = plan_training(4096, batch_size=16, max_steps=3000,
+                         **{**RULE, "epochs": 100.0, "patience_fraction": 0.25})
+    assert plan.planned_steps == 3000
+    assert plan.converged(1000, 1256)        # stopped before the horizon: the rule fired
+    assert not plan.converged(1256, 1256)    # best at the last step: still improving
+    assert plan.converged(2400, 3000)        # at the horizon, 600 >= 600 steps waited
+    assert not plan.converged(2500, 3000)    # at the horizon, 500 < 625: still improving
+    assert not plan.converged(2990, 3000)    # a best step before the last is not enough

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import TextIO
 
+from lensllm.exceptions import LensLLMError
 from lensllm.store import RunRecord, RunResult
 
 __all__ = ["LineProgress", "RichProgress", "make_progress"]
@@ -21,13 +22,25 @@ def _describe(record: RunRecord) -> str:
     return f"{key.model} {what}"
 
 
-def _steps(result: RunResult) -> str:
-    """Where a run stopped: its best step of its steps, flagged when it was still
-    improving at its last evaluation (not converged)."""
+def _converged(record: RunRecord, result: RunResult) -> bool:
+    """The recipe's verdict (:meth:`TrainingPlan.converged`) from the run's stored settings;
+    a best step before the last where those cannot be read back."""
+    from lensllm.finetune.config import FinetuneConfig
+
+    try:
+        plan = FinetuneConfig(**record.config["finetune"]).plan(record.key.size)
+    except (KeyError, TypeError, ValueError, LensLLMError):
+        return result.early_stop_step < result.steps
+    return plan.converged(result.early_stop_step, result.steps)
+
+
+def _steps(record: RunRecord, result: RunResult) -> str:
+    """Where a run stopped: its best step of its steps, flagged when the plateau rule did not
+    end it (still improving at its end: not converged)."""
     if result.steps == 0:
         return "zero-shot"
     text = f"best step {result.early_stop_step} of {result.steps}"
-    if result.early_stop_step >= result.steps:
+    if not _converged(record, result):
         text += ", NOT converged: still improving at its end"
     return text
 
@@ -83,7 +96,7 @@ class LineProgress(_Counter):
         self.ran_here += 1
         self._print(
             f"[{self.done}/{self.total}] {_describe(record)}: test loss "
-            f"{result.test_loss:.4f}, {_steps(result)}, {result.wall_time:.1f}s "
+            f"{result.test_loss:.4f}, {_steps(record, result)}, {result.wall_time:.1f}s "
             f"(ETA {self.eta()})"
         )
 
@@ -138,7 +151,7 @@ class RichProgress(_Counter):
         self.done += 1
         self.ran_here += 1
         self._progress.console.print(
-            f"{_describe(record)}: test loss {result.test_loss:.4f} ({_steps(result)}, "
+            f"{_describe(record)}: test loss {result.test_loss:.4f} ({_steps(record, result)}, "
             f"{result.wall_time:.1f}s)"
         )
         self._update(f"ETA {self.eta()}")

@@ -15,7 +15,8 @@ interval held the truth). So the rule is plateau-driven:
   old (and the guaranteed steps are done), and the weights of the best evaluation are kept;
 - **a horizon** ``T`` that a run normally never reaches: when it does, the run was still
   improving (or had just started to), it is recorded as having hit the horizon, and
-  ``converged`` (best step before the last step) tells the laws whether to trust it.
+  :meth:`TrainingPlan.converged` (it stopped on the plateau rule, or had waited out its
+  patience by the horizon) tells the laws whether to trust it.
 
 With ``S = ceil(D / batch_size)`` optimizer steps per epoch, everything counts in epochs of
 the run's own subset:
@@ -113,6 +114,16 @@ class TrainingPlan:
         """Steps without a better validation loss that end a run whose best is at
         ``best_step``: ``max(P, ceil(patience_fraction * best_step))``."""
         return max(self.patience_steps, _ceil(self.patience_fraction * best_step))
+
+    def converged(self, best_step: int, steps: int) -> bool:
+        """Whether a run that kept its best weights at ``best_step`` of ``steps`` reached its
+        data-limited loss: it stopped on the plateau rule before its horizon, or reached the
+        horizon having already waited out its patience. Its best step coming before its last
+        is not enough: at the horizon a run whose last better validation is less than
+        :meth:`patience_at` old was still improving."""
+        if not best_step < steps:
+            return False
+        return steps < self.planned_steps or steps - best_step >= self.patience_at(best_step)
 
     def validation_count(self, available: int) -> int:
         """Validation examples of the run when the split has ``available``."""

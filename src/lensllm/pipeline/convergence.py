@@ -9,9 +9,13 @@ store and says, per point, whether it converged; ``lensllm select`` logs a warni
 ``--json`` and the report say how many of the points used converged, so no law is fitted
 silently to unconverged points.
 
-Converged means ``early_stop_step < steps``: the run kept training after its best
-validation and found nothing better (the recipe's plateau rule, or the horizon reached
-after the loss had turned). ``horizon_hit`` says whether it trained to its horizon.
+Converged means the recipe's plateau rule ended the run (:meth:`TrainingPlan.converged
+<lensllm.finetune.recipe.TrainingPlan.converged>`): it stopped before its horizon, or it
+reached the horizon having already gone its patience (``max(P, patience_fraction * best
+step)``) without a better validation. A run at its horizon whose best validation came
+shortly before the end was still improving, though its best step is not its last: on the
+zoo's comments task an untrained model's D* run reached the horizon of 100 epochs (40000
+steps) with its best at 37200. ``horizon_hit`` says whether it trained to its horizon.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ class PointConvergence:
         best_step: the step whose weights were kept (best validation loss).
         steps: steps trained.
         horizon_steps: the recipe's horizon at this size.
+        patience_steps: the recipe's patience at the run's best step
+            (:meth:`~lensllm.finetune.recipe.TrainingPlan.patience_at`; 0: a best step
+            before the last is enough).
     """
 
     model: str
@@ -43,11 +50,16 @@ class PointConvergence:
     best_step: int
     steps: int
     horizon_steps: int
+    patience_steps: int = 0
 
     @property
     def converged(self) -> bool:
-        """The run kept training after its best validation: ``best_step < steps``."""
-        return self.best_step < self.steps
+        """The run kept training after its best validation and either stopped before its
+        horizon (the plateau rule ended it) or had gone its patience by then."""
+        if not self.best_step < self.steps:
+            return False
+        return (self.steps < self.horizon_steps
+                or self.steps - self.best_step >= self.patience_steps)
 
     @property
     def horizon_hit(self) -> bool:
@@ -67,14 +79,15 @@ def convergence(view: Any) -> list[PointConvergence]:
     for model, size in sorted(view.paid_runs, key=lambda p: (view.models.index(p[0]), p[1])):
         if size <= 0:
             continue
-        horizon = recipe.plan(int(size)).planned_steps
+        plan = recipe.plan(int(size))
         for rec in view.records(model, int(size)):
             if rec.status != "finished" or rec.result is None:
                 continue
+            best = rec.result.early_stop_step
             out.append(PointConvergence(
-                model=model, size=int(size), seed=rec.key.seed,
-                best_step=rec.result.early_stop_step, steps=rec.result.steps,
-                horizon_steps=horizon))
+                model=model, size=int(size), seed=rec.key.seed, best_step=best,
+                steps=rec.result.steps, horizon_steps=plan.planned_steps,
+                patience_steps=plan.patience_at(best)))
     return out
 
 
@@ -92,7 +105,7 @@ def convergence_text(points: list[PointConvergence], *, limit: int = 6) -> str:
         return "convergence: no fine-tuning run used yet"
     bad = [p for p in points if not p.converged]
     head = (f"convergence: {len(points) - len(bad)} of {len(points)} runs used converged "
-            "(best validation before their last step)")
+            "(stopped on a plateau of their validation loss)")
     if not bad:
         return head
     names = ", ".join(f"{short(p.model)} D={p.size}"
