@@ -12,8 +12,16 @@ __all__ = ["MAX_PANELS", "panels", "pyplot", "save_figure", "short_name", "top_p
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (files only, no display needed)."""
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display needed).
+
+    Font-fallback messages are silenced: where the Computer Modern fonts of math text are
+    not installed matplotlib draws with DejaVu Sans and says so once per glyph family, which
+    filled ``lensllm demo``'s output with 21 warnings about nothing the user can act on."""
+    import logging
+
     import matplotlib
+
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -18,10 +18,11 @@ than :data:`MIN_ERRORS` candidates, a pruning selector's finalists, is passed ov
 first position is the largest size that many reached.) At each position every
 candidate the selection itself paid for at the predicted size gives one error ``e_m =
 log(predicted_m / observed_m)``. When ``r' < r`` the errors are widened to the distance
-asked by ``(log r / log r') ** GROWTH`` (:data:`GROWTH`; the error of a straight line's
-slope grows linearly with the distance, its curvature's faster); a candidate whose own
-largest paid run is below ``D_max`` (stopped early) is widened the same way for its longer
-reach.
+asked, ``d = log r / log r'``: their shared part (below) by ``d ** GROWTH`` (a curvature
+every line misses grows faster than the distance) and each candidate's own part by
+``d ** SCATTER_GROWTH`` (the error of a straight line's slope grows linearly with it); a
+candidate whose own largest paid run is below ``D_max`` (stopped early) is widened the same
+way for its longer reach.
 
 **Joint replicates.** The errors split into a part shared by all candidates (the mean of a
 position: a drift of every curve, which moves no candidate relative to another) and a part
@@ -221,7 +222,8 @@ def own_errors(errors: list[np.ndarray]) -> np.ndarray:
 
 def from_errors(center: np.ndarray, errors: list[np.ndarray], widening: np.ndarray, *,
                 ratio_asked: float, ratio_tested: float,
-                scatter_widening: np.ndarray | None = None, n_rep: int = N_REPLICATES,
+                scatter_widening: np.ndarray | None = None, scatter_label: str | None = None,
+                n_rep: int = N_REPLICATES,
                 seed: int = 0) -> Predictive:
     """The joint replicates of the module docstring from back-test errors.
 
@@ -233,6 +235,8 @@ def from_errors(center: np.ndarray, errors: list[np.ndarray], widening: np.ndarr
         ratio_asked, ratio_tested: for the record.
         scatter_widening: per-candidate scale of the own part ``(C,)`` (default:
             ``widening``).
+        scatter_label: the exponent of that scale for the note (the calibration's
+            ``"^1"``); None: "the scale given".
         n_rep: replicates.
         seed: of the draws.
     """
@@ -252,8 +256,11 @@ def from_errors(center: np.ndarray, errors: list[np.ndarray], widening: np.ndarr
     how = (f"measured by back-testing the selector at {ratio_tested:.3g}x "
            f"({m} errors at {len(errors)} position(s))")
     if ratio_tested < ratio_asked * (1 - 1e-9):
-        how += (f", widened to the {ratio_asked:.3g}x asked by (log {ratio_asked:.3g} / "
-                f"log {ratio_tested:.3g})^{GROWTH:g}")
+        d = f"(log {ratio_asked:.3g} / log {ratio_tested:.3g})"
+        how += f", widened to the {ratio_asked:.3g}x asked by {d}^{GROWTH:g} (the shared drift)"
+        if scatter_widening is not None:
+            how += (f", each candidate's own error by {d}{scatter_label}" if scatter_label
+                    else ", each candidate's own error by the scale given")
     else:
         how += f", the {ratio_asked:.3g}x asked"
     return Predictive(center, reps, ratio_asked, ratio_tested, np.asarray(widening, float),
@@ -368,7 +375,8 @@ def calibrate(selection: Selection, view: Any, make_selector: Callable[[], Any],
         center, selection.rung_field, selection.skipped_change,
         scatter * (own.std() if own.size else 0.0))
     pred = from_errors(center, errors, distance ** GROWTH, ratio_asked=ratio,
-                       ratio_tested=r_test, scatter_widening=scatter, n_rep=n_rep, seed=seed)
+                       ratio_tested=r_test, scatter_widening=scatter,
+                       scatter_label=f"^{SCATTER_GROWTH:g}", n_rep=n_rep, seed=seed)
     if shrunk and pred.known:
         pred = replace(pred, note=pred.note + f"; {shrunk} candidate(s) stopped early shrunk "
                                               "towards the field of their last rung")
