@@ -16,8 +16,17 @@ P(best) are scored against the true ``L(D*)``:
 Nothing here changes ``lensllm bench``: its records (and their ``coverage`` field, the
 selector's own intervals) are untouched.
 
+``--held-out`` checks that the calibration carries beyond the tables it was studied on:
+the default selector on 40 random 9-candidate fields of each published table (seeded) at
+D*/8 and D*/16, and on the zoo's earlier tables (``benchmarks/results/zoo/zoo_table.csv``,
+step-limited curves with SmolLM2 and Gemma among the candidates, and the curvature study's
+``curvature_table.csv``). Per group: mean coverage, median width, mean Brier against the
+uniform prior and the pick, and the mean PearCorr and log-RMSE of the ``L(D*)`` ``select``
+reports (the calibrated median) next to the selector's own.
+
     python benchmarks/bench_intervals.py                 # bundled flan, gigaword + zoo
     python benchmarks/bench_intervals.py --json out.json --plot docs/p_best_reliability.png
+    python benchmarks/bench_intervals.py --held-out      # also the held-out fields
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import numpy as np
 
 from lensllm.bench import load_table
 from lensllm.bench.budget import BudgetView
+from lensllm.bench.metrics import log_rmse, pearson_corr
 from lensllm.pipeline.config import default_method
 from lensllm.selection import REGISTRY, NotApplicable, get_selector
 from lensllm.selection.p_best import brier_score
@@ -40,6 +50,8 @@ HERE = Path(__file__).parent
 #: The zoo tables of the plateau-recipe rerun (docs/zoo.md), one per task.
 ZOO = tuple(HERE / f"results/zoo/plateau/{task}/zoo_table.csv"
             for task in ("docstrings", "comments"))
+#: Earlier zoo tables, used only by ``--held-out`` (never studied for the calibration).
+HELD_OUT = (HERE / "results/zoo/zoo_table.csv", HERE / "results/zoo/curvature_table.csv")
 SELECTORS = ("adaptive", "rectified_fit", "vanilla_fit", "ats", "halving")
 RATIOS = (8, 16, 32, 64)
 
@@ -90,6 +102,10 @@ def evaluate(table, method: str, ratio: float) -> dict | None:
             "brier_pick": brier_score(np.eye(c)[sel.selected], best),
             "p_selected": float(prob[sel.selected]), "p_true_best": float(prob[best]),
             "p_best": prob.tolist(), "true_best": best,
+            "pearcorr": pearson_corr(pred.predicted, truth),
+            "pearcorr_selector": pearson_corr(np.asarray(sel.predicted, float), truth),
+            "log_rmse": log_rmse(pred.predicted, truth),
+            "log_rmse_selector": log_rmse(np.asarray(sel.predicted, float), truth),
             "backtest_cost": bt / float(table.n_params.sum() * target)}
 
 
@@ -128,12 +144,66 @@ def reliability_plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def field_of(table, rows: np.ndarray, name: str):
+    """The table restricted to some candidates (a user's field drawn from it)."""
+    return dataclasses.replace(
+        table, name=name, models=tuple(table.models[i] for i in rows),
+        losses=table.losses[rows], n_params=table.n_params[rows],
+        zero_shot=None if table.zero_shot is None else table.zero_shot[rows],
+        family=tuple(table.family[i] for i in rows))
+
+
+def held_out(n_fields: int = 40, field_size: int = 9, seed: int = 0) -> None:
+    """Print the default selector's calibration on fields it was not studied on (module
+    docstring): random fields of the published tables, and the zoo's earlier tables."""
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[dict]] = {}
+    for name in ("flan", "gigaword"):
+        table = load_table(name)
+        for ratio in (8, 16):
+            rows = []
+            for k in range(n_fields):
+                pick = np.sort(rng.choice(table.n_models, field_size, replace=False))
+                target = float(table.sizes[-1])
+                field = field_of(table, pick, f"{name} field {k}")
+                n_sizes = int((table.sizes <= target / ratio).sum())
+                row = evaluate(field, default_method(n_sizes, field_size), ratio)
+                if row is not None and row["known"]:
+                    rows.append(row)
+            groups[f"{name}: {n_fields} random {field_size}-candidate fields, D*/{ratio}"] = rows
+    for path in HELD_OUT:
+        if not path.exists():
+            continue
+        table = load_table(path)
+        for ratio in (4, 8, 16):
+            n_sizes = int((table.sizes <= table.sizes[-1] / ratio).sum())
+            row = evaluate(table, default_method(n_sizes, table.n_models), ratio)
+            if row is not None and row["known"]:
+                groups[f"{path.relative_to(HERE)}, D*/{ratio}"] = [row]
+    print(f"\nheld out (the default selector): coverage, median width, Brier (P(best) / "
+          f"uniform / pick), PearCorr and log-RMSE of the reported L(D*) (selector's own)")
+    for label, rows in groups.items():
+        if not rows:
+            continue
+
+        def mean(key):
+            return float(np.nanmean([np.nan if r[key] is None else r[key] for r in rows]))
+
+        print(f"  {label:62} coverage {mean('coverage'):.2f}  width "
+              f"{np.median([r['width'] for r in rows]):.2f}  Brier {mean('brier'):.2f} / "
+              f"{mean('brier_uniform'):.2f} / {mean('brier_pick'):.2f}  PearCorr "
+              f"{mean('pearcorr'):.2f} ({mean('pearcorr_selector'):.2f})  log-RMSE "
+              f"{mean('log_rmse'):.3f} ({mean('log_rmse_selector'):.3f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="+", default=list(SELECTORS))
     ap.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS))
     ap.add_argument("--json", type=Path, help="write the rows as JSON")
     ap.add_argument("--plot", type=Path, help="write the reliability diagram (PNG)")
+    ap.add_argument("--held-out", action="store_true",
+                    help="also the default selector on fields it was not studied on")
     args = ap.parse_args()
     tables = [load_table("flan"), load_table("gigaword")]
     tables += [dataclasses.replace(load_table(p), name=f"zoo {p.parent.name}")
@@ -176,6 +246,8 @@ def main() -> None:
         args.json.write_text(json.dumps(rows, indent=1))
     if args.plot:
         reliability_plot(rows, args.plot)
+    if args.held_out:
+        held_out()
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ from lensllm.bench.budget import BudgetView
 from lensllm.selection import get_selector
 from lensllm.selection.predictive import (
     GROWTH,
+    GROWTH_RANGE,
     MAX_POSITIONS,
     calibrate,
+    drift_widening,
     from_errors,
     own_errors,
     shrunk_to_rung,
@@ -86,6 +88,32 @@ def test_a_shorter_back_test_is_widened_to_the_distance_asked():
     expected = (np.log(8) / np.log(100 / 32)) ** GROWTH
     assert pred.widening == pytest.approx(np.full(6, expected))
     assert "widened" in pred.note
+
+
+def test_drift_widening_draws_its_exponent_uniformly_and_shares_it():
+    # g ~ U[lo, hi] and d > 1: the q-quantile of d**g is d**(lo + q (hi - lo)); d = 1 is
+    # never widened; every candidate of a replicate has the same g.
+    lo, hi = GROWTH_RANGE
+    w = drift_widening(np.array([4.0, 2.0, 1.0]), 100_000, seed=3)
+    for q in (0.05, 0.5, 0.95):
+        assert np.quantile(w[0], q) == pytest.approx(4.0 ** (lo + q * (hi - lo)), rel=0.01)
+    assert np.median(w[0]) == pytest.approx(4.0 ** GROWTH, rel=0.01)
+    np.testing.assert_allclose(np.log(w[0]) / np.log(4.0), np.log(w[1]) / np.log(2.0))
+    assert (w[2] == 1.0).all()
+
+
+def test_a_drawn_growth_gives_the_quantiles_of_the_exponent():
+    # One position of identical errors c: no own part and a shared part of exactly c, so
+    # replicate r is center - c * d**g_r and the 90% interval of log L runs from
+    # center - c d**(lo + 0.95 (hi - lo)) to center - c d**(lo + 0.05 (hi - lo)).
+    lo, hi = GROWTH_RANGE
+    c, d = 0.05, 3.0
+    pred = from_errors(np.zeros(1), [np.full(6, c)], drift_widening(np.array([d]), 100_000),
+                       ratio_asked=27, ratio_tested=3, n_rep=100_000)
+    low, high = pred.interval(0.9)
+    assert np.log(low[0]) == pytest.approx(-c * d ** (lo + 0.95 * (hi - lo)), rel=0.01)
+    assert np.log(high[0]) == pytest.approx(-c * d ** (lo + 0.05 * (hi - lo)), rel=0.01)
+    assert pred.widening[0] == pytest.approx(d ** GROWTH, rel=0.01)  # the median scale
 
 
 def test_too_few_sizes_give_unbounded_intervals_and_uniform_p_best():
