@@ -116,6 +116,14 @@ def test_a_drawn_growth_gives_the_quantiles_of_the_exponent():
     assert pred.widening[0] == pytest.approx(d ** GROWTH, rel=0.01)  # the median scale
 
 
+def test_a_widening_of_the_wrong_shape_is_refused():
+    from lensllm.exceptions import InputError
+
+    with pytest.raises(InputError, match=r"`widening` must have shape \(2,\) or \(2, 50\)"):
+        from_errors(np.zeros(2), [np.zeros(4)], np.ones((2, 49)), ratio_asked=8,
+                    ratio_tested=4, n_rep=50)
+
+
 def test_too_few_sizes_give_unbounded_intervals_and_uniform_p_best():
     sizes = np.array([100, 200, 400, 800], float)
     curves = np.array([3.0 * sizes ** -a + 0.5 for a in (0.2, 0.3, 0.4)])

@@ -260,6 +260,9 @@ def from_errors(center: np.ndarray, errors: list[np.ndarray], widening: np.ndarr
         return unknown(center, ratio_asked, f"{m} back-test error(s), fewer than the "
                                             f"{MIN_ERRORS} needed")
     widening = np.asarray(widening, float)
+    if widening.shape not in ((center.size,), (center.size, n_rep)):
+        raise InputError(f"`widening` must have shape ({center.size},) or ({center.size}, "
+                         f"{n_rep}) (candidates, replicates), got {widening.shape}")
     per_rep = widening if widening.ndim == 2 else widening[:, None]
     widening = np.median(per_rep, axis=1)
     scatter = widening if scatter_widening is None else np.asarray(scatter_widening, float)
