@@ -76,13 +76,14 @@ TASK_DESCRIPTION = {
     "wordlist": "wordlist (generated; reverse/sort/first/last/count over corpus words)"}
 
 # The default recipe of `lensllm select` (docs/running.md): a constant learning rate until
-# the validation loss stops improving for one epoch, no step floor, validation twice an
-# epoch on a quarter as many examples as the run trains on (at least 32). Only what a user
-# sets is set here: the family's learning rate, the batch and the sequence length. The
-# learning rates: the zoo's 0.1M-1.1M models need a large one; SmolLM2 at that rate would
-# be wrecked (3e-4 already overfits it within an epoch); Gemma-3 at 3e-4 got worse at the
-# first validation of every size, at 1e-5 it learns (a 32-example pilot: 3.23 nats/token
-# against 3.31 at 3e-5 and 4.51 zero-shot).
+# the validation loss has not improved for an epoch or a quarter of the steps to its best
+# (whichever is longer), no step floor, validation twice an epoch on a quarter as many
+# examples as the run trains on (at least 32). Only what a user sets is set here: the
+# family's learning rate, the batch and the sequence length. The learning rates: the zoo's
+# 0.1M-1.1M models need a large one; SmolLM2 at that rate would be wrecked (3e-4 already
+# overfits it within an epoch); Gemma-3 at 3e-4 got worse at the first validation of every
+# size, at 1e-5 it learns (a 32-example pilot: 3.23 nats/token against 3.31 at 3e-5 and
+# 4.51 zero-shot).
 _RECIPE = """[finetune]
 method = "full"
 learning_rate = {lr}
