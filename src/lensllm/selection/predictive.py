@@ -66,11 +66,10 @@ from lensllm.exceptions import InputError, LensLLMError
 from lensllm.selection._base import NotApplicable, Selection
 from lensllm.selection.p_best import p_best
 
-__all__ = ["GROWTH", "GROWTH_RANGE", "MAX_POSITIONS", "MIN_ERRORS", "N_REPLICATES", "Predictive",
-           "SCATTER_GROWTH", "backtest_errors", "calibrate", "drift_widening", "from_errors",
-           "largest_paid",
-           "own_errors", "reach_fraction", "recentered", "shrunk_to_rung",
-           "small_sample_factor", "unknown"]
+__all__ = ["GROWTH", "GROWTH_RANGE", "MAX_POSITIONS", "MIN_ERRORS", "N_REPLICATES",
+           "Predictive", "SCATTER_GROWTH", "backtest_errors", "calibrate", "drift_widening",
+           "from_errors", "largest_paid", "own_errors", "reach_fraction", "recentered",
+           "shrunk_to_rung", "small_sample_factor", "unknown"]
 
 #: Exponent of the widening of the shared drift from the distance back-tested to the
 #: distance asked (a curvature the lines miss: its error grows faster than the distance).
@@ -106,7 +105,8 @@ class Predictive:
         replicates: joint replicates of ``log L(D*)`` ``(C, R)``; None when unknown.
         ratio_asked: ``D* / D_max``.
         ratio_tested: the ratio of the back-test (None: no back-test).
-        widening: per candidate, the factor the errors were scaled by ``(C,)``.
+        widening: per candidate, the factor the shared error was scaled by ``(C,)`` (its
+            median over the replicates when the growth exponent is drawn).
         n_errors: back-test errors behind the distribution.
         note: one sentence saying how the distribution was made (or why it is unknown).
     """
@@ -290,7 +290,9 @@ def drift_widening(distance: np.ndarray, n_rep: int, *, seed: int = 0) -> np.nda
     """Per candidate and replicate, the widening of the shared drift ``d ** g`` ``(C,
     n_rep)``: ``d`` the candidate's distance ``log(reach) / log r'`` ``(C,)``, the exponent
     ``g`` drawn uniformly from :data:`GROWTH_RANGE` per replicate (one draw shared by every
-    candidate: a curvature steeper than assumed is steeper for all). 1 where ``d == 1``."""
+    candidate: a curvature steeper than assumed is steeper for all). 1 where ``d == 1``.
+    The exponents come from a stream of their own (``seed + 7``), so the other draws of a
+    calibration do not move with them."""
     g = np.random.default_rng(seed + 7).uniform(*GROWTH_RANGE, n_rep)
     return np.asarray(distance, float)[:, None] ** g[None, :]
 
