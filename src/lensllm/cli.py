@@ -59,6 +59,25 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
+def _redeliver_stop(unraisable) -> None:
+    """``sys.unraisablehook`` while a command works: a stop signal whose handler ran inside
+    a callback that cannot raise (a weakref callback of the import system, a ``__del__``)
+    would be printed with a traceback and then lost, and the command would go on. Instead
+    the signal is delivered again from a helper thread; its handler then runs in the main
+    thread at the next point where :class:`Interrupted` can propagate (runs given back, one
+    line, ``128 + signal``). Anything else goes to the hook that was there before."""
+    exc = unraisable.exc_value
+    if not isinstance(exc, Interrupted):
+        _PREVIOUS_HOOK[-1](unraisable)
+        return
+    _install(_interrupt)  # the handler had switched to exiting at once; this is a first stop
+    threading.Thread(target=signal.raise_signal, args=(exc.signum,), daemon=True).start()
+
+
+#: The unraisable hooks :func:`main` replaced (a stack: main may be called re-entrantly).
+_PREVIOUS_HOOK: list = [sys.unraisablehook]
+
+
 def _finished(status: int):
     """The handler once the work is done and its output written: a signal now changes
     nothing the user gets, so the process ends with the work's own status, quietly."""
@@ -117,11 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     no longer changes the outcome: the program ends with the command's own status.
     """
     handlers = _install(_interrupt)
+    _PREVIOUS_HOOK.append(sys.unraisablehook)
+    sys.unraisablehook = _redeliver_stop
     status = 2
     try:
         status = _run(argv)
         return status
     finally:
+        sys.unraisablehook = _PREVIOUS_HOOK.pop()
         if _is_program():  # done: a signal from here on ends the process with this status
             sys.stdout.flush()
             handlers = {signum: _finished(status) for signum in STOP_SIGNALS}

@@ -100,3 +100,34 @@ def test_a_signal_after_the_work_keeps_the_commands_status(tmp_path, signum):
     assert done.returncode == 0, done.stderr
     assert done.stderr == "" and done.stdout.lstrip().startswith("[")
     assert not out.exists()
+
+
+def test_a_stop_signal_swallowed_by_a_callback_is_delivered_again(capsys):
+    # A signal that lands while the import system runs a weakref callback (seen at start-up
+    # under load): the handler's Interrupted cannot propagate from there, so Python would
+    # print it as "Exception ignored" with a traceback and the command would go on. The
+    # hook delivers the signal again; it must then surface in the main flow, quietly.
+    import weakref
+
+    from lensllm import cli
+
+    previous = cli._install(cli._interrupt)
+    hook = sys.unraisablehook
+    sys.unraisablehook = cli._redeliver_stop
+    try:
+        class Thing:
+            pass
+
+        thing = Thing()
+        ref = weakref.ref(thing, lambda r: cli._interrupt(signal.SIGTERM, None))
+        with pytest.raises(cli.Interrupted) as caught:
+            del thing  # the callback runs here and its exception is unraisable
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                time.sleep(0.01)
+        assert caught.value.signum == signal.SIGTERM
+        assert ref() is None
+    finally:
+        sys.unraisablehook = hook
+        cli._install(previous)
+    assert "Traceback" not in capsys.readouterr().err
