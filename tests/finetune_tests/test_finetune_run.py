@@ -6,6 +6,7 @@ import json
 import math
 import random
 
+import numpy as np
 import pytest
 import transformers
 
@@ -132,3 +133,42 @@ def test_subsets_used_by_runs_are_nested(addition):
     big = subset_examples(addition, 40, 3, **SPLITS)
     assert {e["text"] for e in small[0]} <= {e["text"] for e in big[0]}
     assert small[1:] == big[1:]  # same validation and test splits
+
+
+def _stop_step_by_hand(validations, plan, min_improvement):
+    """Where the documented stopping rule ends a run with these validations, replayed
+    independently of the trainer: a better loss is min_improvement below the best; once the
+    best is patience_at(best) old the run stops unless numpy's least-squares slope of log
+    loss over the last 2 patiences (3 validations at least) is negative; at 4 patiences it
+    stops regardless. Returns (the stop step, whether the trend kept the run going once)."""
+    best_step, best = validations[0]
+    extended = False
+    for i, (step, loss) in enumerate(validations[1:], start=1):
+        if loss < best * (1 - min_improvement):
+            best_step, best = step, loss
+            continue
+        patience = max(plan.patience_steps, math.ceil(plan.patience_fraction * best_step))
+        waited = step - best_step
+        if step < plan.guaranteed_steps or waited < patience:
+            continue
+        if waited >= 4 * patience:
+            return step, extended
+        window = np.array([(s, v) for s, v in validations[:i + 1] if s >= step - 2 * patience])
+        if len(window) < 3 or np.polyfit(window[:, 0], np.log(window[:, 1]), 1)[0] >= 0:
+            return step, extended
+        extended = True
+    return validations[-1][0], extended
+
+
+def test_runs_stop_where_the_trend_rule_says(addition):
+    config = FinetuneConfig(batch_size=4, learning_rate=3e-3, max_length=16,
+                            eval_batch_size=64, epochs=30)
+    extended = []
+    for size in (16, 40, 80):
+        result = finetune("tiny:gpt2", addition, size=size, seed=0, config=config, **SPLITS)
+        validations = [(p.step, p.loss) for p in result.loss_points if p.split == "validation"]
+        stop, went_on = _stop_step_by_hand(validations, config.plan(size),
+                                           config.min_improvement)
+        assert result.steps == stop, size
+        extended.append(went_on)
+    assert any(extended)  # the trend kept at least one run going past its patience (40)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
+from lensllm.exceptions import ConfigError
 from lensllm.finetune.config import FinetuneConfig
-from lensllm.finetune.recipe import estimate_run_flops, examples_processed, plan_training
+from lensllm.finetune.recipe import (TREND_CAP, estimate_run_flops, examples_processed,
+                                     plan_training, still_falling)
 
 RULE = dict(epochs=3.0, min_steps=50, eval_every_epochs=0.25, min_eval_interval=5,
             patience_epochs=1.0, min_train_epochs=1.0, warmup_ratio=0.05)
@@ -170,3 +173,53 @@ def test_converged_means_the_plateau_rule_ended_the_run():
     assert plan.converged(2400, 3000)        # at the horizon, 600 >= 600 steps waited
     assert not plan.converged(2500, 3000)    # at the horizon, 500 < 625: still improving
     assert not plan.converged(2990, 3000)    # a best step before the last is not enough
+
+
+def _falling_by_polyfit(history, since):
+    """The trend check computed independently: numpy's least-squares line in (step, log)."""
+    pts = np.array([(s, v) for s, v in history if s >= since], float)
+    return len(pts) >= 3 and np.polyfit(pts[:, 0], np.log(pts[:, 1]), 1)[0] < 0
+
+
+def test_still_falling_is_the_sign_of_the_least_squares_slope():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 9))
+        steps = np.cumsum(rng.integers(1, 30, n))
+        losses = np.exp(rng.normal(1.0, 0.05, n) - rng.uniform(-1e-3, 1e-3) * steps)
+        history = list(zip(steps.tolist(), losses.tolist()))
+        since = float(steps[int(rng.integers(0, n))])
+        assert still_falling(history, since=since) == _falling_by_polyfit(history, since)
+    assert not still_falling([(0, 2.0), (5, 1.0), (10, float("nan"))], since=0)
+
+
+def test_a_run_still_falling_goes_on_past_its_patience_and_stops_at_four():
+    # 4096 examples in batches of 16: S = 256, I = 64, P = 256 (no fraction), G = 256.
+    plan = plan_training(4096, batch_size=16, **{**RULE, "epochs": 100.0,
+                                                "patience_trend": True})
+    assert plan.patience_steps == 256
+    # best at 1024, then losses 0.1% above it that fall again (too little, each time, for a
+    # new best); the window of the last 2P = 512 steps starts after the best
+    falling = [(s, 2.0 * (1.001 + 1e-6 * (1600 - s))) for s in range(1088, 1601, 64)]
+    history = [(1024, 2.0)] + falling
+    assert not plan.should_stop(1216, 1024, history[:4])    # patience not out yet
+    assert not plan.should_stop(1600, 1024, history)        # out, but the loss still falls
+    rising = [(s, 2.0 * (1.001 + 1e-6 * (s - 1024))) for s in range(1088, 1601, 64)]
+    assert plan.should_stop(1600, 1024, [(1024, 2.0)] + rising)  # overfitting: stops
+    assert plan.should_stop(1280, 1024, [(1024, 2.0)] + rising[:4])  # ... at P already
+    # at TREND_CAP * P = 1024 steps without a better loss the run stops, falling or not
+    long = [(s, 2.0 * (1.001 + 1e-6 * (2048 - s))) for s in range(1088, 2049, 64)]
+    assert TREND_CAP * 256 == 1024
+    assert not plan.should_stop(1984, 1024, [(1024, 2.0)] + long[:-1])
+    assert plan.should_stop(2048, 1024, [(1024, 2.0)] + long)
+    # without the trend check (or without a history) the patience alone decides
+    no_trend = plan_training(4096, batch_size=16, **{**RULE, "epochs": 100.0})
+    assert no_trend.should_stop(1600, 1024, history) and plan.should_stop(1600, 1024)
+
+
+def test_the_default_recipe_checks_the_trend_and_can_be_told_not_to():
+    assert FinetuneConfig().patience_trend is True
+    assert FinetuneConfig().plan(800).patience_trend is True
+    assert FinetuneConfig(patience_trend=False).plan(800).patience_trend is False
+    with pytest.raises(ConfigError, match="patience_trend"):
+        FinetuneConfig(patience_trend="yes")

@@ -115,3 +115,23 @@ def test_finetune_config_is_frozen_and_validated():
         config.learning_rate = 1.0  # type: ignore[misc]
     with pytest.raises(ConfigError, match="lora_dropout"):
         FinetuneConfig(lora_dropout=1.0)
+
+
+def test_a_config_without_the_trend_check_keeps_the_run_keys_of_earlier_stores(tmp_path):
+    # The hash as it was computed before `patience_trend` existed, written out by hand:
+    # sha256 of the sorted JSON of the results-changing settings.
+    import hashlib
+    import json
+
+    old = load_config(_write(tmp_path, BASE.replace("learning_rate = 1e-3",
+                                                    "learning_rate = 1e-3\npatience_trend = false")))
+    finetune = old.finetune.as_dict()
+    for key in ("eval_batch_size", "device", "micro_batch_size", "gradient_checkpointing",
+                "patience_trend"):
+        finetune.pop(key)
+    payload = {"finetune": finetune, "validation_size": old.data.validation_size,
+               "test_size": old.data.test_size, "split_seed": old.data.split_seed,
+               "data": "abc"}
+    by_hand = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    assert old.config_hash("abc") == by_hand
+    assert load_config(_write(tmp_path, BASE)).config_hash("abc") != by_hand  # the default

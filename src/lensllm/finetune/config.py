@@ -110,6 +110,12 @@ class FinetuneConfig:
         patience_fraction: the patience grows with the run: at least this share of the
             steps to the best validation so far (0.25: a run whose best is at step 4000
             waits 1000 steps), so a slow run is not ended by one chance stall.
+        patience_trend: when the patience has run out, the run goes on while the
+            validation losses of its last two patiences still fall (least-squares slope of
+            their log below 0), up to four patiences without a better one: a pause of a
+            slowly improving run is not its plateau (:mod:`lensllm.finetune.recipe`). False:
+            the patience alone decides, as it did before the trend check (such a config
+            keeps the run keys of stores made then, so their runs are reused).
         min_improvement: relative drop of the validation loss below the best so far that
             counts as better (smaller changes are noise: they neither move the kept
             weights nor reset the patience).
@@ -147,6 +153,7 @@ class FinetuneConfig:
     min_eval_interval: int = 5
     patience_epochs: float = 1.0
     patience_fraction: float = 0.25
+    patience_trend: bool = True
     min_improvement: float = 1e-3
     min_train_epochs: float = 1.0
     warmup_ratio: float = 0.1
@@ -170,9 +177,10 @@ class FinetuneConfig:
         _check_choice("finetune.device", self.device, _DEVICES)
         _check_choice("finetune.precision", self.precision, _PRECISIONS)
         _check_choice("finetune.lr_schedule", self.lr_schedule, _SCHEDULES)
-        if not isinstance(self.gradient_checkpointing, bool):
-            raise ConfigError("`finetune.gradient_checkpointing` must be true or false, "
-                              f"got {self.gradient_checkpointing!r}")
+        for name in ("gradient_checkpointing", "patience_trend"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"`finetune.{name}` must be true or false, "
+                                  f"got {getattr(self, name)!r}")
         _check_number("learning_rate", self.learning_rate, low=0.0, strict=True,
                       high=MAX_LEARNING_RATE)
         for name, strict, high in (("weight_decay", False, 1e3), ("epochs", True, MAX_EPOCHS),
@@ -221,7 +229,7 @@ class FinetuneConfig:
             size, batch_size=self.batch_size, epochs=self.epochs, min_steps=self.min_steps,
             max_steps=self.max_steps, eval_every_epochs=self.eval_every_epochs,
             min_eval_interval=self.min_eval_interval, patience_epochs=self.patience_epochs,
-            patience_fraction=self.patience_fraction,
+            patience_fraction=self.patience_fraction, patience_trend=self.patience_trend,
             min_train_epochs=self.min_train_epochs, warmup_ratio=self.warmup_ratio,
             validation_share=self.validation_share, min_validation=self.min_validation,
         )
@@ -418,6 +426,10 @@ class ExperimentConfig:
         # Settings that change speed or memory, not the math, stay out of the key.
         for key in ("eval_batch_size", "device", "micro_batch_size", "gradient_checkpointing"):
             payload["finetune"].pop(key)
+        # The trend check came later: without it a config hashes as it did before it
+        # existed, so the runs of stores made then keep their keys.
+        if not payload["finetune"]["patience_trend"]:
+            payload["finetune"].pop("patience_trend")
         text = json.dumps(payload, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -127,7 +127,8 @@ def finetune(
     ``eval_interval`` steps and at the horizon; the run stops at an evaluation once it
     has trained its guaranteed steps and the best validation loss (a drop of at least
     ``min_improvement`` counts) is ``plan.patience_at(best step)`` old (the patience grows
-    with the run), and the weights of the best
+    with the run) and, with ``patience_trend``, the recent validation losses no longer fall
+    (:meth:`~lensllm.finetune.recipe.TrainingPlan.should_stop`), and the weights of the best
     validation (its step is ``early_stop_step``) are put back before the test loss is
     measured. ``early_stop_step < steps`` means the run converged; ``steps`` at the
     horizon (``plan.planned_steps``) means it may not have.
@@ -338,6 +339,7 @@ def _train(run: _RunSetup, data: TokenizedSplit, val_batches: list[Batch],
     counter.points.append(LossPoint(0, "validation", best_loss, 0))
     best_state, best_step = engine.snapshot(), 0
     eval_at = set(plan.eval_steps())
+    history = [(0, best_loss)]  # (step, validation loss): the trend check reads it
     last_train_loss = float("nan")
     for micro_batches in _step_batches(data, plan, run.config, seed):
         engine.step([b.to(run.device) for b in micro_batches])
@@ -352,9 +354,10 @@ def _train(run: _RunSetup, data: TokenizedSplit, val_batches: list[Batch],
             check_finite("validation", val_loss, step)
             counter.points.append(LossPoint(step, "train", last_train_loss, counter.train_tokens))
             counter.points.append(LossPoint(step, "validation", val_loss, counter.train_tokens))
+            history.append((step, val_loss))
             if val_loss < best_loss * (1.0 - run.config.min_improvement):
                 best_loss, best_step, best_state = val_loss, step, engine.snapshot()
-            elif plan.should_stop(step, best_step):
+            elif plan.should_stop(step, best_step, history):
                 break
         if callback is not None:
             callback(step, plan.planned_steps, last_train_loss)
