@@ -224,8 +224,9 @@ def select_and_export(work: Path, configs: dict[str, tuple[Path, Path]],
     """Run `select` (adaptive at D*/8; NTK features stored) per group, export one table.
 
     Each group's runs are exported in nats per byte under its own config hash and the rows
-    joined into ``zoo_table.csv``. Returns ``(table, runs, spectra)``: the loaded table, the
-    finished runs by ``(name, size)`` and the NTK spectra in the table's model order.
+    joined into ``zoo_table.csv``. Returns ``(table, runs, spectra, validations)``: the
+    loaded table, the finished runs by ``(name, size)``, the NTK spectra in the table's
+    model order and each run's validation losses ``(step, loss)`` by ``(name, size)``.
     """
     from lensllm.bench.table import load_table
     from lensllm.ntk import spectrum_from_record
@@ -244,15 +245,19 @@ def select_and_export(work: Path, configs: dict[str, tuple[Path, Path]],
         timings.setdefault(f"select_{DEFAULT_METHOD}_{group}_s", time.perf_counter() - t0)
     store = open_store(work / "zoo.sqlite")
     finished = store.get_runs(status="finished", dataset=TASK)
-    header, rows, runs, spectra = None, [], {}, {}
+    header, rows, runs, spectra, validations = None, [], {}, {}, {}
     for group, members in groups_of(paths).items():
         ids = {str(p) for p in members.values()}
         lr = tomllib.loads(recipe(group))["finetune"]["learning_rate"]
         hashes = {r.key.config_hash for r in finished
                   if r.key.model in ids and r.result.learning_rate == lr}
         (config_hash,) = hashes  # one recipe per group
-        runs.update({(names[r.key.model], r.key.size): r.result for r in finished
-                     if r.key.model in ids and r.key.config_hash == config_hash})
+        mine = [r for r in finished if r.key.model in ids and r.key.config_hash == config_hash]
+        runs.update({(names[r.key.model], r.key.size): r.result for r in mine})
+        # validation curves, for the convergence check's trend replay at the horizon
+        validations.update({(names[r.key.model], r.key.size): sorted(
+            (p.step, p.loss) for p in store.loss_points(r.run_id) if p.split == "validation")
+            for r in mine})
         lines = export_table(store, dataset=TASK, config_hash=config_hash,
                              unit="byte").to_csv().splitlines()
         header = header or lines[:2]
@@ -270,7 +275,7 @@ def select_and_export(work: Path, configs: dict[str, tuple[Path, Path]],
     table = load_table(out / "zoo_table.csv")
     ntk_json = {m: {**spectra[m].to_dict(), "model": m} for m in table.models}
     (out / "ntk_features.json").write_text(json.dumps(ntk_json, indent=1))
-    return table, runs, [spectra[m] for m in table.models]
+    return table, runs, [spectra[m] for m in table.models], validations
 
 
 def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, Path | str],
@@ -283,7 +288,7 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
     from lensllm.selection import REGISTRY, NotApplicable, get_selector
 
     out.mkdir(parents=True, exist_ok=True)
-    table, runs, spectra = select_and_export(work, configs, paths, out, timings)
+    table, runs, spectra, validations = select_and_export(work, configs, paths, out, timings)
     models = list(table.models)
     path_of = {n: str(p) for n, p in paths.items()}
     flops = np.array([[runs[(m, int(s))].flops for s in table.sizes] for m in models])
@@ -328,11 +333,12 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
     pretrained = np.array([not m.endswith("-p0") for m in models])
     zs_flops = np.array([runs[(m, 0)].flops for m in models])
     ntk_flops = np.array([float(sp.meta.get("flops", 0.0)) for sp in spectra])
-    # converged: the recipe's plateau rule ended the run (TrainingPlan.converged), as in
-    # `lensllm select`'s convergence check
+    # converged: the recipe's plateau rule ended the run, or would have at its horizon
+    # (TrainingPlan.converged, the trend replayed on its validations), as in `lensllm
+    # select`'s convergence check
     plans = {g: FinetuneConfig(**tomllib.loads(recipe(g))["finetune"]) for g in GROUP_RECIPE}
     converged = np.array([[plans[REAL_GROUP.get(m, "zoo")].plan(int(s)).converged(
-        int(early[i, j]), int(steps[i, j])) if s > 0 else True
+        int(early[i, j]), int(steps[i, j]), validations[(m, int(s))]) if s > 0 else True
         for j, s in enumerate(table.sizes)] for i, m in enumerate(models)])
     for ratio in RATIOS:
         for method in REGISTRY:

@@ -223,3 +223,28 @@ def test_the_default_recipe_checks_the_trend_and_can_be_told_not_to():
     assert FinetuneConfig(patience_trend=False).plan(800).patience_trend is False
     with pytest.raises(ConfigError, match="patience_trend"):
         FinetuneConfig(patience_trend="yes")
+
+
+def _curve(best_step, end, after):
+    """Validations every 64 steps: falling from 2.2 at step 0 to 2.0 at ``best_step``, then
+    ``after(step)`` up to ``end``."""
+    return ([(s, 2.2 - 0.2 * s / best_step) for s in range(0, best_step + 1, 64)] +
+            [(s, after(s)) for s in range(best_step + 64, end + 1, 64)])
+
+
+def test_a_run_at_its_horizon_still_falling_did_not_converge():
+    # 4096 examples in batches of 16, horizon 2048 steps: P = 256, the trend window 512.
+    plan = plan_training(4096, batch_size=16, max_steps=2048,
+                         **{**RULE, "epochs": 100.0, "patience_trend": True})
+    # best at 1728; afterwards 0.1% above it and falling, too little for a new best
+    late = _curve(1728, 2048, lambda s: 2.0 * (1.001 + 1e-6 * (2048 - s)))
+    assert _falling_by_polyfit(late, 2048 - 512)
+    assert not plan.converged(1728, 2048, late)      # 320 >= P waited, but still falling
+    assert plan.converged(1728, 2048)                # no history: the patience alone
+    rising = _curve(1728, 2048, lambda s: 2.0 * (1 + 5e-4 * (s - 1728)))
+    assert not _falling_by_polyfit(rising, 2048 - 512)
+    assert plan.converged(1728, 2048, rising)        # overfitting: the rule would stop it
+    flat_long = _curve(1024, 2048, lambda s: 2.0 * (1.001 + 1e-6 * (2048 - s)))
+    assert plan.converged(1024, 2048, flat_long)     # 4P waited: converged, falling or not
+    assert plan.converged(1000, 1500, late)          # stopped before the horizon
+    assert not plan.converged(2048, 2048, late)      # best at the last step

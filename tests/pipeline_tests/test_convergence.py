@@ -120,3 +120,29 @@ def test_unconverged_runs_are_counted_in_json_and_report(tmp_path, capsys):
     conv = json.loads(captured.out)["convergence"]
     assert conv["converged"] == conv["points_used"] > 0 and conv["unconverged"] == []
     assert "NOT converged" not in captured.err
+
+
+def test_the_convergence_check_replays_the_trend_for_runs_at_their_horizon():
+    from types import SimpleNamespace
+
+    from lensllm.finetune.config import FinetuneConfig
+    from lensllm.pipeline.convergence import convergence
+
+    recipe = FinetuneConfig(batch_size=16, epochs=10.0)  # 4096 examples: 2560-step horizon
+    plan = recipe.plan(4096)
+    patience = plan.patience_at(2048)  # max(256 steps, a quarter of 2048) = 512
+    assert plan.planned_steps == 2560 and patience == 512
+    before = [(s, 2.2 - 0.2 * s / 2048) for s in range(0, 2049, 128)]  # falling to 2.0
+    falling = before + [(s, 2.0 * (1.001 + 1e-6 * (2560 - s))) for s in range(2176, 2561, 128)]
+    rising = before + [(s, 2.0 * (1 + 2e-4 * (s - 2048))) for s in range(2176, 2561, 128)]
+    runs = {1: (2048, 2560, falling), 2: (2048, 2560, rising), 3: (2048, 2400, falling)}
+    records = [SimpleNamespace(status="finished", run_id=i, key=SimpleNamespace(seed=i),
+                               result=SimpleNamespace(early_stop_step=b, steps=s))
+               for i, (b, s, _) in runs.items()]
+    view = SimpleNamespace(
+        recipe=recipe, models=["m"], paid_runs=frozenset({("m", 4096)}),
+        records=lambda model, size: records, validation_losses=lambda run_id: runs[run_id][2])
+    points = {p.seed: p for p in convergence(view)}
+    assert not points[1].converged and points[1].still_falling and points[1].horizon_hit
+    assert points[2].converged and not points[2].still_falling
+    assert points[3].converged and not points[3].horizon_hit  # stopped before the horizon

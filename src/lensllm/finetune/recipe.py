@@ -159,15 +159,18 @@ class TrainingPlan:
         ``best_step``: ``max(P, ceil(patience_fraction * best_step))``."""
         return max(self.patience_steps, _ceil(self.patience_fraction * best_step))
 
-    def converged(self, best_step: int, steps: int) -> bool:
+    def converged(self, best_step: int, steps: int,
+                  history: Sequence[tuple[int, float]] = ()) -> bool:
         """Whether a run that kept its best weights at ``best_step`` of ``steps`` reached its
         data-limited loss: it stopped on the plateau rule before its horizon, or reached the
-        horizon having already waited out its patience. Its best step coming before its last
-        is not enough: at the horizon a run whose last better validation is less than
-        :meth:`patience_at` old was still improving."""
+        horizon where the rule would have stopped it anyway (:meth:`should_stop`: its patience
+        waited out and, with :attr:`patience_trend` and the run's validations ``history``,
+        the losses no longer falling). Its best step coming before its last is not enough:
+        at the horizon a run whose last better validation is less than :meth:`patience_at`
+        old was still improving."""
         if not best_step < steps:
             return False
-        return steps < self.planned_steps or steps - best_step >= self.patience_at(best_step)
+        return steps < self.planned_steps or self.should_stop(steps, best_step, history)
 
     def validation_count(self, available: int) -> int:
         """Validation examples of the run when the split has ``available``."""

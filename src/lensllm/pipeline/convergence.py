@@ -15,7 +15,10 @@ reached the horizon having already gone its patience (``max(P, patience_fraction
 step)``) without a better validation. A run at its horizon whose best validation came
 shortly before the end was still improving, though its best step is not its last: on the
 zoo's comments task an untrained model's D* run reached the horizon of 100 epochs (40000
-steps) with its best at 37200. ``horizon_hit`` says whether it trained to its horizon.
+steps) with its best at 37200. With the recipe's trend check (``patience_trend``) a run at
+its horizon whose validation losses were still falling (the check would have kept it going)
+did not converge either; its validations are read from the store only for runs at their
+horizon. ``horizon_hit`` says whether it trained to its horizon.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class PointConvergence:
         patience_steps: the recipe's patience at the run's best step
             (:meth:`~lensllm.finetune.recipe.TrainingPlan.patience_at`; 0: a best step
             before the last is enough).
+        still_falling: at its horizon, the recipe's trend check would have kept the run
+            going (its validation losses still fell; only read for runs at their horizon).
     """
 
     model: str
@@ -51,6 +56,7 @@ class PointConvergence:
     steps: int
     horizon_steps: int
     patience_steps: int = 0
+    still_falling: bool = False
 
     @property
     def converged(self) -> bool:
@@ -59,7 +65,8 @@ class PointConvergence:
         if not self.best_step < self.steps:
             return False
         return (self.steps < self.horizon_steps
-                or self.steps - self.best_step >= self.patience_steps)
+                or (self.steps - self.best_step >= self.patience_steps
+                    and not self.still_falling))
 
     @property
     def horizon_hit(self) -> bool:
@@ -83,12 +90,18 @@ def convergence(view: Any) -> list[PointConvergence]:
         for rec in view.records(model, int(size)):
             if rec.status != "finished" or rec.result is None:
                 continue
-            best = rec.result.early_stop_step
+            best, steps = rec.result.early_stop_step, rec.result.steps
+            falling = False
+            if plan.patience_trend and steps >= plan.planned_steps and best < steps:
+                history = view.validation_losses(rec.run_id)
+                falling = not plan.should_stop(steps, best, history)
             out.append(PointConvergence(
                 model=model, size=int(size), seed=rec.key.seed, best_step=best,
-                steps=rec.result.steps, horizon_steps=plan.planned_steps,
-                patience_steps=plan.patience_at(best)))
+                steps=steps, horizon_steps=plan.planned_steps,
+                patience_steps=plan.patience_at(best),
+                still_falling=falling and steps - best >= plan.patience_at(best)))
     return out
+
 
 
 def convergence_record(points: list[PointConvergence]) -> dict[str, Any]:

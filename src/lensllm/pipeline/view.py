@@ -211,6 +211,12 @@ class RunView:
                 out.append(rec)
         return out
 
+    def validation_losses(self, run_id: int) -> list[tuple[int, float]]:
+        """A stored run's validation losses ``(step, loss)`` in step order (the convergence
+        check replays the recipe's trend check on them)."""
+        return sorted((p.step, p.loss) for p in self._store.loss_points(run_id)
+                      if p.split == "validation")
+
     @property
     def paid_runs(self) -> frozenset[tuple[str, int]]:
         """The ``(model id, size)`` runs paid for through this view (a copy)."""
