@@ -432,7 +432,7 @@ def analyse(work: Path, configs: dict[str, tuple[Path, Path]], paths: dict[str, 
 
 def last_line(bench: dict) -> dict:
     """The machine-readable summary: the default selector at every budget, and zero-shot."""
-    out: dict = {"task": TASK, "target": bench["target"], "method": DEFAULT_METHOD,
+    out: dict = {"task": bench["task"].split()[0], "target": bench["target"], "method": DEFAULT_METHOD,
                  "converged_share_all_runs": bench["converged_share_all_runs"]}
     for rec in bench["records"]:
         if rec["method"] not in (DEFAULT_METHOD, "zero_shot") or "pearcorr" not in rec:
