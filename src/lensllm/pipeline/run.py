@@ -97,6 +97,13 @@ class SelectOutcome:
         return self.total_cost_flops / self.view.full_cost()
 
     @property
+    def cost_fraction_at_least(self) -> float:
+        """:attr:`total_cost_flops` over the most fine-tuning every candidate on ``D*``
+        can cost under the recipe (:meth:`RunView.full_cost_at_horizon`: the ``D*`` runs
+        not in the store trained to the horizon): the floor of :attr:`cost_fraction`."""
+        return self.total_cost_flops / self.view.full_cost_at_horizon()
+
+    @property
     def fine_tuning_cost_fraction(self) -> float:
         """The selection's fine-tuning runs alone over the same denominator."""
         return self.view.cost() / self.view.full_cost()

@@ -134,6 +134,8 @@ def outcome_record(outcome: SelectOutcome) -> dict:
         "full_cost_source": view.full_cost_source,
         "full_cost_estimated_flops": view.estimated_full_cost(),
         "cost_fraction": outcome.cost_fraction,
+        "full_cost_horizon_flops": view.full_cost_at_horizon(),
+        "cost_fraction_at_least": outcome.cost_fraction_at_least,
         "fine_tuning_cost_fraction": outcome.fine_tuning_cost_fraction,
         "total_cost_flops": outcome.total_cost_flops, "ntk_flops": outcome.ntk_flops,
         "zero_shot_flops": outcome.zero_shot_flops, "runs_executed": outcome.ran,
@@ -178,7 +180,8 @@ def format_outcome(outcome: SelectOutcome) -> str:
         f"compute: {outcome.total_cost_flops:.3g} FLOPs in all = "
         f"{100 * outcome.cost_fraction:.2f}% of the training FLOPs of fine-tuning all "
         f"{view.n_models} candidates on D*={outcome.config.target:g} "
-        f"({view.full_cost():.3g} FLOPs, {_source_words(view)}): fine-tuning runs "
+        f"({view.full_cost():.3g} FLOPs, {_source_words(view)}"
+        f"{_floor_words(outcome)}): fine-tuning runs "
         f"{view.cost():.3g} (evaluations included), zero-shot "
         f"{outcome.zero_shot_flops:.3g}, NTK {outcome.ntk_flops:.3g}, back-tests and "
         f"calibration {outcome.extra_flops:.3g}; {outcome.ran} runs executed now, "
@@ -207,6 +210,24 @@ def _source_words(view) -> str:
         return (f"measured on real D* runs; the recipe estimated "
                 f"{view.estimated_full_cost():.3g}")
     return "estimated by the training recipe, no D* run in the store"
+
+
+def _floor_words(outcome: SelectOutcome) -> str:
+    """Before the ``D*`` runs exist: the cost fraction's floor, every ``D*`` run trained to
+    the recipe's horizon (the estimate assumes as many epochs as the largest run, and real
+    ``D*`` runs trained as many or more: the fraction is an upper estimate)."""
+    view = outcome.view
+    if view.full_cost_source == "measured":
+        return ""
+    return (f"; likely an upper estimate (measured D* runs trained as many epochs as the largest "
+            f"runs or more); at least {100 * outcome.cost_fraction_at_least:.2f}% if every D* "
+            f"run trains to the recipe's horizon ({_horizon_words(view)})")
+
+
+def _horizon_words(view) -> str:
+    """The recipe's horizon at ``D*``: ``"6400 steps = 100 epochs"``."""
+    plan = view.recipe.plan(int(math.ceil(view.target)))
+    return f"{plan.planned_steps} steps = {plan.planned_epochs:.3g} epochs"
 
 
 def _unit_label(view) -> str:
@@ -371,16 +392,21 @@ def plot_ranking(outcome: SelectOutcome, path: Path, truth: np.ndarray | None = 
     save_figure(fig, path, dpi=90)
 
 
-def _full_cost_note(view) -> str:
-    """Where the denominator of the cost fraction comes from, in one sentence."""
+def _full_cost_note(outcome: SelectOutcome) -> str:
+    """Where the denominator of the cost fraction comes from, in a sentence or two."""
+    view = outcome.view
     if view.full_cost_source == "measured":
         est = view.estimated_full_cost()
         return (f"The cost of fine-tuning all candidates on D* ({view.full_cost():.3g} FLOPs) "
                 f"is <b>measured</b> on real D* runs; the training recipe estimated "
                 f"{est:.3g} ({100 * (est / view.full_cost() - 1):+.0f}%).")
     return (f"The cost of fine-tuning all candidates on D* ({view.full_cost():.3g} FLOPs) is "
-            "<b>estimated</b> from the training recipe (planned steps at D*, corrected by "
-            "where the largest paid runs stopped); no D* run is in the store.")
+            "<b>estimated</b> from the training recipe (each D* run trains as many epochs "
+            "as the candidate's largest paid run); no D* run is in the store. Real D* runs "
+            "trained as many epochs or more, so the fraction is an upper estimate; if "
+            f"every D* run trained to the recipe's horizon ({_horizon_words(view)}, "
+            f"{view.full_cost_at_horizon():.3g} FLOPs) it would be "
+            f"{100 * outcome.cost_fraction_at_least:.2f}%.")
 
 
 def plot_cost(outcome: SelectOutcome, path: Path) -> None:
@@ -483,7 +509,7 @@ runs with their evaluations, zero-shot, NTK features, back-tests) =
 <b>{100 * frac:.2f}%</b> of the training FLOPs of fine-tuning all {view.n_models}
 candidates on D* (the fine-tuning runs alone: {100 * outcome.fine_tuning_cost_fraction:.2f}%).
 {html.escape(convergence_text(outcome.convergence))}.
-{_full_cost_note(view)}</p>
+{_full_cost_note(outcome)}</p>
 <h2>Ranking</h2>
 {_table(head, rows)}
 {embed_png(out / "ranking.png", "ranking with intervals")}
