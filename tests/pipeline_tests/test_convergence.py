@@ -112,6 +112,24 @@ def test_unconverged_runs_are_counted_in_json_and_report(tmp_path, capsys):
     assert f"{len(rows) - len(stuck)} of {len(rows)} runs used converged" in page
     assert "NOT converged" in page
 
+    # the runs at 128 as the truth at D* (budget 64): the truth check names the same
+    # unconverged runs as the rule computed from the store's rows above
+    truth_config = (_select_config(tmp_path, max_steps=3)
+                    .replace("sizes = [32, 64, 128]", "sizes = [16, 32, 64, 128]")
+                    .replace("target = 1024", "target = 128")
+                    .replace("max_data = 128", "max_data = 64"))
+    config.write_text(truth_config)
+    assert main(["select", "--config", str(config), "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    late = sorted(m for m, s in stuck if s == 128)
+    assert late  # a 3-step horizon leaves some 128-example run unconverged
+    assert sorted(out["truth"]["unconverged"]) == late
+    assert {r["model"]: r["true_loss_converged"] for r in out["ranking"]} == {
+        m: m not in late for m in ("tiny:gpt2", "tiny:llama")}
+    assert main(["select", "--config", str(config), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "NOT converged at D=128" in text and all(m in text for m in late)
+
     # the same experiment with the default horizon: every point converges
     config.write_text(_select_config(tmp_path, max_steps=0).replace('"conv.sqlite"',
                                                                     '"conv2.sqlite"'))

@@ -42,9 +42,12 @@ Every report checks itself: a back-test per candidate (the selector refitted wit
 largest paid run predicts it), candidates tied with the leader (intervals overlap), and the
 true losses with RelAcc, PearCorr and log-RMSE when the store has runs above the budget
 (`lensllm validate` pays for some). It also says how many of the runs behind its points
-converged (best validation before the last step), and warns naming any that did not.
-The cost fraction counts everything paid (runs with their evaluations, zero-shot, NTK
-features, back-tests) over the training FLOPs of fine-tuning every candidate on D*.
+converged (stopped on a plateau of its validation loss, not at its horizon still
+improving), and warns naming any that did not, the runs above the budget behind the true
+losses included. The cost fraction counts everything paid (runs with their evaluations,
+zero-shot, NTK features, back-tests) over the training FLOPs of fine-tuning every
+candidate on D*: measured when the store has the D* runs, else estimated (an upper
+estimate, with its floor at the recipe's horizon).
 
 Runs already in the store are reused (a second invocation runs nothing new). A candidate
 that cannot be loaded or whose run fails is reported as failed with the reason; the others

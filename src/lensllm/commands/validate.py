@@ -64,8 +64,12 @@ def _lines(rows: list[dict], size: int, metrics: dict | None) -> list[str]:
     for r in rows:
         iv = "-" if r["lower"] is None else f"[{f(r['lower'])}, {f(r['upper'])}]"
         cov = {True: "covered", False: "NOT covered", None: "no interval"}[r["covered"]]
+        late = (metrics is not None and r["model"] in metrics.get("unconverged", ())
+                and r["observed"] is not None)
         out.append(f"  {short_name(r['model'])}: predicted {f(r['predicted'])} {iv}, "
-                   f"observed {f(r['observed'])} ({cov})")
+                   f"observed {f(r['observed'])} ({cov})"
+                   + ("; NOT converged: the run ended at the recipe's horizon still "
+                      "improving, its loss is an upper bound" if late else ""))
     out.append("  " + metric_words(metrics))
     return out
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from lensllm.selection.predictive_plan import short
 
-__all__ = ["PointConvergence", "convergence", "convergence_record", "convergence_text"]
+__all__ = ["PointConvergence", "convergence", "convergence_record", "convergence_text",
+           "runs_converged"]
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,17 @@ class PointConvergence:
 def convergence(view: Any) -> list[PointConvergence]:
     """Every finished training run behind the paid points of ``view`` (a
     :class:`~lensllm.pipeline.view.RunView`), ordered by candidate and size."""
+    pairs = sorted(view.paid_runs, key=lambda p: (view.models.index(p[0]), p[1]))
+    return runs_converged(view, pairs)
+
+
+def runs_converged(view: Any, pairs: list[tuple[str, int]]) -> list[PointConvergence]:
+    """The finished training runs of ``(model id, size)`` pairs of ``view`` (every seed),
+    in the order given: the points a selection used, or the store's runs at ``D*`` that
+    its truth check reads."""
     recipe = view.recipe
     out = []
-    for model, size in sorted(view.paid_runs, key=lambda p: (view.models.index(p[0]), p[1])):
+    for model, size in pairs:
         if size <= 0:
             continue
         plan = recipe.plan(int(size))
@@ -101,7 +110,6 @@ def convergence(view: Any) -> list[PointConvergence]:
                 patience_steps=plan.patience_at(best),
                 still_falling=falling and steps - best >= plan.patience_at(best)))
     return out
-
 
 
 def convergence_record(points: list[PointConvergence]) -> dict[str, Any]:

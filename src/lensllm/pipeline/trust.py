@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from lensllm.exceptions import InputError, LensLLMError
+from lensllm.pipeline.convergence import runs_converged
 from lensllm.pipeline.view import CandidateFailed, RunView
 from lensllm.selection import NotApplicable, Selection
 
@@ -78,12 +79,16 @@ class TruthCheck:
         selection: the predictions at ``size`` (the selection itself at ``D*``, else the
             selector refitted to predict at ``size``); None when the refit failed.
         note: why there is no prediction ("" when there is one).
+        unconverged: the candidates whose run at ``size`` did not converge (it ended at
+            its horizon still improving): their true loss is an upper bound, and metrics
+            against it say so.
     """
 
     size: float
     true_loss: np.ndarray
     selection: Selection | None
     note: str = ""
+    unconverged: tuple[str, ...] = ()
 
     @property
     def known(self) -> np.ndarray:
@@ -228,12 +233,15 @@ def _truth_checks(view: RunView, selection: Selection, selector: Any,
     checks = []
     for size in above:
         truth = np.array([_true_loss(view, i, size) for i in range(view.n_models)])
+        points = runs_converged(view, [(m, int(size)) for m in view.models])
+        bad = tuple(m for m in view.models
+                    if any(p.model == m and not p.converged for p in points))
         if size == view.target:
-            checks.append(TruthCheck(float(size), truth, selection))
+            checks.append(TruthCheck(float(size), truth, selection, unconverged=bad))
             continue
         affordable = [int(x) for x in view.sizes]
         sel, note = _refit(view, affordable, size, selector, spent)
-        checks.append(TruthCheck(float(size), truth, sel, note))
+        checks.append(TruthCheck(float(size), truth, sel, note, unconverged=bad))
     return checks
 
 

@@ -16,9 +16,11 @@ import numpy as np
 from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
 from lensllm.outputs import html_text
 from lensllm.pipeline.trust import Backtest, TruthCheck
+from lensllm.selection.predictive_plan import short
 
 __all__ = ["backtest_cost_words", "backtest_record", "candidate_fields", "check_metrics",
            "check_rows", "coverage_words", "headline", "metric_words", "trust_html",
+           "unconverged_words",
            "trust_lines", "trust_record", "uncertain_reasons"]
 
 
@@ -52,7 +54,7 @@ def check_metrics(check: TruthCheck) -> dict | None:
            "pearcorr": pearson_corr(guess[known], truth),
            "log_rmse": (None if sel.predicted is None else
                         _num(log_rmse(sel.predicted[known], truth))),
-           "coverage": None}
+           "coverage": None, "unconverged": list(check.unconverged)}
     if sel.lower is not None and sel.upper is not None:
         out["coverage"] = coverage(sel.lower[known], sel.upper[known], truth)
     return out
@@ -76,6 +78,15 @@ def backtest_record(b: Backtest) -> dict:
             "log_error": b.error, "note": b.note}
 
 
+def unconverged_words(check: TruthCheck) -> str:
+    """What the truth check says of runs at its size that did not converge ("" if none)."""
+    if not check.unconverged:
+        return ""
+    names = ", ".join(short(m) for m in check.unconverged)
+    return (f"; NOT converged at D={check.size:g} (ended at the recipe's horizon still "
+            f"improving; the true loss is an upper bound, raise `finetune.epochs`): {names}")
+
+
 def candidate_fields(outcome, i: int) -> dict:
     """Per-candidate JSON fields: ``true_loss`` (observed ``L(D*)`` or null), ``backtest``
     and ``tied`` (with the leader; null without intervals)."""
@@ -83,7 +94,10 @@ def candidate_fields(outcome, i: int) -> dict:
     if trust is None:
         return {"true_loss": None, "backtest": None, "tied": None}
     check = trust.at(outcome.view.target)
+    model = outcome.view.models[i]
     return {"true_loss": None if check is None else _num(check.true_loss[i]),
+            "true_loss_converged": (None if check is None or not check.known[i]
+                                    else model not in check.unconverged),
             "backtest": backtest_record(trust.backtests[i]),
             "tied": None if trust.tied is None else bool(trust.tied[i])}
 
@@ -176,7 +190,7 @@ def trust_lines(outcome) -> list[str]:
     for check in trust.checks:
         lines.append(f"truth at D={check.size:g} (runs in the store): " + (
             metric_words(check_metrics(check)) if check.selection is not None
-            else f"no prediction ({check.note})"))
+            else f"no prediction ({check.note})") + unconverged_words(check))
     if not trust.checks:
         lines.append("truth: no run above the budget in the store (lensllm validate pays "
                      "for some)")
@@ -199,8 +213,9 @@ def trust_html(outcome) -> str:
     for row in _backtest_rows(outcome):
         table.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
     checks = "".join(
-        f"<li>At D = {c.size:g}: " + esc(metric_words(check_metrics(c)) if c.selection
-                                         is not None else f"no prediction ({c.note})")
+        f"<li>At D = {c.size:g}: " + esc((metric_words(check_metrics(c)) if c.selection
+                                          is not None else f"no prediction ({c.note})")
+                                         + unconverged_words(c))
         + "</li>" for c in trust.checks) or (
         "<li>No run above the budget is in the store; <code>lensllm validate</code> pays "
         "for real runs at a larger size for the top candidates.</li>")
