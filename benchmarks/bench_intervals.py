@@ -20,8 +20,9 @@ selector's own intervals) are untouched.
 the default selector on 40 random 9-candidate fields of each published table (seeded) at
 D*/8 and D*/16, on the zoo's earlier tables (``benchmarks/results/zoo/zoo_table.csv``,
 step-limited curves with SmolLM2 and Gemma among the candidates, and the curvature study's
-``curvature_table.csv``) and on the word-list task run after the calibration was settled
-(``plateau/wordlist``). Per group: mean coverage, median width, mean Brier against the
+``curvature_table.csv``), on the word-list task run after the calibration was settled
+(``plateau/wordlist``) and on a new user's task (``results/newuser``, five ``tiny:``
+models). Per group: mean coverage, median width, mean Brier against the
 uniform prior and the pick, and the mean PearCorr and log-RMSE of the ``L(D*)`` ``select``
 reports (the calibrated median) next to the selector's own.
 
@@ -53,7 +54,8 @@ ZOO = tuple(HERE / f"results/zoo/plateau/{task}/zoo_table.csv"
             for task in ("docstrings", "comments"))
 #: Earlier zoo tables, used only by ``--held-out`` (never studied for the calibration).
 HELD_OUT = (HERE / "results/zoo/zoo_table.csv", HERE / "results/zoo/curvature_table.csv",
-            HERE / "results/zoo/plateau/wordlist/zoo_table.csv")
+            HERE / "results/zoo/plateau/wordlist/zoo_table.csv",
+            HERE / "results/newuser/doc2name_table.csv")
 SELECTORS = ("adaptive", "rectified_fit", "vanilla_fit", "ats", "halving")
 RATIOS = (8, 16, 32, 64)
 

@@ -12,6 +12,7 @@ from lensllm.selection.predictive import (
     GROWTH,
     GROWTH_RANGE,
     MAX_POSITIONS,
+    POSITION_SPREAD,
     calibrate,
     drift_widening,
     from_errors,
@@ -34,13 +35,33 @@ def _calibrated(table, method, ratio, record=None):
     return view, sel, calibrate(sel, view, lambda: get_selector(method), make_view)
 
 
-def test_identical_errors_give_a_point_shifted_by_the_widened_error():
+def test_identical_errors_at_one_position_give_the_position_spread():
+    # one position, errors all 0.1: the bootstrap of their mean is 0.1 exactly, and the
+    # shared draw is 0.1 + POSITION_SPREAD * 0.1 * z, widened per candidate (1 and 2)
     center = np.log([1.0, 2.0])
     pred = from_errors(center, [np.full(5, 0.1)], np.array([1.0, 2.0]), ratio_asked=8,
-                       ratio_tested=4)
+                       ratio_tested=4, n_rep=100_000)
     lo, hi = pred.interval(0.9)
-    assert lo == pytest.approx(np.exp(center - [0.1, 0.2]))
-    assert hi == pytest.approx(lo)
+    half = 1.645 * POSITION_SPREAD * 0.1 * np.array([1.0, 2.0])
+    shift = 0.1 * np.array([1.0, 2.0])
+    assert np.log(lo) == pytest.approx(center - shift - half, rel=0.02, abs=2e-3)
+    assert np.log(hi) == pytest.approx(center - shift + half, rel=0.02, abs=2e-3)
+    assert np.median(pred.replicates, axis=1) == pytest.approx(center - shift, abs=2e-3)
+
+
+def test_one_position_adds_the_position_spread_to_the_bootstrap():
+    # the shared draws of one position: the bootstrap of the mean of M errors has variance
+    # var(e) / M (ddof 0), and the position's change adds (POSITION_SPREAD * |mean|)^2
+    from lensllm.selection.predictive import _shared_draws
+
+    e = np.array([0.02, 0.05, 0.08, 0.11])
+    draws = _shared_draws([e], 200_000, np.random.default_rng(3))
+    expected = np.sqrt(e.var() / e.size + (POSITION_SPREAD * e.mean()) ** 2)
+    assert draws.mean() == pytest.approx(e.mean(), abs=1e-3)
+    assert draws.std() == pytest.approx(expected, rel=0.02)
+    # with two or more positions the between-position spread is measured instead
+    two = _shared_draws([e, e + 0.1], 200_000, np.random.default_rng(3))
+    assert np.median(two) == pytest.approx(e.mean() + 0.05, abs=2e-3)  # t_1: no mean
 
 
 def test_many_normal_errors_give_normal_quantiles():
@@ -103,12 +124,14 @@ def test_drift_widening_draws_its_exponent_uniformly_and_shares_it():
 
 
 def test_a_drawn_growth_gives_the_quantiles_of_the_exponent():
-    # One position of identical errors c: no own part and a shared part of exactly c, so
-    # replicate r is center - c * d**g_r and the 90% interval of log L runs from
-    # center - c d**(lo + 0.95 (hi - lo)) to center - c d**(lo + 0.05 (hi - lo)).
+    # Two positions of identical errors c: no own part and a shared part of exactly c (no
+    # spread between positions), so replicate r is center - c * d**g_r and the 90% interval
+    # of log L runs from center - c d**(lo + 0.95 (hi - lo)) to center - c d**(lo + 0.05 (hi
+    # - lo)).
     lo, hi = GROWTH_RANGE
     c, d = 0.05, 3.0
-    pred = from_errors(np.zeros(1), [np.full(6, c)], drift_widening(np.array([d]), 100_000),
+    pred = from_errors(np.zeros(1), [np.full(6, c)] * 2,
+                       drift_widening(np.array([d]), 100_000),
                        ratio_asked=27, ratio_tested=3, n_rep=100_000)
     low, high = pred.interval(0.9)
     assert np.log(low[0]) == pytest.approx(-c * d ** (lo + 0.95 * (hi - lo)), rel=0.01)
