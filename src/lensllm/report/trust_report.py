@@ -16,7 +16,7 @@ import numpy as np
 from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
 from lensllm.outputs import html_text
 from lensllm.pipeline.trust import Backtest, TruthCheck
-from lensllm.selection.predictive_plan import short
+from lensllm.report._plots import short_name
 
 __all__ = ["backtest_cost_words", "backtest_record", "candidate_fields", "check_metrics",
            "check_rows", "coverage_words", "headline", "metric_words", "trust_html",
@@ -82,7 +82,7 @@ def unconverged_words(check: TruthCheck) -> str:
     """What the truth check says of runs at its size that did not converge ("" if none)."""
     if not check.unconverged:
         return ""
-    names = ", ".join(short(m) for m in check.unconverged)
+    names = ", ".join(short_name(m) for m in check.unconverged)
     return (f"; NOT converged at D={check.size:g} (ended at the recipe's horizon still "
             f"improving; the true loss is an upper bound, raise `finetune.epochs`): {names}")
 
