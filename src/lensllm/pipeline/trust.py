@@ -234,8 +234,7 @@ def _truth_checks(view: RunView, selection: Selection, selector: Any,
     for size in above:
         truth = np.array([_true_loss(view, i, size) for i in range(view.n_models)])
         points = runs_converged(view, [(m, int(size)) for m in view.models])
-        bad = tuple(m for m in view.models
-                    if any(p.model == m and not p.converged for p in points))
+        bad = tuple(dict.fromkeys(p.model for p in points if not p.converged))
         if size == view.target:
             checks.append(TruthCheck(float(size), truth, selection, unconverged=bad))
             continue

@@ -219,8 +219,8 @@ def _floor_words(outcome: SelectOutcome) -> str:
     view = outcome.view
     if view.full_cost_source == "measured":
         return ""
-    return (f"; likely an upper estimate (measured D* runs trained as many epochs as the largest "
-            f"runs or more); at least {100 * outcome.cost_fraction_at_least:.2f}% if every D* "
+    return (f"; likely an upper estimate (measured D* runs trained as many epochs as the "
+            f"largest runs or more); at least {100 * outcome.cost_fraction_at_least:.2f}% if every D* "
             f"run trains to the recipe's horizon ({_horizon_words(view)})")
 
 

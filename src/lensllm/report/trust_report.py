@@ -20,8 +20,7 @@ from lensllm.report._plots import short_name
 
 __all__ = ["backtest_cost_words", "backtest_record", "candidate_fields", "check_metrics",
            "check_rows", "coverage_words", "headline", "metric_words", "trust_html",
-           "unconverged_words",
-           "trust_lines", "trust_record", "uncertain_reasons"]
+           "trust_lines", "trust_record", "uncertain_reasons", "unconverged_words"]
 
 
 def _name(model: str) -> str:

@@ -70,8 +70,8 @@ from lensllm.selection.p_best import p_best
 
 __all__ = ["GROWTH", "GROWTH_RANGE", "MAX_POSITIONS", "MIN_ERRORS", "N_REPLICATES",
            "POSITION_SPREAD", "Predictive", "SCATTER_GROWTH", "backtest_errors", "calibrate",
-           "drift_widening", "from_errors", "largest_paid", "own_errors", "reach_fraction", "recentered",
-           "shrunk_to_rung", "small_sample_factor", "unknown"]
+           "drift_widening", "from_errors", "largest_paid", "own_errors", "reach_fraction",
+           "recentered", "shrunk_to_rung", "small_sample_factor", "unknown"]
 
 #: Exponent of the widening of the shared drift from the distance back-tested to the
 #: distance asked (a curvature the lines miss: its error grows faster than the distance).
