@@ -35,6 +35,7 @@ import argparse  # noqa: E402 - the handlers above cover these imports too
 import importlib  # noqa: E402
 import sqlite3  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
 from lensllm._version import __version__  # noqa: E402
@@ -51,7 +52,26 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+#: True while :func:`_redeliver_stop` runs. A signal handled then (the one it delivers
+#: again can land before it returns: starting the helper thread waits on a lock) cannot
+#: raise either, since it would escape the hook and be lost; it is delivered once more.
+_IN_HOOK = [False]
+
+
+def _deliver_later(signum: int) -> None:
+    """Raise ``signum`` again from a helper thread, shortly: its handler then runs in the
+    main thread at a point where :class:`Interrupted` can propagate."""
+    def later():
+        time.sleep(0.01)
+        signal.raise_signal(signum)
+
+    threading.Thread(target=later, daemon=True).start()
+
+
 def _interrupt(signum, frame):
+    if _IN_HOOK[0]:
+        _deliver_later(signum)
+        return
     # A second signal while cleaning up exits at once (the store stays consistent: every
     # change is one transaction, and an unreleased run's lease expires).
     for other in STOP_SIGNALS:
@@ -70,8 +90,12 @@ def _redeliver_stop(unraisable) -> None:
     if not isinstance(exc, Interrupted):
         _PREVIOUS_HOOK[-1](unraisable)
         return
-    _install(_interrupt)  # the handler had switched to exiting at once; this is a first stop
-    threading.Thread(target=signal.raise_signal, args=(exc.signum,), daemon=True).start()
+    _IN_HOOK[0] = True
+    try:
+        _install(_interrupt)  # the handler had switched to exiting at once: a first stop
+        _deliver_later(exc.signum)
+    finally:
+        _IN_HOOK[0] = False
 
 
 #: The unraisable hooks :func:`main` replaced (a stack: main may be called re-entrantly).
