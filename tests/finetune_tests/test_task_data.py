@@ -32,6 +32,20 @@ def test_load_jsonl_causal_and_csv_seq2seq(tmp_path):
     assert seq.examples[1] == {"source": "2,3", "target": "5"}
 
 
+def test_prompt_completion_records_are_a_seq2seq_task_scored_on_the_completion(tmp_path):
+    # TRL's and OpenAI's prompt-completion files: no mapping needed; the completion is kept
+    # as written (its leading space is part of what the model must produce)
+    path = _jsonl(tmp_path / "pc.jsonl", [{"prompt": "two ->", "completion": " even"},
+                                          {"prompt": "one ->", "completion": " odd", "id": 3}])
+    seq = load_task_data(path)
+    assert seq.kind == "seq2seq"
+    assert seq.examples == ({"source": "two ->", "target": " even"},
+                            {"source": "one ->", "target": " odd"})
+    with pytest.raises(InputError, match=r"line 2: field 'completion' must be a non-empty"):
+        load_task_data(_jsonl(tmp_path / "bad.jsonl", [{"prompt": "a", "completion": "b"},
+                                                       {"prompt": "c"}]))
+
+
 @pytest.mark.parametrize(
     ("records", "match"),
     [

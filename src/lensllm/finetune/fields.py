@@ -12,7 +12,8 @@ instruction records are turned into seq2seq examples by a prompt template that w
 source from the record's columns (``"Q: {question}\\nA: "``), or by the built-in
 ``"instruction"`` template for ``instruction``/``input``/``output`` records. Without a
 mapping the kind is detected from the first record's columns: ``text``, then ``source``
-and ``target``, then ``messages``, then ``instruction`` and ``output``.
+and ``target``, then ``messages``, then ``instruction`` and ``output``, then ``prompt`` and
+``completion`` (a seq2seq task).
 
 Every problem names the source, the record and the field: a silently skipped or
 half-read example would change which examples the nested subsets hold. A string that is
@@ -103,7 +104,7 @@ def map_records(
         raise InputError(f"data source '{label}' holds no examples")
     first_where, first = records[0]
     if not fields and not prompt_template:
-        kind, prompt_template = _detect(label, first_where, first)
+        kind, prompt_template, fields = _detect(label, first_where, first)
     else:
         kind = _kind(fields, prompt_template)
     if prompt_template in BUILTIN_TEMPLATES:
@@ -133,21 +134,28 @@ def _kind(fields: Mapping[str, str], prompt_template: str) -> str:
     return str(_role_kind(next(iter(fields))))
 
 
-def _detect(label: str, where: str, record: Mapping[str, Any]) -> tuple[str, str]:
-    """``(kind, prompt template)`` from the first record's columns, without a mapping."""
+def _detect(label: str, where: str, record: Mapping[str, Any]
+            ) -> tuple[str, str, dict[str, str]]:
+    """``(kind, prompt template, fields)`` from the first record's columns, without a
+    mapping. ``prompt``/``completion`` records (the prompt-completion format of TRL and of
+    OpenAI's fine-tuning files) are seq2seq examples: the completion is scored, as-is
+    (leading space included)."""
     if "text" in record:
-        return "causal", ""
+        return "causal", "", {}
     if "source" in record and "target" in record:
-        return "seq2seq", ""
+        return "seq2seq", "", {}
     if "messages" in record:
-        return "chat", ""
+        return "chat", "", {}
     if "instruction" in record and _BUILTIN_TARGET in record:
-        return "seq2seq", "instruction"
+        return "seq2seq", "instruction", {}
+    if "prompt" in record and "completion" in record:
+        return "seq2seq", "", {"source": "prompt", "target": "completion"}
     found = ", ".join(f"'{k}'" for k in record) or "none"
     raise InputError(
         f"{label}, {where}: an example needs a 'text' field (causal task), 'source' and "
-        f"'target' (seq2seq), 'messages' (chat) or 'instruction' and 'output'; found fields "
-        f"{found} (map other names with `data.fields`)"
+        f"'target' or 'prompt' and 'completion' (seq2seq), 'messages' (chat) or "
+        f"'instruction' and 'output'; found fields {found} (map other names with "
+        f"`data.fields`)"
     )
 
 
