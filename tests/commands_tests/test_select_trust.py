@@ -3,8 +3,11 @@ then `lensllm select` reports the truth next to its predictions, back-tests each
 and says when its pick is uncertain.
 
 The scenario of the issue (examples/select_tiny.toml, a 4500-example addition task, sizes up
-to 256) with D* = 1024 instead of 4096 so that the three real D* runs stay under half a
-minute on 2 cores; the example's recipe and sizes (32, 64, 128, 256) are used unchanged.
+to 256) with D* = 1024 instead of 4096, and the recipe's horizon capped at 300 steps
+(``finetune.max_steps``; uncapped, the plateau recipe trained the three D* runs for two
+minutes on 2 cores, and nothing here depends on how long a run trains: every check compares
+the report with the store's own rows or recomputes it from them); the example's sizes (32,
+64, 128, 256) are used unchanged.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def checked(tmp_path_factory):
     text = (ROOT / "examples" / "select_tiny.toml").read_text()
     text = text.replace('"data/tiny_addition.jsonl"', '"addition.jsonl"')
     text = text.replace("target = 4096", f"target = {TARGET}")
+    text = text.replace("max_length = 32\n", "max_length = 32\nmax_steps = 300\n")
+    assert "max_steps = 300" in text
     assert f"target = {TARGET}" in text and f"max_data = {MAX_DATA}" in text
     (tmp / "sel.toml").write_text(text)
     out = tmp / "out.json"

@@ -130,7 +130,9 @@ def test_no_run_stops_before_the_guaranteed_epochs(addition_task):
 
     config = FinetuneConfig(batch_size=16, learning_rate=3e-3, max_length=16,
                             eval_batch_size=64)
-    for size in (64, 128, 256, 512, 1024, 2048, 4096):
+    # a size where the evaluation interval is its floor in steps and sizes where it is a
+    # share of an epoch (1024 and up trained for minutes and tested nothing more)
+    for size in (64, 512):
         result = finetune("tiny:gpt2", addition_task, size=size, seed=0, config=config,
                           validation_size=64, test_size=64)
         plan = config.plan(size)
