@@ -57,8 +57,7 @@ def _lines(rows: list[dict], size: int, metrics: dict | None) -> list[str]:
     from lensllm.report._plots import short_name
     from lensllm.report.trust_report import metric_words
 
-    def f(x):
-        return "-" if x is None else f"{x:.4f}"
+    from lensllm.outputs.numbers import loss_text as f
 
     out = [f"validation at D={size}:"]
     for r in rows:

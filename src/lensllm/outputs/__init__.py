@@ -10,6 +10,8 @@
   ``null`` and the record says why (``"nonfinite": {"upper": "inf"}``); output is always
   valid JSON.
 - :mod:`lensllm.outputs.escape`: user text made safe for HTML, Markdown and matplotlib.
+- :mod:`lensllm.outputs.numbers`: losses as text (significant digits where four decimals
+  would read ``0.0000``).
 
 Imports nothing of lensllm but :mod:`lensllm.exceptions`, so every part may use it.
 """

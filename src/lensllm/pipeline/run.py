@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lensllm.outputs.numbers import loss_text
 from lensllm.pipeline import stages
 from lensllm.pipeline.config import SelectConfig
 from lensllm.pipeline.convergence import PointConvergence, convergence, convergence_text
@@ -112,9 +113,9 @@ class SelectOutcome:
 def loss_words(result: Any) -> str:
     """A run's test loss with its unit, per token and (when the byte count is known) per
     byte, so progress lines read like the ranking whichever unit it uses."""
-    text = f"{result.test_loss:.4f} nats/token"
+    text = f"{loss_text(result.test_loss)} nats/token"
     per_byte = getattr(result, "test_loss_per_byte", None)
-    return text + (f" = {per_byte:.4f} nats/byte" if per_byte is not None else "")
+    return text + (f" = {loss_text(per_byte)} nats/byte" if per_byte is not None else "")
 
 
 class _RunCounter:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lensllm.outputs import make_dir, plot_text, write_text
+from lensllm.outputs.numbers import loss_text
 from lensllm.pipeline import LAW_LABELS, SelectOutcome
 from lensllm.pipeline.convergence import convergence_record, convergence_text
 from lensllm.pipeline.planning import outcome_plan, plan_lines
@@ -88,15 +89,16 @@ def format_ranking(outcome: SelectOutcome) -> str:
     rows = []
     for r in ranking_rows(outcome):
         pred = "-" if r["predicted"] is None else \
-            f"{r['predicted']:.4f}{rung_label(outcome.view, r)}"
-        iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
+            f"{loss_text(r['predicted'])}{rung_label(outcome.view, r)}"
+        iv = "-" if r["lower"] is None else \
+            f"[{loss_text(r['lower'])}, {loss_text(r['upper'])}]"
         i = outcome.view.models.index(r["model"])
         tied = trust_report.candidate_fields(outcome, i)["tied"]
         rows.append((f"{r['rank']}{'*' if r['selected'] else ''}",
                      short_name(r["model"]) + (" (tied)" if tied else ""),
                      f"{r['n_params'] / 1e6:.2f}M", pred, iv, f"{r['p_best']:.2f}",
                      str(r["runs"]))
-                    + ((f"{truth[i]:.4f}" if np.isfinite(truth[i]) else "-",)
+                    + ((loss_text(truth[i]),)
                        if truth is not None else ()))
     pad = ("-",) if truth is not None else ()
     for model, reason in outcome.failed:
@@ -549,13 +551,14 @@ def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
     rows = []
     with_curv = any(r["curvature"] for r in ranking_rows(outcome))
     for r in ranking_rows(outcome):
-        iv = "-" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
+        iv = "-" if r["lower"] is None else \
+            f"[{loss_text(r['lower'])}, {loss_text(r['upper'])}]"
         pred = "-" if r["predicted"] is None else \
-            f"{r['predicted']:.4f}{html.escape(rung_label(view, r))}"
+            f"{loss_text(r['predicted'])}{html.escape(rung_label(view, r))}"
         tr = ""
         i = view.models.index(r["model"])
         if truth is not None:
-            tr = f"{truth[i]:.4f}" if np.isfinite(truth[i]) else "-"
+            tr = loss_text(truth[i])
         name = html.escape(short_name(r["model"]))
         curv = r["curvature"]
         hess = ([f"{curv['top_eigenvalue']:.4g}", f"{curv['trace']:.4g}"] if curv

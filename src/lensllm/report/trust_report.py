@@ -15,6 +15,7 @@ import numpy as np
 
 from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
 from lensllm.outputs import html_text
+from lensllm.outputs.numbers import loss_text
 from lensllm.pipeline.trust import Backtest, TruthCheck
 from lensllm.report._plots import short_name
 
@@ -135,10 +136,11 @@ def _fmt(x: float | None, spec: str = ".4f") -> str:
 def _backtest_rows(outcome) -> list[tuple[str, ...]]:
     rows = []
     for m, b in zip(outcome.view.models, outcome.trust.backtests):
-        iv = "-" if b.lower is None else f"[{b.lower:.4f}, {b.upper:.4f}]"
+        iv = "-" if b.lower is None else f"[{loss_text(b.lower)}, {loss_text(b.upper)}]"
         cov = {True: "yes", False: "NO", None: "-"}[b.covered]
         rows.append((_name(m), "-" if not np.isfinite(b.size) else f"{b.size:g}",
-                     _fmt(b.predicted), iv, _fmt(b.observed), _fmt(b.error, "+.3f"), cov,
+                     loss_text(b.predicted), iv, loss_text(b.observed),
+                     _fmt(b.error, "+.3f"), cov,
                      b.note))
     return rows
 
