@@ -164,3 +164,38 @@ def test_the_convergence_check_replays_the_trend_for_runs_at_their_horizon():
     assert not points[1].converged and points[1].still_falling and points[1].horizon_hit
     assert points[2].converged and not points[2].still_falling
     assert points[3].converged and not points[3].horizon_hit  # stopped before the horizon
+
+
+def test_a_loss_shrinking_towards_zero_never_plateaus_and_the_text_says_so(tmp_path):
+    """A task learnt almost perfectly (the parity of a number written in words): the
+    validation loss falls by a few percent every validation towards 0, so the relative
+    plateau rule never ends the run; the horizon does, the run is reported unconverged,
+    and the advice says why rather than asking for a setting that would not help."""
+    import random
+
+    from lensllm.finetune.config import FinetuneConfig
+    from lensllm.finetune.data import load_task_data
+    from lensllm.finetune.train import finetune
+    from lensllm.pipeline.convergence import PointConvergence, convergence_text
+
+    words = "zero one two three four five six seven eight nine".split()
+    rng = random.Random(0)
+    numbers = [rng.randint(0, 99999) for _ in range(400)]
+    path = tmp_path / "parity.jsonl"
+    path.write_text("".join(json.dumps({"prompt": " ".join(words[int(c)] for c in str(n))
+                                        + " ->", "completion": " even" if n % 2 == 0
+                                        else " odd"}) + "\n" for n in numbers))
+    config = FinetuneConfig(learning_rate=3e-3, batch_size=16, max_length=40)
+    result = finetune("tiny:llama", load_task_data(path), size=32, seed=0, config=config,
+                      validation_size=64, test_size=64)
+    plan = config.plan(32)
+    validation = _validation(result)
+    assert result.steps == plan.planned_steps  # the horizon ended it ...
+    assert validation[-1][1] < 0.05 * validation[0][1]  # ... with the task nearly learnt
+    assert validation[-1][1] < validation[-2][1] * (1 - config.min_improvement)  # still falling
+    assert not plan.converged(result.early_stop_step, result.steps, validation)
+    point = PointConvergence("tiny:llama", 32, 0, result.early_stop_step, result.steps,
+                             plan.planned_steps, plan.patience_at(result.early_stop_step))
+    text = convergence_text([point])
+    assert "NOT converged" in text and "never plateaus" in text
+    assert "lower `min_improvement`" not in text

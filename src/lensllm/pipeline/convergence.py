@@ -134,5 +134,7 @@ def convergence_text(points: list[PointConvergence], *, limit: int = 6) -> str:
     more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
     return (f"{head}; NOT converged, still improving at their end: {names}{more}. Their "
             "losses are upper bounds and the laws fitted through them are not the "
-            "data-limited curve: raise `finetune.epochs` / `max_steps`, or lower "
-            "`min_improvement`")
+            "data-limited curve: raise `finetune.epochs` / `max_steps`. (A loss still "
+            "shrinking towards 0, on a task the model has learnt almost perfectly, never "
+            "plateaus: the horizon ends such runs, and their points are small upper "
+            "bounds)")
