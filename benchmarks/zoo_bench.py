@@ -109,9 +109,15 @@ def set_task(task: str) -> None:
 set_task(TASK)
 
 
+#: Extra ``[finetune]`` lines for every group (``--finetune``): a recipe variant measured
+#: the same way, into its own ``--work`` and ``--out``.
+RECIPE_EXTRA: list[str] = []
+
+
 def recipe(group: str) -> str:
     """The ``[finetune]`` table of a group's configs for the current task."""
-    return _RECIPE.format(max_length=MAX_LENGTH[TASK], **GROUP_RECIPE[group])
+    text = _RECIPE.format(max_length=MAX_LENGTH[TASK], **GROUP_RECIPE[group])
+    return text + "".join(f"{line}\n" for line in RECIPE_EXTRA)
 
 
 def cpu_seconds() -> float:
@@ -625,7 +631,11 @@ def main() -> int:
                     help="comma-separated real candidates to include (default: %(default)s; "
                          "Gemma-3 alone takes about 66 of the 107 worker-minutes of runs)")
     ap.add_argument("--analyse-only", action="store_true")
+    ap.add_argument("--finetune", action="append", default=[], metavar="KEY=VALUE",
+                    help="a [finetune] setting added to every config, TOML syntax (e.g. "
+                         "'min_patience_steps = 50'); use its own --work and --out")
     args = ap.parse_args()
+    RECIPE_EXTRA.extend(args.finetune)
     # checked before anything is built or written
     chosen = [n for n in args.real.split(",") if n]
     unknown = sorted(set(chosen) - set(REAL))

@@ -79,15 +79,16 @@ def test_training_lowers_the_test_loss_and_is_deterministic(addition):
 
 def test_early_stopping_restores_the_best_weights(addition):
     # A huge learning rate makes every validation worse than step 0: training stops at the
-    # first evaluation at least `patience` (0.4 epochs of 10 steps = 4 steps) after step 0,
-    # and the step-0 weights come back.
+    # first evaluation at least `patience` after step 0 (0.4 epochs of 10 steps = 4 steps,
+    # raised by the 50-step floor as far as its cap, four times that: 16), and the step-0
+    # weights come back.
     config = FinetuneConfig(batch_size=4, epochs=10, eval_every_epochs=0.2, min_eval_interval=1,
                             patience_epochs=0.4, min_train_epochs=0, warmup_ratio=0,
                             max_grad_norm=0, max_length=32, learning_rate=5.0)
     zero = finetune("tiny:gpt2", addition, size=0, seed=0, config=config, **SPLITS)
     result = finetune("tiny:gpt2", addition, size=40, seed=0, config=config, **SPLITS)
     assert result.early_stop_step == 0
-    assert result.steps == 4
+    assert result.steps == 16
     assert result.test_loss == pytest.approx(zero.test_loss, abs=1e-5)
 
 
@@ -161,8 +162,9 @@ def _stop_step_by_hand(validations, plan, min_improvement):
 
 
 def test_runs_stop_where_the_trend_rule_says(addition):
+    # without the step floor, so that the one-epoch patience runs out and the trend decides
     config = FinetuneConfig(batch_size=4, learning_rate=3e-3, max_length=16,
-                            eval_batch_size=64, epochs=30)
+                            eval_batch_size=64, epochs=30, min_patience_steps=0)
     extended = []
     for size in (16, 40, 80):
         result = finetune("tiny:gpt2", addition, size=size, seed=0, config=config, **SPLITS)

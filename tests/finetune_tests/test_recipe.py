@@ -106,6 +106,19 @@ def test_run_estimate_is_six_n_tokens_plus_evaluations():
     assert never_past_the_horizon == pytest.approx(6e6 * 768 * 16 * 10)
 
 
+def test_the_patience_has_a_floor_in_steps():
+    # 200 examples in batches of 8: S = 25, I = max(ceil(25 / 4), 5) = 7, P = max(25, 7) =
+    # 25; a floor of 100 steps makes it 100, a quarter of the steps to a best at 1000 makes
+    # it 250, and a large subset's epoch already exceeds the floor (4096 / 8 = 512 steps)
+    assert plan_training(200, batch_size=8, **RULE).patience_steps == 25
+    floored = plan_training(200, batch_size=8, **{**RULE, "patience_fraction": 0.25},
+                            min_patience_steps=100)
+    assert floored.patience_steps == 100 and floored.patience_at(1000) == 250
+    assert not floored.should_stop(138, 39) and floored.should_stop(139, 39)
+    assert plan_training(4096, batch_size=8, **RULE, min_patience_steps=100).patience_steps \
+        == 512
+
+
 def test_validation_is_sized_to_the_run():
     rule = {**RULE, "validation_share": 0.25, "min_validation": 32}
     assert plan_training(8, batch_size=8, **rule).validation_count(64) == 32

@@ -117,17 +117,19 @@ def test_finetune_config_is_frozen_and_validated():
         FinetuneConfig(lora_dropout=1.0)
 
 
-def test_a_config_without_the_trend_check_keeps_the_run_keys_of_earlier_stores(tmp_path):
-    # The hash as it was computed before `patience_trend` existed, written out by hand:
-    # sha256 of the sorted JSON of the results-changing settings.
+def test_a_config_without_the_trend_check_and_step_floor_keeps_earlier_run_keys(tmp_path):
+    # The hash as it was computed before `patience_trend` (and `min_patience_steps`)
+    # existed, written out by hand: sha256 of the sorted JSON of the results-changing
+    # settings.
     import hashlib
     import json
 
-    old = load_config(_write(tmp_path, BASE.replace("learning_rate = 1e-3",
-                                                    "learning_rate = 1e-3\npatience_trend = false")))
+    old = load_config(_write(tmp_path, BASE.replace(
+        "learning_rate = 1e-3",
+        "learning_rate = 1e-3\npatience_trend = false\nmin_patience_steps = 0")))
     finetune = old.finetune.as_dict()
     for key in ("eval_batch_size", "device", "micro_batch_size", "gradient_checkpointing",
-                "patience_trend"):
+                "patience_trend", "min_patience_steps"):
         finetune.pop(key)
     payload = {"finetune": finetune, "validation_size": old.data.validation_size,
                "test_size": old.data.test_size, "split_seed": old.data.split_seed,
@@ -135,3 +137,6 @@ def test_a_config_without_the_trend_check_keeps_the_run_keys_of_earlier_stores(t
     by_hand = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     assert old.config_hash("abc") == by_hand
     assert load_config(_write(tmp_path, BASE)).config_hash("abc") != by_hand  # the default
+    floored = load_config(_write(tmp_path, BASE.replace(
+        "learning_rate = 1e-3", "learning_rate = 1e-3\npatience_trend = false")))
+    assert floored.config_hash("abc") != by_hand  # the default step floor changes the runs

@@ -31,8 +31,9 @@ changed (size or modification time) gets new runs. Several `lensllm run` process
 machines sharing the store file) may work on the same config and store at once.
 Each run trains until its validation loss stops improving (the default recipe: a constant
 learning rate, patience of one epoch or a quarter of the steps to the best validation if
-longer, extended while the recent validation losses still fall (`patience_trend`), no step
-floor), keeps its best weights and prints
+longer, and at least 50 steps but not more than four epochs (`min_patience_steps`),
+extended while the recent validation losses still fall (`patience_trend`), no floor on the
+training length), keeps its best weights and prints
 "best step b of s"; one still improving at its end is flagged NOT converged (raise
 `finetune.epochs` or `max_steps`).
 Config keys, the recipe, the FLOPs definition and Ray: docs/running.md.

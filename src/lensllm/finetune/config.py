@@ -107,6 +107,10 @@ class FinetuneConfig:
         eval_every_epochs: epochs between validation passes.
         min_eval_interval: floor of the validation interval, in steps.
         patience_epochs: epochs without a better validation loss before stopping.
+        min_patience_steps: the patience in optimizer steps at least, but by this floor
+            no more than four epochs' patience (0: no floor). A small subset's epoch is a
+            few steps, while a run can creep along a slow stretch of its validation curve
+            for tens of steps at any size (:mod:`lensllm.finetune.recipe`).
         patience_fraction: the patience grows with the run: at least this share of the
             steps to the best validation so far (0.25: a run whose best is at step 4000
             waits 1000 steps), so a slow run is not ended by one chance stall.
@@ -114,8 +118,9 @@ class FinetuneConfig:
             validation losses of its last two patiences still fall (least-squares slope of
             their log below 0), up to four patiences without a better one: a pause of a
             slowly improving run is not its plateau (:mod:`lensllm.finetune.recipe`). False:
-            the patience alone decides, as it did before the trend check (such a config
-            keeps the run keys of stores made then, so their runs are reused).
+            the patience alone decides, as it did before the trend check (with
+            ``min_patience_steps = 0`` too, such a config keeps the run keys of stores made
+            then, so their runs are reused).
         min_improvement: relative drop of the validation loss below the best so far that
             counts as better (smaller changes are noise: they neither move the kept
             weights nor reset the patience).
@@ -152,6 +157,7 @@ class FinetuneConfig:
     eval_every_epochs: float = 0.5
     min_eval_interval: int = 5
     patience_epochs: float = 1.0
+    min_patience_steps: int = 50
     patience_fraction: float = 0.25
     patience_trend: bool = True
     min_improvement: float = 1e-3
@@ -197,6 +203,7 @@ class FinetuneConfig:
                                 ("eval_batch_size", 1, MAX_COUNT), ("min_steps", 1, MAX_STEPS),
                                 ("max_steps", 0, MAX_STEPS),
                                 ("min_eval_interval", 1, MAX_STEPS),
+                                ("min_patience_steps", 0, MAX_STEPS),
                                 ("min_validation", 1, MAX_COUNT),
                                 ("max_length", 2, MAX_COUNT), ("lora_r", 1, MAX_COUNT)):
             value = getattr(self, name)
@@ -229,6 +236,7 @@ class FinetuneConfig:
             size, batch_size=self.batch_size, epochs=self.epochs, min_steps=self.min_steps,
             max_steps=self.max_steps, eval_every_epochs=self.eval_every_epochs,
             min_eval_interval=self.min_eval_interval, patience_epochs=self.patience_epochs,
+            min_patience_steps=self.min_patience_steps,
             patience_fraction=self.patience_fraction, patience_trend=self.patience_trend,
             min_train_epochs=self.min_train_epochs, warmup_ratio=self.warmup_ratio,
             validation_share=self.validation_share, min_validation=self.min_validation,
@@ -430,6 +438,8 @@ class ExperimentConfig:
         # existed, so the runs of stores made then keep their keys.
         if not payload["finetune"]["patience_trend"]:
             payload["finetune"].pop("patience_trend")
+        if not payload["finetune"]["min_patience_steps"]:  # the same for the step floor
+            payload["finetune"].pop("min_patience_steps")
         text = json.dumps(payload, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
