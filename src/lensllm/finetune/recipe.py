@@ -238,7 +238,8 @@ def plan_training(
         eval_every_epochs: epochs between validations, before the floor.
         min_eval_interval: floor of the evaluation interval, in steps.
         patience_epochs: epochs without improvement before stopping.
-        min_patience_steps: the patience in steps at least (0: none).
+        min_patience_steps: the patience in steps at least, but by this floor at most
+            :data:`TREND_CAP` times the epochs' patience (0: no floor).
         patience_fraction: the patience at least this share of the steps to the best
             validation.
         patience_trend: go on past the patience while the validation loss still falls.
