@@ -20,3 +20,11 @@ def test_two_small_losses_a_factor_apart_read_apart():
     # with .4f both read 0.0001 / 0.0007 or 0.0000; the reader must see the factor of seven
     assert loss_text(0.0001) != loss_text(0.0007)
     assert float(loss_text(0.000012)) == pytest.approx(0.000012)
+
+
+def test_an_interval_is_both_ends_as_losses_or_a_dash():
+    from lensllm.outputs.numbers import interval_text
+
+    assert interval_text(0.5, 1.25) == "[0.5000, 1.2500]"
+    assert interval_text(5.19e-08, 0.000678) == "[5.19e-08, 0.000678]"
+    assert interval_text(None, None) == "-"

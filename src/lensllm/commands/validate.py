@@ -54,14 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _lines(rows: list[dict], size: int, metrics: dict | None) -> list[str]:
+    from lensllm.outputs.numbers import interval_text, loss_text as f
     from lensllm.report._plots import short_name
     from lensllm.report.trust_report import metric_words
 
-    from lensllm.outputs.numbers import loss_text as f
-
     out = [f"validation at D={size}:"]
     for r in rows:
-        iv = "-" if r["lower"] is None else f"[{f(r['lower'])}, {f(r['upper'])}]"
+        iv = interval_text(r["lower"], r["upper"])
         cov = {True: "covered", False: "NOT covered", None: "no interval"}[r["covered"]]
         late = (metrics is not None and r["model"] in metrics.get("unconverged", ())
                 and r["observed"] is not None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["loss_text"]
+__all__ = ["interval_text", "loss_text"]
 
 
 def loss_text(x: float | None) -> str:
@@ -25,3 +25,9 @@ def loss_text(x: float | None) -> str:
     if x == 0 or abs(x) >= 0.01:
         return f"{x:.4f}"
     return f"{x:.3g}"
+
+
+def interval_text(lower: float | None, upper: float | None) -> str:
+    """An interval of losses, ``[lower, upper]`` each as :func:`loss_text` writes it; ``-``
+    when there is none (``lower`` is None)."""
+    return "-" if lower is None else f"[{loss_text(lower)}, {loss_text(upper)}]"

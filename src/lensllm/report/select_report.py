@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lensllm.outputs import make_dir, plot_text, write_text
-from lensllm.outputs.numbers import loss_text
+from lensllm.outputs.numbers import interval_text, loss_text
 from lensllm.pipeline import LAW_LABELS, SelectOutcome
 from lensllm.pipeline.convergence import convergence_record, convergence_text
 from lensllm.pipeline.planning import outcome_plan, plan_lines
@@ -90,8 +90,7 @@ def format_ranking(outcome: SelectOutcome) -> str:
     for r in ranking_rows(outcome):
         pred = "-" if r["predicted"] is None else \
             f"{loss_text(r['predicted'])}{rung_label(outcome.view, r)}"
-        iv = "-" if r["lower"] is None else \
-            f"[{loss_text(r['lower'])}, {loss_text(r['upper'])}]"
+        iv = interval_text(r["lower"], r["upper"])
         i = outcome.view.models.index(r["model"])
         tied = trust_report.candidate_fields(outcome, i)["tied"]
         rows.append((f"{r['rank']}{'*' if r['selected'] else ''}",
@@ -221,9 +220,10 @@ def _floor_words(outcome: SelectOutcome) -> str:
     view = outcome.view
     if view.full_cost_source == "measured":
         return ""
+    floor = 100 * outcome.cost_fraction_at_least
     return (f"; likely an upper estimate (measured D* runs trained as many epochs as the "
-            f"largest runs or more); at least {100 * outcome.cost_fraction_at_least:.2f}% if every D* "
-            f"run trains to the recipe's horizon ({_horizon_words(view)})")
+            f"largest runs or more); at least {floor:.2f}% if every D* run trains to the "
+            f"recipe's horizon ({_horizon_words(view)})")
 
 
 def _horizon_words(view) -> str:
@@ -551,8 +551,7 @@ def _ranking_table(outcome: SelectOutcome, truth: np.ndarray | None
     rows = []
     with_curv = any(r["curvature"] for r in ranking_rows(outcome))
     for r in ranking_rows(outcome):
-        iv = "-" if r["lower"] is None else \
-            f"[{loss_text(r['lower'])}, {loss_text(r['upper'])}]"
+        iv = interval_text(r["lower"], r["upper"])
         pred = "-" if r["predicted"] is None else \
             f"{loss_text(r['predicted'])}{html.escape(rung_label(view, r))}"
         tr = ""

@@ -15,7 +15,7 @@ import numpy as np
 
 from lensllm.bench.metrics import coverage, log_rmse, pearson_corr, rel_acc
 from lensllm.outputs import html_text
-from lensllm.outputs.numbers import loss_text
+from lensllm.outputs.numbers import interval_text, loss_text
 from lensllm.pipeline.trust import Backtest, TruthCheck
 from lensllm.report._plots import short_name
 
@@ -136,7 +136,7 @@ def _fmt(x: float | None, spec: str = ".4f") -> str:
 def _backtest_rows(outcome) -> list[tuple[str, ...]]:
     rows = []
     for m, b in zip(outcome.view.models, outcome.trust.backtests):
-        iv = "-" if b.lower is None else f"[{loss_text(b.lower)}, {loss_text(b.upper)}]"
+        iv = interval_text(b.lower, b.upper)
         cov = {True: "yes", False: "NO", None: "-"}[b.covered]
         rows.append((_name(m), "-" if not np.isfinite(b.size) else f"{b.size:g}",
                      loss_text(b.predicted), iv, loss_text(b.observed),
