@@ -6,6 +6,12 @@ predictive distribution is calibrated by :func:`lensllm.selection.predictive.cal
 P(best) are scored against the true ``L(D*)``:
 
 - ``cover``: the share of candidates whose 90% interval holds the true ``L(D*)``;
+- ``expect``: how many of them the calibrated distribution itself expects to hold it, the
+  central 90% range over its joint replicates taken as the truth
+  (:func:`lensllm.selection.expected_coverage.expected_coverage`): the error shared by
+  every candidate moves all the truths of a table together, so a calibrated distribution
+  often gives a share of 1.00 on one table and 0.70 on the next; ``*`` marks a count
+  outside that range;
 - ``width``: the median ratio ``upper / lower`` of the intervals;
 - ``brier``: the Brier score of P(best) against the true best, next to the uniform prior's
   (``1 - 1/C``) and the 0/1 pick's (0 when right, 2 when wrong);
@@ -45,6 +51,7 @@ from lensllm.bench.budget import BudgetView
 from lensllm.bench.metrics import log_rmse, pearson_corr
 from lensllm.pipeline.config import default_method
 from lensllm.selection import REGISTRY, NotApplicable, get_selector
+from lensllm.selection.expected_coverage import coverage_counts, expected_coverage
 from lensllm.selection.p_best import brier_score
 from lensllm.selection.predictive import calibrate
 
@@ -97,10 +104,20 @@ def evaluate(table, method: str, ratio: float) -> dict | None:
                 bt += table.n_params[m] * v.sizes[j]
     c = table.n_models
     default = default_method(view.sizes.size, table.n_models) == method
+    covered = int(((lo <= truth) & (truth <= hi)).sum())
+    expected = expected_coverage(pred)
+    share = None if not pred.known else coverage_counts(pred.replicates) / c
+    band = None if share is None else {  # the share a calibrated distribution gives
+        "in_band": float(np.mean((share >= 0.8 - 1e-9) & (share <= 0.95 + 1e-9))),
+        "all": float(np.mean(share == 1)), "below": float(np.mean(share < 0.8 - 1e-9)),
+        "mean": float(share.mean())}
     return {"table": table.name, "method": method, "ratio": ratio, "known": pred.known,
             "default": default,
             "ratio_tested": pred.ratio_tested, "n_errors": pred.n_errors,
-            "coverage": float(np.mean((lo <= truth) & (truth <= hi))),
+            "coverage": covered / c, "covered": covered,
+            "coverage_expected": None if expected is None else expected.to_dict(),
+            "as_expected": None if expected is None else expected.holds(covered),
+            "share_if_calibrated": band,
             "width": float(np.median(hi / lo)) if pred.known else None,
             "brier": brier_score(prob, best), "brier_uniform": 1 - 1 / c,
             "brier_pick": brier_score(np.eye(c)[sel.selected], best),
@@ -193,7 +210,9 @@ def held_out(n_fields: int = 40, field_size: int = 9, seed: int = 0) -> None:
         def mean(key):
             return float(np.nanmean([np.nan if r[key] is None else r[key] for r in rows]))
 
-        print(f"  {label:62} coverage {mean('coverage'):.2f}  width "
+        fine = [r["as_expected"] for r in rows if r["as_expected"] is not None]
+        print(f"  {label:62} coverage {mean('coverage'):.2f} (as expected {sum(fine)}/"
+              f"{len(fine)})  width "
               f"{np.median([r['width'] for r in rows]):.2f}  Brier {mean('brier'):.2f} / "
               f"{mean('brier_uniform'):.2f} / {mean('brier_pick'):.2f}  PearCorr "
               f"{mean('pearcorr'):.2f} ({mean('pearcorr_selector'):.2f})  log-RMSE "
@@ -214,8 +233,8 @@ def main() -> None:
                for p in ZOO if p.exists()]
     rows = []
     print(f"{'table':14} {'method':14} {'ratio':>5} {'tested':>6} {'M':>3} {'cover':>6} "
-          f"{'width':>6} {'brier':>6} {'unif':>5} {'pick':>5} {'p_sel':>6} {'p_true':>6} "
-          f"{'bt_cost':>7}")
+          f"{'expect':>12} {'width':>6} {'brier':>6} {'unif':>5} {'pick':>5} {'p_sel':>6} "
+          f"{'p_true':>6} {'bt_cost':>7}")
     for table in tables:
         for ratio in args.ratios:
             for method in args.methods:
@@ -226,16 +245,40 @@ def main() -> None:
                 width = "-" if row["width"] is None else f"{row['width']:6.3f}"
                 tested = "-" if row["ratio_tested"] is None else f"{row['ratio_tested']:6.3g}"
                 mark = "*" if row["default"] else " "
+                exp = row["coverage_expected"]
+                expect = "-" if exp is None else (
+                    f"{row['covered']} in {exp['low']}-{exp['high']}"
+                    + (" " if row["as_expected"] else "*"))
                 print(f"{table.name[:14]:14} {method + mark:14} {ratio:5g} {tested:>6} "
-                      f"{row['n_errors']:3d} {row['coverage']:6.2f} {width:>6} "
+                      f"{row['n_errors']:3d} {row['coverage']:6.2f} {expect:>12} {width:>6} "
                       f"{row['brier']:6.3f} {row['brier_uniform']:5.2f} "
                       f"{row['brier_pick']:5.2f} {row['p_selected']:6.3f} "
                       f"{row['p_true_best']:6.3f} {row['backtest_cost']:7.4f}")
-    print("\n* = the selector `lensllm select` uses by default on that table and budget")
+    print("\n* after a method: the selector `lensllm select` uses by default on that table "
+          "and budget; after `expect`: a count outside the range the distribution expects")
     defaults = [r for r in rows if r["default"] and r["ratio"] == 8]
     print("default selector at D*/8: " + ", ".join(
-        f"{r['table']} {r['method']} coverage {r['coverage']:.2f} width "
-        f"{'-' if r['width'] is None else format(r['width'], '.2f')}" for r in defaults))
+        f"{r['table']} {r['method']} coverage {r['coverage']:.2f} ({r['covered']} of "
+        f"{round(r['covered'] / r['coverage']) if r['coverage'] else '?'}, expected "
+        + ("-" if r["coverage_expected"] is None else
+           f"{r['coverage_expected']['low']}-{r['coverage_expected']['high']}")
+        + f") width {'-' if r['width'] is None else format(r['width'], '.2f')}"
+        for r in defaults))
+    print("the same distributions, each replicate taken as the truth (calibrated by "
+          "construction): the share of a table's intervals that hold it")
+    p_all_in = 1.0
+    for r in defaults:
+        b = r["share_if_calibrated"]
+        if b is None:
+            continue
+        p_all_in *= b["in_band"]
+        print(f"  {r['table']:16} mean {b['mean']:.2f}  P(0.80-0.95) {b['in_band']:.2f}  "
+              f"P(all hold) {b['all']:.2f}  P(< 0.80) {b['below']:.2f}")
+    print(f"  every table inside 0.80-0.95 at once: {p_all_in:.1e} of the outcomes")
+    known = [r for r in rows if r["as_expected"] is not None]
+    print(f"coverage count inside the range its distribution expects (90% of outcomes): "
+          f"{sum(r['as_expected'] for r in known)} of {len(known)} (table, selector, ratio) "
+          f"cases")
     print("\nmean Brier per selector (P(best) / uniform / 0-1 pick) and coverage at D*/8:")
     for method in args.methods:
         rs = [r for r in rows if r["method"] == method]

@@ -99,6 +99,11 @@ def test_truth_metrics_by_hand(checked):
     assert truth["log_rmse"] == pytest.approx(np.sqrt(np.mean(np.log(p / y) ** 2)))
     inside = [r["lower"] <= r["true_loss"] <= r["upper"] for r in rows]
     assert truth["coverage"] == pytest.approx(np.mean(inside))
+    assert truth["covered"] == sum(inside)
+    exp = truth["coverage_expected"]  # from the joint distribution the intervals came from
+    assert (exp is not None) == rec["predictive"]["known"]
+    if exp is not None:
+        assert exp["n"] == 3 and 0 <= exp["low"] <= exp["high"] <= 3
     print(f"truth at D*={TARGET}: {truth}")
 
 

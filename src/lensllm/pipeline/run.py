@@ -232,7 +232,8 @@ def _assess(config: SelectConfig, view: RunView, selection: Any, failures: Any, 
     outcome.calibration_runs = len(cal_extra)
     outcome.calibration_flops = float(sum(view.flops(m, s) for m, s in cal_extra))
     notes = _validate(view, selection, validate, prepared, failures.say)
-    outcome.trust = assess_trust(view, selection, config.selection.selector, log=failures.say)
+    outcome.trust = assess_trust(view, selection, config.selection.selector, log=failures.say,
+                                 predictive=predictive)
     outcome.trust.notes += notes
     if predictive.known:  # ties from the joint distribution, like P(best)
         outcome.trust.tied = joint_ties(predictive, selection.selected)

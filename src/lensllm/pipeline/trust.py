@@ -31,6 +31,7 @@ from lensllm.exceptions import InputError, LensLLMError
 from lensllm.pipeline.convergence import runs_converged
 from lensllm.pipeline.view import CandidateFailed, RunView
 from lensllm.selection import NotApplicable, Selection
+from lensllm.selection.expected_coverage import ExpectedCoverage, expected_coverage
 
 __all__ = ["Backtest", "TruthCheck", "Trust", "assess_trust", "validate_runs"]
 
@@ -82,6 +83,10 @@ class TruthCheck:
         unconverged: the candidates whose run at ``size`` did not converge (it ended at
             its horizon still improving): their true loss is an upper bound, and metrics
             against it say so.
+        expected: at ``D*``, how many of the intervals of the candidates with a true loss
+            the joint distribution they were read from expects to hold it
+            (:func:`lensllm.selection.expected_coverage.expected_coverage`); None at other
+            sizes (refits) or without a measured distribution.
     """
 
     size: float
@@ -89,6 +94,7 @@ class TruthCheck:
     selection: Selection | None
     note: str = ""
     unconverged: tuple[str, ...] = ()
+    expected: ExpectedCoverage | None = None
 
     @property
     def known(self) -> np.ndarray:
@@ -225,9 +231,10 @@ def _true_loss(view: RunView, i: int, size: int) -> float:
         return float("nan")
 
 
-def _truth_checks(view: RunView, selection: Selection, selector: Any,
-                  spent: set) -> list[TruthCheck]:
-    """A truth check at every size above the budget with runs in the store, ``D*`` first."""
+def _truth_checks(view: RunView, selection: Selection, selector: Any, spent: set,
+                  predictive: Any = None) -> list[TruthCheck]:
+    """A truth check at every size above the budget with runs in the store, ``D*`` first
+    (with the coverage ``predictive``, the selection's joint distribution, expects)."""
     above = [s for s in view.stored_sizes() if s > view.max_data_num]
     above.sort(key=lambda s: (s != view.target, s))
     checks = []
@@ -236,7 +243,12 @@ def _truth_checks(view: RunView, selection: Selection, selector: Any,
         points = runs_converged(view, [(m, int(size)) for m in view.models])
         bad = tuple(dict.fromkeys(p.model for p in points if not p.converged))
         if size == view.target:
-            checks.append(TruthCheck(float(size), truth, selection, unconverged=bad))
+            known = np.isfinite(truth)
+            expected = (None if predictive is None or not known.any() else
+                        expected_coverage(predictive, among=known,
+                                          level=selection.level or 0.9))
+            checks.append(TruthCheck(float(size), truth, selection, unconverged=bad,
+                                     expected=expected))
             continue
         affordable = [int(x) for x in view.sizes]
         sel, note = _refit(view, affordable, size, selector, spent)
@@ -245,7 +257,8 @@ def _truth_checks(view: RunView, selection: Selection, selector: Any,
 
 
 def assess_trust(view: RunView, selection: Selection, selector: Any,
-                 log: Callable[[str], None] = lambda s: None) -> Trust:
+                 log: Callable[[str], None] = lambda s: None, *,
+                 predictive: Any = None) -> Trust:
     """Back-tests, truth checks and ties of a selection (see the module docstring).
 
     Args:
@@ -254,6 +267,9 @@ def assess_trust(view: RunView, selection: Selection, selector: Any,
         selector: the selector that made ``selection`` (selectors hold only their
             configuration, so one instance refits any view).
         log: receives progress lines.
+        predictive: the joint distribution ``selection``'s intervals were read from
+            (:mod:`lensllm.selection.predictive`); the check at ``D*`` then says how many
+            of them it expects to hold the truth.
 
     Returns:
         The assessment; refits that paid for runs are priced in ``extra_flops``.
@@ -262,7 +278,7 @@ def assess_trust(view: RunView, selection: Selection, selector: Any,
         "refitted without it")
     spent: set[tuple[str, int]] = set()
     backtests = _backtests(view, selection, selector, spent)
-    checks = _truth_checks(view, selection, selector, spent)
+    checks = _truth_checks(view, selection, selector, spent, predictive)
     extra = spent - view.paid_runs
     flops = float(sum(view.flops(m, s) for m, s in extra))
     return Trust(backtests, checks, tied_with_leader(selection), _comparable(view),

@@ -20,8 +20,8 @@ from lensllm.pipeline.trust import Backtest, TruthCheck
 from lensllm.report._plots import short_name
 
 __all__ = ["backtest_cost_words", "backtest_record", "candidate_fields", "check_metrics",
-           "check_rows", "coverage_words", "headline", "metric_words", "trust_html",
-           "trust_lines", "trust_record", "uncertain_reasons", "unconverged_words"]
+           "check_rows", "coverage_words", "expected_words", "headline", "metric_words",
+           "trust_html", "trust_lines", "trust_record", "uncertain_reasons", "unconverged_words"]
 
 
 def _name(model: str) -> str:
@@ -38,7 +38,11 @@ def check_metrics(check: TruthCheck) -> dict | None:
 
     RelAcc is that of the checked selection's pick (None when the pick has no true loss);
     PearCorr correlates the predicted loss (else the score, oriented so lower is better)
-    with the true loss."""
+    with the true loss. ``coverage_expected`` is the range of the number of intervals
+    holding the truth that the joint distribution they were read from expects
+    (:attr:`TruthCheck.expected`; null for refits at other sizes than ``D*``): a share far
+    from 0.90 on one task is what a calibrated distribution often gives, since the error
+    shared by every candidate moves all the truths together."""
     sel, known = check.selection, check.known
     if sel is None or known.sum() < 2:
         return None
@@ -54,9 +58,13 @@ def check_metrics(check: TruthCheck) -> dict | None:
            "pearcorr": pearson_corr(guess[known], truth),
            "log_rmse": (None if sel.predicted is None else
                         _num(log_rmse(sel.predicted[known], truth))),
-           "coverage": None, "unconverged": list(check.unconverged)}
+           "coverage": None, "covered": None, "coverage_expected": None,
+           "unconverged": list(check.unconverged)}
     if sel.lower is not None and sel.upper is not None:
         out["coverage"] = coverage(sel.lower[known], sel.upper[known], truth)
+        out["covered"] = int(round(out["coverage"] * int(known.sum())))
+        exp = check.expected
+        out["coverage_expected"] = None if exp is None else exp.to_dict()
     return out
 
 
@@ -149,9 +157,25 @@ def metric_words(m: dict | None) -> str:
     """One truth check's metrics in words."""
     if m is None:
         return "too few candidates with a true loss for metrics"
-    return (f"RelAcc {_fmt(m['relacc'], '.2f')}, PearCorr {_fmt(m['pearcorr'], '.2f')}, "
-            f"log-RMSE {_fmt(m['log_rmse'], '.3f')}, interval coverage "
-            f"{_fmt(m['coverage'], '.2f')} ({m['n_models']} candidates)")
+    words = (f"RelAcc {_fmt(m['relacc'], '.2f')}, PearCorr {_fmt(m['pearcorr'], '.2f')}, "
+             f"log-RMSE {_fmt(m['log_rmse'], '.3f')}, interval coverage "
+             f"{_fmt(m['coverage'], '.2f')} ({m['n_models']} candidates)")
+    if m.get("coverage_expected") is not None and m.get("covered") is not None:
+        words += "; " + expected_words(m["covered"], m["coverage_expected"])
+    return words
+
+
+def expected_words(covered: int, expected: dict) -> str:
+    """How many intervals held the truth against the range expected
+    (:meth:`~lensllm.selection.expected_coverage.ExpectedCoverage.to_dict`), e.g. ``"8 of
+    9 intervals held the truth, a calibrated distribution expects 3-9 of 9 (90% of
+    outcomes; all 9 in 76%)"``, with ``": NOT as expected"`` outside the range."""
+    n, low, high = expected["n"], expected["low"], expected["high"]
+    span = f"{low}" if low == high else f"{low}-{high}"
+    return (f"{covered} of {n} intervals held the truth, a calibrated distribution expects "
+            f"{span} of {n} ({100 * expected['mass']:.0f}% of outcomes; all {n} in "
+            f"{100 * expected['all_held']:.0f}%)"
+            + ("" if low <= covered <= high else ": NOT as expected"))
 
 
 def coverage_words(outcome) -> str:
