@@ -19,7 +19,10 @@ It runs `lensllm select` on the config (reusing every run in the store), then fi
 in the store are reused) and reports, for each, the prediction at that size (the selection's
 own at D*, else the selector refitted to predict there) next to the observed loss, whether
 the interval covered it, and RelAcc, PearCorr and log-RMSE over the validated candidates.
-Later `lensllm select` reports on the same store show the same truth. Exit status 1 when a
+At D* it also says how many covered intervals the calibrated distribution expects ("2 of 3
+intervals held the truth, a calibrated distribution expects 2-3 of 3"): an error shared by
+every candidate moves all the truths together, so all or none holding is common. Later
+`lensllm select` reports on the same store show the same truth. Exit status 1 when a
 candidate or a validation run failed, 2 for a bad config or option. Details: docs/select.md
 ("How far to trust a ranking").
 """
