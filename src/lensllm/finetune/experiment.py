@@ -393,20 +393,17 @@ def run_experiment(
     summary, families, ids = _plan_in_store(prepared, store, retry_failed)
     progress.begin(len(ids), summary.finished_before, executor.capacity)
     heartbeat = _Heartbeat(store, owner, executor.in_flight, heartbeat_s)
-    held: set[int] = set()
     try:
         while True:
             while len(executor.in_flight()) < executor.capacity:
                 record = store.claim_run(ids, owner, lease_s=lease_s)
                 if record is None:
                     break
-                held.add(record.run_id)
                 progress.run_started(record)
                 executor.submit(record, families[record.run_id])
             if executor.in_flight():
                 record, result = executor.next_result(progress)
                 _store_outcome(store, owner, record, result, summary, progress)
-                held.discard(record.run_id)
                 continue
             others = [r for r in store.get_runs(run_ids=ids) if r.status == "running"]
             if not others:
@@ -414,7 +411,10 @@ def run_experiment(
             progress.waiting(len(others))
             time.sleep(poll_s)
     except BaseException:
-        _release(store, owner, held)
+        # every planned id, not only those whose records came back: an interrupt landing in
+        # ``claim_run`` after its commit leaves a run this owner claimed but never saw;
+        # release_runs touches only the rows this owner holds
+        _release(store, owner, ids)
         raise
     finally:
         heartbeat.stop()
@@ -477,10 +477,11 @@ def _store_outcome(store: BaseStore, owner: str, record: RunRecord,
     progress.run_failed(record, result.reason)
 
 
-def _release(store: BaseStore, owner: str, held: set[int]) -> None:
-    """Give the held runs back; best effort (the process is being interrupted)."""
+def _release(store: BaseStore, owner: str, ids: list[int]) -> None:
+    """Give back the runs among ``ids`` that ``owner`` holds; best effort (the process is
+    being interrupted)."""
     try:
-        store.release_runs(held, owner)
+        store.release_runs(ids, owner)
     except BaseException:  # noqa: BLE001 - a second interrupt or a busy store: lease expiry
         pass
 
